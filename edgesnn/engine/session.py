@@ -1,0 +1,214 @@
+"""Session: the stateful, batched stepping of one model at one dt."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from edgesnn.engine import backends
+from edgesnn.engine._state import pack_state, unpack_state
+from edgesnn.engine.plan import Plan, compile_plan
+from edgesnn.errors import InputError, OptionError
+
+if TYPE_CHECKING:
+    from edgesnn.model import Model, TensorSpec
+
+log = logging.getLogger("edgesnn.engine")
+
+ArrayFeed = np.ndarray | Mapping[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionOptions:
+    """How a session runs; separate from the model, as in onnxruntime.
+
+    Parameters
+    ----------
+    backends : sequence of str
+        Execution backends in order of preference; the first available one is
+        used (``"native"`` is the compiled kernel, ``"numpy"`` the reference).
+    num_threads : int
+        Threads for BLAS and ONNX parts. One is fastest for batch-1 streaming.
+    """
+
+    backends: tuple[str, ...] = ("native", "numpy")
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backends", tuple(self.backends))
+        if not isinstance(self.num_threads, int) or self.num_threads < 1:
+            raise OptionError(f"expected an int >= 1, got {self.num_threads!r}", path="num_threads")
+
+
+class Session:
+    """A model stepping on a stream: owns all state, has a batch dimension.
+
+    Examples
+    --------
+    >>> s = model.session(dt=1e-3, batch=1)            # doctest: +SKIP
+    >>> y = s.step(x)["out"]                           # x: (1, 700) spikes
+    >>> ys = s.run(xs)["out"]                          # xs: (T, 1, 700) -> (T, 1, 20)
+    """
+
+    def __init__(self, model: "Model", *, dt_s: float, batch: int = 1, options: SessionOptions | None = None) -> None:
+        if not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
+        try:
+            dt = float(dt_s)
+        except (TypeError, ValueError) as exc:
+            raise OptionError(f"expected a step in seconds, got {dt_s!r}", path="dt") from exc
+        if not (dt > 0 and np.isfinite(dt)):
+            raise OptionError(f"expected a step > 0 s, got {dt_s!r}", path="dt")
+        self._model = model
+        self._options = options or SessionOptions()
+        self._plan: Plan = compile_plan(model.graph, dt, model.method, int(batch), num_threads=self._options.num_threads)
+        self._backend, self._step = backends.make_runner(self._plan, self._options)
+        self._in_names = model.graph.inputs
+        self._out_names = model.graph.outputs
+        self._in_bufs = [self._plan.buffers[n] for n in self._in_names]
+
+    # -- discovery ------------------------------------------------------------
+    @property
+    def model(self) -> "Model":
+        """The (immutable, shared) model this session runs."""
+        return self._model
+
+    @property
+    def dt_s(self) -> float:
+        """Step of this session in seconds."""
+        return self._plan.dt_s
+
+    @property
+    def batch(self) -> int:
+        """Number of independent streams stepped together."""
+        return self._plan.batch
+
+    @property
+    def backend(self) -> str:
+        """Name of the backend actually running this session."""
+        return self._backend
+
+    @property
+    def inputs(self) -> list["TensorSpec"]:
+        """Input specs (name, shape without batch, dtype, unit)."""
+        return self._model.inputs
+
+    @property
+    def outputs(self) -> list["TensorSpec"]:
+        """Output specs (name, shape without batch, dtype, unit)."""
+        return self._model.outputs
+
+    # -- stepping -------------------------------------------------------------
+    def step(self, x: ArrayFeed, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Advance one step on input ``x`` and return the requested outputs.
+
+        ``x`` is an array (batch, *shape) for a single-input model, or a mapping
+        from input name to such arrays. With batch 1 the batch axis may be left
+        out. Returns a dict of fresh arrays (batch, *shape), by default for every
+        Output node; ``outputs`` may name any node of the graph.
+        """
+        self._write_inputs(x)
+        self._step()
+        names = self._out_names if outputs is None else self._check_names(outputs)
+        bufs = self._plan.buffers
+        return {n: bufs[n].copy() for n in names}
+
+    def run(self, xs: ArrayFeed, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Step through a whole sequence; arrays have a leading time axis (T, batch, *shape)."""
+        feeds = self._split_sequence(xs)
+        names = self._out_names if outputs is None else self._check_names(outputs)
+        steps = len(feeds[0]) if feeds else 0
+        bufs = self._plan.buffers
+        result = {n: np.empty((steps, *bufs[n].shape), np.float32) for n in names}
+        for t in range(steps):
+            for buf, seq in zip(self._in_bufs, feeds):
+                np.copyto(buf, seq[t], casting="unsafe")
+            self._step()
+            for n in names:
+                result[n][t] = bufs[n]
+        return result
+
+    def reset(self) -> None:
+        """Forget the past: membranes to rest, currents, traces and delays to zero."""
+        self._plan.reset()
+
+    def state(self) -> bytes:
+        """Serialise all state (msgpack) so it can be restored with :meth:`load_state`."""
+        return pack_state(self._plan, self._model)
+
+    def load_state(self, data: bytes) -> None:
+        """Restore state saved by :meth:`state` for the same model, dt and batch size."""
+        arrays = unpack_state(data, self._plan, self._model)
+        for key, arr in arrays.items():
+            np.copyto(self._plan.state[key], arr)
+
+    # -- input handling -------------------------------------------------------
+    def _check_names(self, names: Iterable[str]) -> list[str]:
+        names = list(names)
+        for n in names:
+            if n not in self._plan.buffers:
+                raise InputError(f"no node named {n!r}; nodes are {', '.join(self._plan.buffers)}", path="outputs")
+        return names
+
+    def _coerce(self, name: str, value: object, want: tuple[int, ...]) -> np.ndarray:
+        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise InputError(f"expected a numeric array, got dtype {arr.dtype}", path=f"inputs/{name}")
+        if arr.shape != want:
+            if arr.shape == want[1:] and want[0] == 1:
+                return arr.reshape(want)
+            raise InputError(f"expected shape {want}, got {arr.shape}", path=f"inputs/{name}")
+        return arr
+
+    def _write_inputs(self, x: ArrayFeed) -> None:
+        if isinstance(x, Mapping):
+            self._check_feed_names(x)
+            for name, buf in zip(self._in_names, self._in_bufs):
+                np.copyto(buf, self._coerce(name, x[name], buf.shape), casting="unsafe")
+            return
+        if len(self._in_bufs) != 1:
+            raise InputError(f"model has inputs {', '.join(self._in_names)}; pass a dict by name", path="inputs")
+        buf = self._in_bufs[0]
+        if type(x) is np.ndarray and x.shape == buf.shape and x.dtype.kind in "biuf":
+            np.copyto(buf, x, casting="unsafe")  # the hot path: no further checks needed
+        else:
+            np.copyto(buf, self._coerce(self._in_names[0], x, buf.shape), casting="unsafe")
+
+    def _check_feed_names(self, feed: Mapping[str, object]) -> None:
+        missing = [n for n in self._in_names if n not in feed]
+        extra = [n for n in feed if n not in self._in_names]
+        if missing or extra:
+            raise InputError(
+                f"expected inputs {', '.join(self._in_names)}; missing {missing or 'none'}, unknown {extra or 'none'}",
+                path="inputs",
+            )
+
+    def _split_sequence(self, xs: ArrayFeed) -> list[np.ndarray]:
+        feed = xs if isinstance(xs, Mapping) else None
+        if feed is None:
+            if len(self._in_bufs) != 1:
+                raise InputError(f"model has inputs {', '.join(self._in_names)}; pass a dict by name", path="inputs")
+            feed = {self._in_names[0]: xs}
+        self._check_feed_names(feed)
+        seqs = []
+        for name, buf in zip(self._in_names, self._in_bufs):
+            arr = np.asarray(feed[name])
+            if arr.dtype.kind not in "biuf":
+                raise InputError(f"expected a numeric array, got dtype {arr.dtype}", path=f"inputs/{name}")
+            if arr.shape[1:] != buf.shape:
+                if buf.shape[0] == 1 and arr.shape[1:] == buf.shape[1:]:
+                    arr = arr.reshape((arr.shape[0], *buf.shape))
+                else:
+                    raise InputError(f"expected shape (T, {', '.join(map(str, buf.shape))}), got {arr.shape}",
+                                     path=f"inputs/{name}")  # fmt: skip
+            seqs.append(arr)
+        lengths = {len(s) for s in seqs}
+        if len(lengths) > 1:
+            raise InputError(f"inputs have different lengths {sorted(lengths)}", path="inputs")
+        return seqs
+
+
+StepFn = Callable[[], None]

@@ -1,0 +1,98 @@
+"""The one exception hierarchy of edgesnn.
+
+Every error a user can cause derives from :class:`EdgeSNNError`; leaves also
+subclass the matching builtin so that ``except ValueError`` keeps working.
+The CLI maps these to one-line messages and exit codes, the daemon to gRPC
+status codes, each through a single table.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EdgeSNNError",
+    "ModelError",
+    "GraphError",
+    "NodeValidationError",
+    "BundleError",
+    "BundleFormatError",
+    "BundleIntegrityError",
+    "BundleValidationError",
+    "UnsupportedVersionError",
+    "NIRImportError",
+    "InputError",
+    "StateError",
+    "OptionError",
+    "MissingDependencyError",
+]
+
+
+class EdgeSNNError(Exception):
+    """Root of every error edgesnn raises on purpose.
+
+    ``path`` names where the problem is (a bundle member, a node field, an
+    edge); the message is prefixed with it.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+    def with_prefix(self, prefix: str) -> "EdgeSNNError":
+        """Return a copy of this error whose path is nested under ``prefix``."""
+        path = f"{prefix}/{self.path}" if self.path else prefix
+        new = type(self).__new__(type(self))
+        EdgeSNNError.__init__(new, self.message, path=path)
+        return new
+
+
+class ModelError(EdgeSNNError, ValueError):
+    """A model (graph, node or parameters) is not valid."""
+
+
+class GraphError(ModelError):
+    """The graph's structure is invalid: dangling edge, stateless cycle, shape clash."""
+
+
+class NodeValidationError(ModelError):
+    """A node's parameter has the wrong shape, dtype or value."""
+
+
+class BundleError(EdgeSNNError, ValueError):
+    """A .esnn bundle cannot be read or written."""
+
+
+class BundleFormatError(BundleError):
+    """The bundle's container is broken: not a zip, truncated, member missing, bad JSON."""
+
+
+class BundleIntegrityError(BundleError):
+    """A member's bytes do not match the hash recorded in the manifest."""
+
+
+class BundleValidationError(BundleError):
+    """A bundle member holds a value of the wrong shape, dtype or range."""
+
+
+class UnsupportedVersionError(BundleError):
+    """The bundle (or saved state) was written by a newer, unknown schema version."""
+
+
+class NIRImportError(ModelError):
+    """A NIR graph cannot be converted faithfully."""
+
+
+class InputError(EdgeSNNError, ValueError):
+    """Data handed to a session has the wrong name, shape or dtype."""
+
+
+class StateError(EdgeSNNError, ValueError):
+    """A saved session state does not belong to this model, dt or batch size."""
+
+
+class OptionError(EdgeSNNError, ValueError):
+    """An option has a value outside its allowed set."""
+
+
+class MissingDependencyError(EdgeSNNError, ImportError):
+    """An optional dependency needed for this feature is not installed."""

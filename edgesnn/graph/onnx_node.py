@@ -1,0 +1,50 @@
+"""An ANN subgraph carried as ONNX bytes and run by onnxruntime."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+from edgesnn.errors import NodeValidationError
+from edgesnn.graph._node import Node, Shape
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Onnx(Node):
+    """A stateless ANN part: ``y = f(x)`` with ``f`` an ONNX model.
+
+    The model takes one input named ``input_name`` of shape (batch, *input_shape)
+    and its output ``output_name`` has shape (batch, *out_shape). The batch
+    dimension must be dynamic or match the session's batch size.
+    """
+
+    model: bytes
+    input_shape: Shape
+    out_shape: Shape
+    input_name: str = ""
+    output_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, (bytes, bytearray)) or not self.model:
+            raise NodeValidationError("expected non-empty ONNX model bytes", path="model")
+        self._set("model", bytes(self.model))
+        for name in ("input_shape", "out_shape"):
+            value = getattr(self, name)
+            try:
+                shape = tuple(int(v) for v in value)
+            except TypeError as exc:
+                raise NodeValidationError(f"expected a sequence of ints, got {value!r}", path=name) from exc
+            if any(v <= 0 for v in shape):
+                raise NodeValidationError(f"expected positive sizes, got {shape}", path=name)
+            self._set(name, shape)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The declared output shape, after checking the declared input shape."""
+        if tuple(input_shape) != self.input_shape:
+            raise NodeValidationError(f"expected input {self.input_shape}, got {tuple(input_shape)}", path="input")
+        return self.out_shape
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the ONNX bytes (the bundle member's name is derived from it)."""
+        return hashlib.sha256(self.model).hexdigest()

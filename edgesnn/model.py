@@ -1,0 +1,99 @@
+"""A loaded model: an immutable graph plus what the bundle says about it."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from edgesnn.errors import OptionError
+from edgesnn.graph import Graph
+from edgesnn.neurons import METHODS
+
+if TYPE_CHECKING:
+    from edgesnn.engine.session import Session, SessionOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (no batch dimension), dtype and unit of a model input or output."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    unit: str = ""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """An immutable, shareable model; sessions hold all state.
+
+    Parameters
+    ----------
+    graph : Graph
+        The validated graph IR.
+    dt_s : float
+        Step the model was trained at, in seconds.
+    method : {"zoh", "euler"}
+        Discretisation the trainer used.
+    labels : tuple of str
+        Class names of the output units, if the model classifies.
+    learning : dict or None
+        Configuration of on-device learning, if the bundle carries one.
+    producer : dict
+        Who wrote the model (name, version, framework, profile, ...).
+    """
+
+    graph: Graph
+    dt_s: float
+    method: str = "zoh"
+    labels: tuple[str, ...] = ()
+    learning: dict[str, Any] | None = None
+    producer: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        dt = float(self.dt_s)
+        if not (dt > 0 and dt < float("inf")):
+            raise OptionError(f"expected a step > 0 s, got {self.dt_s!r}", path="dt_s")
+        object.__setattr__(self, "dt_s", dt)
+        if self.method not in METHODS:
+            raise OptionError(f"expected one of {', '.join(METHODS)}, got {self.method!r}", path="method")
+        object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 over the graph's structure and parameters (identifies saved states)."""
+        h = hashlib.sha256()
+        h.update(repr((self.dt_s, self.method, self.graph.edges)).encode())
+        for name, node in self.graph.nodes.items():
+            for key, value in node.to_dict().items():
+                h.update(f"{name}/{key}".encode())
+                if hasattr(value, "tobytes"):
+                    h.update(str((value.dtype.str, value.shape)).encode())
+                    h.update(value.tobytes())
+                elif isinstance(value, bytes):
+                    h.update(value)
+                else:
+                    h.update(repr(value).encode())
+        return h.hexdigest()
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        """The model's inputs, in declaration order."""
+        g = self.graph
+        return [TensorSpec(n, g.shape(n), "float32", g.nodes[n].unit) for n in g.inputs]  # type: ignore[attr-defined]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        """The model's outputs, in declaration order."""
+        g = self.graph
+        return [TensorSpec(n, g.shape(n), "float32", g.nodes[n].unit) for n in g.outputs]  # type: ignore[attr-defined]
+
+    def session(
+        self, dt: float | None = None, batch: int = 1, options: "SessionOptions | None" = None
+    ) -> "Session":
+        """Open a stateful session stepping at ``dt`` seconds (default: the training step)."""
+        from edgesnn.engine.session import Session
+
+        return Session(self, dt_s=self.dt_s if dt is None else dt, batch=batch, options=options)
