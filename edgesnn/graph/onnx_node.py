@@ -46,5 +46,5 @@ class Onnx(Node):
 
     @property
     def sha256(self) -> str:
-        """Hash of the ONNX bytes (the bundle member's name is derived from it)."""
+        """Hash of the ONNX bytes (recorded in the bundle manifest)."""
         return hashlib.sha256(self.model).hexdigest()

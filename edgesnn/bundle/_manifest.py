@@ -1,0 +1,273 @@
+"""The manifest schema: member names, section checks, and the parsed form.
+
+Paths in errors are JSON paths inside ``manifest.json`` (``model/dt_s``,
+``graph/nodes/lif1/type``) or member names (``tensors/lif1/tau_mem_s.npy``).
+Type errors in the manifest are :class:`BundleFormatError`; a version this
+edgesnn cannot read is :class:`UnsupportedVersionError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from edgesnn.errors import BundleFormatError, BundleValidationError, UnsupportedVersionError
+
+#: Version of the manifest layout this edgesnn writes.
+SCHEMA_VERSION = 1
+#: Versions this edgesnn reads.
+READABLE_VERSIONS = (1,)
+
+MANIFEST_NAME = "manifest.json"
+#: A manifest is configuration, not data; anything bigger is refused before parsing.
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+
+_SECTIONS = ("schema_version", "producer", "model", "graph", "tensors", "parts", "inputs", "outputs")
+_MODEL_KEYS = ("dt_s", "method", "labels", "learning")
+_GRAPH_KEYS = ("nodes", "edges", "metadata")
+_SPEC_KEYS = ("name", "shape", "dtype", "unit")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def tensor_member(node: str, field: str) -> str:
+    """Zip member holding array ``field`` of node ``node``."""
+    return f"tensors/{node}/{field}.npy"
+
+
+def part_member(node: str) -> str:
+    """Zip member holding the ONNX bytes of node ``node``."""
+    return f"parts/{node}.onnx"
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorEntry:
+    """Index entry of one ``.npy`` member."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PartEntry:
+    """Index entry of one opaque member (an ONNX model)."""
+
+    sha256: str
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """A type-checked manifest; node entries are checked later, against their class."""
+
+    schema_version: int
+    producer: dict[str, Any]
+    dt_s: float | int
+    method: str
+    labels: tuple[str, ...]
+    learning: dict[str, Any] | None
+    nodes: dict[str, dict[str, Any]]
+    edges: tuple[tuple[str, str], ...]
+    metadata: dict[str, Any]
+    tensors: dict[str, TensorEntry]
+    parts: dict[str, PartEntry]
+    inputs: tuple[dict[str, Any], ...]
+    outputs: tuple[dict[str, Any], ...]
+
+
+# -- reading ------------------------------------------------------------------
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _expect(value: Any, kinds: tuple[type, ...], what: str, path: str) -> Any:
+    # bool is an int in Python but never a valid number or size in a manifest.
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        raise BundleFormatError(f"expected {what}, got {_describe(value)}", path=path)
+    return value
+
+
+def _expect_keys(section: Mapping[str, Any], required: tuple[str, ...], path: str) -> None:
+    missing = [k for k in required if k not in section]
+    if missing:
+        raise BundleFormatError("required field is missing", path=f"{path}/{missing[0]}" if path else missing[0])
+    unknown = [k for k in section if k not in required]
+    if unknown:
+        where = f"{path}/{unknown[0]}" if path else unknown[0]
+        raise BundleFormatError(f"unknown field; expected only {', '.join(required)}", path=where)
+
+
+def _shape(value: Any, path: str) -> tuple[int, ...]:
+    _expect(value, (list,), "a list of sizes", path)
+    for i, v in enumerate(value):
+        _expect(v, (int,), "a size >= 0", f"{path}/{i}")
+        if v < 0:
+            raise BundleFormatError(f"expected a size >= 0, got {v}", path=f"{path}/{i}")
+    return tuple(value)
+
+
+def _sha256(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise BundleFormatError(f"expected 64 lowercase hex digits, got {_describe(value)}", path=path)
+    return value
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            # json would silently keep the last one; a duplicate node name must not vanish.
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_json(raw: bytes) -> dict[str, Any]:
+    """Parse manifest bytes strictly: UTF-8, no NaN/Infinity, no duplicate keys."""
+    try:
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleFormatError(f"invalid JSON: {exc}", path=MANIFEST_NAME) from exc
+    return _expect(doc, (dict,), "a JSON object", MANIFEST_NAME)
+
+
+def check_version(doc: Mapping[str, Any]) -> int:
+    """Return the schema version, refusing one this edgesnn cannot read."""
+    from edgesnn import __version__
+
+    readable = ", ".join(str(v) for v in READABLE_VERSIONS)
+    if "schema_version" not in doc:
+        raise BundleFormatError("required field is missing", path="schema_version")
+    version = doc["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise UnsupportedVersionError(
+            f"expected an integer version, got {_describe(version)}; edgesnn {__version__} reads versions {readable}",
+            path="schema_version",
+        )
+    if version not in READABLE_VERSIONS:
+        hint = " (written by a newer edgesnn: upgrade to read it)" if version > max(READABLE_VERSIONS) else ""
+        raise UnsupportedVersionError(
+            f"bundle has version {version}; edgesnn {__version__} reads versions {readable}{hint}",
+            path="schema_version",
+        )
+    return version
+
+
+def _io_specs(value: Any, path: str) -> tuple[dict[str, Any], ...]:
+    _expect(value, (list,), "a list of {name, shape, dtype, unit}", path)
+    specs = []
+    for i, spec in enumerate(value):
+        where = f"{path}/{i}"
+        _expect(spec, (dict,), "an object {name, shape, dtype, unit}", where)
+        _expect_keys(spec, _SPEC_KEYS, where)
+        for key in ("name", "dtype", "unit"):
+            _expect(spec[key], (str,), "a string", f"{where}/{key}")
+        specs.append({**spec, "shape": _shape(spec["shape"], f"{where}/shape")})
+    return tuple(specs)
+
+
+def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
+    """Type-check every section of a decoded manifest (node fields excepted)."""
+    version = check_version(doc)
+    _expect_keys(doc, _SECTIONS, "")
+    producer = _expect(doc["producer"], (dict,), "an object", "producer")
+    model = _expect(doc["model"], (dict,), "an object", "model")
+    _expect_keys(model, _MODEL_KEYS, "model")
+    dt_s = _expect(model["dt_s"], (int, float), "a number of seconds", "model/dt_s")
+    method = _expect(model["method"], (str,), "a string", "model/method")
+    labels = _expect(model["labels"], (list,), "a list of strings", "model/labels")
+    for i, label in enumerate(labels):
+        _expect(label, (str,), "a string", f"model/labels/{i}")
+    learning = model["learning"]
+    if learning is not None:
+        _expect(learning, (dict,), "an object or null", "model/learning")
+
+    graph = _expect(doc["graph"], (dict,), "an object", "graph")
+    _expect_keys(graph, _GRAPH_KEYS, "graph")
+    nodes = _expect(graph["nodes"], (dict,), "an object of nodes by name", "graph/nodes")
+    for name, entry in nodes.items():
+        _expect(entry, (dict,), "an object with a type", f"graph/nodes/{name}")
+        if "type" not in entry:
+            raise BundleFormatError("required field is missing", path=f"graph/nodes/{name}/type")
+        _expect(entry["type"], (str,), "a node type name", f"graph/nodes/{name}/type")
+    edges = []
+    for i, edge in enumerate(_expect(graph["edges"], (list,), "a list of [source, target]", "graph/edges")):
+        if not isinstance(edge, list) or len(edge) != 2 or not all(isinstance(e, str) for e in edge):
+            raise BundleFormatError(
+                f"expected [source, target] node names, got {_describe(edge)}", path=f"graph/edges/{i}"
+            )
+        edges.append((edge[0], edge[1]))
+    metadata = _expect(graph["metadata"], (dict,), "an object", "graph/metadata")
+
+    tensors = {}
+    for member, entry in _expect(doc["tensors"], (dict,), "an object of members", "tensors").items():
+        _expect(entry, (dict,), "an object {dtype, shape, sha256}", member)
+        _expect_keys(entry, ("dtype", "shape", "sha256"), member)
+        tensors[member] = TensorEntry(
+            dtype=_expect(entry["dtype"], (str,), "a dtype name", f"{member}/dtype"),
+            shape=_shape(entry["shape"], f"{member}/shape"),
+            sha256=_sha256(entry["sha256"], f"{member}/sha256"),
+        )
+    parts = {}
+    for member, entry in _expect(doc["parts"], (dict,), "an object of members", "parts").items():
+        _expect(entry, (dict,), "an object {sha256, size}", member)
+        _expect_keys(entry, ("sha256", "size"), member)
+        size = _expect(entry["size"], (int,), "a size in bytes", f"{member}/size")
+        parts[member] = PartEntry(sha256=_sha256(entry["sha256"], f"{member}/sha256"), size=size)
+
+    return Manifest(
+        schema_version=version,
+        producer=producer,
+        dt_s=dt_s,
+        method=method,
+        labels=tuple(labels),
+        learning=learning,
+        nodes=nodes,
+        edges=tuple(edges),
+        metadata=metadata,
+        tensors=tensors,
+        parts=parts,
+        inputs=_io_specs(doc["inputs"], "inputs"),
+        outputs=_io_specs(doc["outputs"], "outputs"),
+    )
+
+
+# -- writing ------------------------------------------------------------------
+def jsonable(value: Any, path: str) -> Any:
+    """Return ``value`` as plain JSON types (numpy scalars and arrays become lists), naming what cannot be."""
+    if isinstance(value, np.generic | np.ndarray):
+        value = value.tolist()
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BundleValidationError(f"expected a finite number, got {value}", path=path)
+        return value
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, f"{path}/{i}") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for key, v in value.items():
+            if not isinstance(key, str):
+                raise BundleValidationError(f"expected string keys, got {key!r}", path=path)
+            out[key] = jsonable(v, f"{path}/{key}")
+        return out
+    raise BundleValidationError(
+        f"expected a JSON value (number, string, list, dict), got {type(value).__name__}", path=path
+    )
+
+
+def encode_json(doc: Mapping[str, Any]) -> bytes:
+    """Serialise a manifest deterministically (same model, same bytes)."""
+    return (json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")

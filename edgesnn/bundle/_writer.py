@@ -1,0 +1,103 @@
+"""Writing a model as a .esnn bundle."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from typing import IO, Any
+
+from edgesnn.bundle._files import Target, is_path, write_atomic
+from edgesnn.bundle._manifest import MANIFEST_NAME, SCHEMA_VERSION, encode_json, jsonable
+from edgesnn.bundle._members import TENSOR_DTYPE, encode_tensor, sha256
+from edgesnn.bundle._nodes import node_entry
+from edgesnn.errors import ModelError
+from edgesnn.model import Model
+
+log = logging.getLogger("edgesnn.bundle")
+
+#: A fixed timestamp makes the same model give the same bytes.
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def producer_record(producer: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's producer: this edgesnn as writer, the model's own producer keys kept.
+
+    A model made by another tool keeps that tool's name and version under ``source``.
+    """
+    from edgesnn import __version__
+
+    record = {k: v for k, v in producer.items() if k not in ("name", "version")}
+    origin = {k: producer[k] for k in ("name", "version") if k in producer}
+    if origin and origin.get("name") != "edgesnn" and "source" not in record:
+        record["source"] = origin
+    return {"name": "edgesnn", "version": __version__, **record}
+
+
+def build_bundle(model: Model) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Return the manifest and the data members (name -> bytes) of ``model``."""
+    if not isinstance(model, Model):
+        raise ModelError(f"expected an edgesnn Model, got {type(model).__name__}")
+    graph = model.graph
+    nodes: dict[str, Any] = {}
+    members: dict[str, bytes] = {}
+    tensors: dict[str, Any] = {}
+    parts: dict[str, Any] = {}
+    for name, node in graph.nodes.items():
+        entry, node_tensors, node_parts = node_entry(name, node)
+        nodes[name] = entry
+        for member, array in node_tensors.items():
+            data = encode_tensor(array)
+            members[member] = data
+            tensors[member] = {"dtype": TENSOR_DTYPE.name, "shape": list(array.shape), "sha256": sha256(data)}
+        for member, data in node_parts.items():
+            members[member] = data
+            parts[member] = {"sha256": sha256(data), "size": len(data)}
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "producer": jsonable(producer_record(model.producer), "producer"),
+        "model": {
+            "dt_s": model.dt_s,
+            "method": model.method,
+            "labels": list(model.labels),
+            "learning": jsonable(model.learning, "model/learning"),
+        },
+        "graph": {
+            "nodes": nodes,
+            "edges": [[a, b] for a, b in graph.edges],
+            "metadata": jsonable(graph.metadata, "graph/metadata"),
+        },
+        "tensors": tensors,
+        "parts": parts,
+        "inputs": [_spec(s) for s in model.inputs],
+        "outputs": [_spec(s) for s in model.outputs],
+    }
+    return manifest, members
+
+
+def _spec(spec: Any) -> dict[str, Any]:
+    return {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "unit": spec.unit}
+
+
+def _zip_info(member: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(member, _EPOCH)
+    info.external_attr = 0o644 << 16  # so that `unzip` makes readable files
+    return info
+
+
+def _write_zip(f: IO[bytes], manifest: dict[str, Any], members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(f, "w") as zf:
+        # The manifest goes first so a streaming reader meets the index before the data.
+        zf.writestr(_zip_info(MANIFEST_NAME), encode_json(manifest), zipfile.ZIP_DEFLATED)
+        for member, data in members.items():
+            # Stored, not deflated: float weights barely compress, and stored members load faster.
+            zf.writestr(_zip_info(member), data, zipfile.ZIP_STORED)
+
+
+def write_bundle(model: Model, target: Target) -> None:
+    """Write ``model`` as a .esnn bundle to a path (atomically) or to an open binary file."""
+    manifest, members = build_bundle(model)
+    if is_path(target):
+        write_atomic(target, lambda f: _write_zip(f, manifest, members))  # type: ignore[arg-type]
+    else:
+        _write_zip(target, manifest, members)  # type: ignore[arg-type]
+    log.debug("wrote bundle with %d nodes and %d members", len(manifest["graph"]["nodes"]), len(members))

@@ -1,0 +1,429 @@
+"""The .esnn bundle: exact round trips, and a specific, located error for every kind of damage."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import edgesnn
+from edgesnn.bundle import SCHEMA_VERSION, read_bundle, write_bundle
+from edgesnn.errors import (
+    BundleFormatError,
+    BundleIntegrityError,
+    BundleValidationError,
+    GraphError,
+    MissingDependencyError,
+    UnsupportedVersionError,
+)
+from edgesnn.graph import NODE_TYPES
+from edgesnn.model import Model
+from tests.helpers import (
+    assert_models_equal,
+    bundle_members,
+    edit_bundle,
+    mock_all_nodes_graph,
+    mock_conv_model,
+    mock_model,
+    mock_node_graph,
+    mock_node_types,
+    mock_rnn_model,
+    npy_bytes,
+    read_manifest,
+)
+
+TAU = "tensors/lif1/tau_mem_s.npy"
+
+
+def to_bytes(model: Model) -> bytes:
+    buf = io.BytesIO()
+    write_bundle(model, buf)
+    return buf.getvalue()
+
+
+def from_bytes(data: bytes) -> Model:
+    return read_bundle(io.BytesIO(data))
+
+
+@pytest.fixture(scope="module")
+def rnn_bytes() -> bytes:
+    return to_bytes(mock_rnn_model())
+
+
+# -- round trips ----------------------------------------------------------------
+def test_factories_cover_every_node_type() -> None:
+    assert set(mock_node_types()) == set(NODE_TYPES)
+
+
+@pytest.mark.parametrize("type_name", sorted(NODE_TYPES))
+def test_every_node_type_round_trips_in_memory_and_through_a_file(type_name: str, tmp_path) -> None:
+    if type_name == "Onnx":
+        pytest.importorskip("onnx")
+    model = mock_model(mock_node_graph(type_name))
+
+    assert_models_equal(from_bytes(to_bytes(model)), model, producer=False)
+
+    path = tmp_path / f"{type_name}.esnn"
+    write_bundle(model, path)
+    assert_models_equal(read_bundle(path), model, producer=False)
+    assert_models_equal(read_bundle(str(path)), model, producer=False)
+
+
+def test_graph_with_every_node_type_round_trips(tmp_path) -> None:
+    include_onnx = True
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        include_onnx = False
+    model = mock_model(mock_all_nodes_graph(include_onnx=include_onnx))
+    path = tmp_path / "all.esnn"
+    write_bundle(model, path)
+    assert_models_equal(edgesnn.load(path), model, producer=False)
+
+
+@pytest.mark.parametrize("factory", [mock_rnn_model, mock_conv_model])
+def test_models_keep_labels_learning_metadata_and_recurrence(factory) -> None:
+    model = factory()
+    back = from_bytes(to_bytes(model))
+    assert_models_equal(back, model, producer=False)
+    assert back.graph.back_edges == model.graph.back_edges
+    assert [s.__dict__ for s in back.inputs] == [s.__dict__ for s in model.inputs]
+
+
+def test_producer_names_this_edgesnn_and_keeps_the_models_keys() -> None:
+    model = mock_rnn_model()
+    back = from_bytes(to_bytes(model))
+    assert back.producer == {"name": "edgesnn", "version": edgesnn.__version__, **model.producer}
+    assert from_bytes(to_bytes(back)).producer == back.producer
+
+
+def test_another_tools_name_and_version_are_kept_as_source() -> None:
+    model = mock_model(mock_node_graph("LIF"), producer={"name": "snntorch", "version": "0.9.1", "profile": "snntorch"})
+    producer = from_bytes(to_bytes(model)).producer
+    assert producer == {
+        "name": "edgesnn",
+        "version": edgesnn.__version__,
+        "profile": "snntorch",
+        "source": {"name": "snntorch", "version": "0.9.1"},
+    }
+
+
+def test_manifest_indexes_every_member_with_dtype_shape_and_hash(rnn_bytes: bytes) -> None:
+    manifest = read_manifest(rnn_bytes)
+    members = bundle_members(rnn_bytes)
+    assert manifest["schema_version"] == SCHEMA_VERSION == 1
+    assert manifest["graph"]["nodes"]["lif1"]["tau_mem_s"] == {"tensor": TAU}
+    assert manifest["tensors"][TAU]["shape"] == [5]
+    assert set(manifest["tensors"]) == {m for m in members if m.endswith(".npy")}
+    for member, entry in manifest["tensors"].items():
+        assert entry["dtype"] == "float32"
+        assert entry["sha256"] == hashlib.sha256(members[member]).hexdigest()
+        assert np.load(io.BytesIO(members[member]), allow_pickle=False).shape == tuple(entry["shape"])
+    assert manifest["inputs"] == [{"name": "in", "shape": [6], "dtype": "float32", "unit": "spikes"}]
+    assert manifest["model"]["labels"] == ["word_0", "word_1", "word_2"]
+
+
+def test_onnx_model_is_a_hashed_part() -> None:
+    pytest.importorskip("onnx")
+    model = mock_model(mock_node_graph("Onnx"))
+    data = to_bytes(model)
+    manifest, members = read_manifest(data), bundle_members(data)
+    onnx_bytes = model.graph.nodes["node"].model
+    assert manifest["graph"]["nodes"]["node"]["model"] == {"part": "parts/node.onnx"}
+    assert manifest["parts"]["parts/node.onnx"] == {
+        "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "size": len(onnx_bytes),
+    }
+    assert members["parts/node.onnx"] == onnx_bytes
+
+
+def test_same_model_gives_the_same_bytes() -> None:
+    assert to_bytes(mock_conv_model()) == to_bytes(mock_conv_model())
+
+
+def test_reads_from_a_stream_that_cannot_seek(rnn_bytes: bytes) -> None:
+    class Pipe:
+        def __init__(self, data: bytes) -> None:
+            self._buf = io.BytesIO(data)
+
+        def read(self, n: int = -1) -> bytes:
+            return self._buf.read(n)
+
+    assert_models_equal(read_bundle(Pipe(rnn_bytes)), from_bytes(rnn_bytes))
+
+
+def test_write_replaces_atomically_and_leaves_no_temp_file_on_failure(tmp_path) -> None:
+    path = tmp_path / "model.esnn"
+    write_bundle(mock_rnn_model(seed=1), path)
+    before = path.read_bytes()
+    bad = mock_model(mock_node_graph("LIF"))
+    bad.graph.metadata["when"] = {1, 2}  # a set has no JSON form
+
+    with pytest.raises(BundleValidationError, match="graph/metadata/when: expected a JSON value"):
+        write_bundle(bad, path)
+
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.esnn"]
+    write_bundle(mock_rnn_model(seed=2), path)
+    assert path.read_bytes() != before
+    assert os.listdir(tmp_path) == ["model.esnn"]
+
+
+# -- loading entry points ---------------------------------------------------------
+def test_load_reads_a_bundle(tmp_path) -> None:
+    path = tmp_path / "m.esnn"
+    write_bundle(mock_rnn_model(), path)
+    assert_models_equal(edgesnn.load(str(path)), read_bundle(path))
+
+
+def test_load_of_nir_without_nir_support_names_the_problem(monkeypatch, tmp_path) -> None:
+    monkeypatch.setitem(sys.modules, "edgesnn.bundle.nir", None)  # makes the import fail
+    with pytest.raises(MissingDependencyError, match=r"model\.nir: NIR import"):
+        edgesnn.load(tmp_path / "model.nir")
+
+
+def test_import_edgesnn_stays_light() -> None:
+    code = (
+        "import sys, edgesnn, edgesnn.bundle; "
+        "print(sorted(m for m in ('onnxruntime', 'onnx', 'nir', 'h5py', 'edgesnn.engine') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# -- damaged containers -------------------------------------------------------------
+def test_a_file_that_is_not_a_zip_is_named(tmp_path) -> None:
+    path = tmp_path / "notes.esnn"
+    path.write_text("not a bundle")
+    with pytest.raises(BundleFormatError, match=rf"{path}: not a readable zip file"):
+        read_bundle(path)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.99, -1])
+def test_truncated_file_is_a_format_error_naming_the_file(keep: float, rnn_bytes: bytes, tmp_path) -> None:
+    path = tmp_path / "cut.esnn"
+    cut = len(rnn_bytes) - 1 if keep == -1 else int(len(rnn_bytes) * keep)
+    path.write_bytes(rnn_bytes[:cut])
+    with pytest.raises(BundleFormatError, match=str(path)):
+        read_bundle(path)
+
+
+def _data_offset(data: bytes, member: str) -> int:
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(member)
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def test_byte_flipped_in_the_zip_fails_its_crc(rnn_bytes: bytes) -> None:
+    damaged = bytearray(rnn_bytes)
+    damaged[_data_offset(rnn_bytes, TAU) + 130] ^= 0x40  # a float of the tensor, past the .npy header
+    with pytest.raises(BundleFormatError, match=rf"^{TAU}: cannot read member: Bad CRC-32"):
+        from_bytes(bytes(damaged))
+
+
+def test_missing_manifest(rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleFormatError, match=r"^manifest.json: member is missing"):
+        from_bytes(edit_bundle(rnn_bytes, members={"manifest.json": None}))
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b'{"schema_version": NaN}', b"[1, 2]", b'{"a": 1, "a": 2}', b"\xff"])
+def test_manifest_that_is_not_a_json_object(raw: bytes, rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleFormatError, match=r"^manifest.json: (invalid JSON|expected a JSON object)"):
+        from_bytes(edit_bundle(rnn_bytes, raw_manifest=raw))
+
+
+def test_member_listed_but_missing(rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleFormatError, match=rf"^{TAU}: member is listed in the manifest but missing"):
+        from_bytes(edit_bundle(rnn_bytes, members={TAU: None}))
+
+
+# -- manifest fields ------------------------------------------------------------------
+def _set(*keys: str, value: object):
+    def edit(doc: dict) -> None:
+        for k in keys[:-1]:
+            doc = doc[k]
+        doc[keys[-1]] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        (_set("model", "dt_s", value="fast"), "model/dt_s"),
+        (_set("model", "dt_s", value=True), "model/dt_s"),
+        (_set("model", "labels", value=["a", 2, "c"]), "model/labels/1"),
+        (_set("model", "learning", value=[1]), "model/learning"),
+        (_set("graph", "edges", value=[["in", "fc1", "x"]]), "graph/edges/0"),
+        (_set("graph", "nodes", "lif1", value=[1]), "graph/nodes/lif1"),
+        (_set("graph", "nodes", "lif1", "tau_mem_s", value=[0.01] * 5), "graph/nodes/lif1/tau_mem_s"),
+        (_set("graph", "nodes", "fc1", "weight", value={"tensor": "tensors/nowhere.npy"}), "graph/nodes/fc1/weight"),
+        (_set("tensors", TAU, "shape", value="5"), f"{TAU}/shape"),
+        (_set("tensors", TAU, "sha256", value="abc"), f"{TAU}/sha256"),
+        (_set("inputs", value=[{"name": "in", "shape": [6]}]), "inputs/0/dtype"),
+        (_set("graph", "colour", value="red"), "graph/colour"),
+        (_set("extra", value=1), "extra"),
+    ],
+)
+def test_wrong_manifest_field_is_named(edit, path: str, rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleFormatError) as info:
+        from_bytes(edit_bundle(rnn_bytes, manifest=edit))
+    assert info.value.path == path
+
+
+@pytest.mark.parametrize(("version", "shown"), [(99, "version 99"), ("1", 'got "1"'), (0, "version 0")])
+def test_unsupported_schema_version_says_which_versions_are_read(version: object, shown: str, rnn_bytes: bytes) -> None:
+    with pytest.raises(UnsupportedVersionError, match=rf"^schema_version: .*{shown}.*reads versions 1"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("schema_version", value=version)))
+
+
+def test_declared_inputs_must_match_the_graph(rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleValidationError, match=r"^inputs/0/shape: expected \(6,\) \(graph node in\), got \(7,\)"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=lambda d: d["inputs"][0].update(shape=[7])))
+    with pytest.raises(BundleValidationError, match=r"^outputs: expected \['out'\]"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=lambda d: d["outputs"][0].update(name="y")))
+
+
+# -- members: integrity, dtype, shape, values -------------------------------------------
+def test_flipped_byte_in_a_tensor_breaks_its_hash(rnn_bytes: bytes) -> None:
+    tau = bytearray(bundle_members(rnn_bytes)[TAU])
+    tau[-1] ^= 0x01
+    with pytest.raises(BundleIntegrityError, match=rf"^{TAU}: sha256 does not match"):
+        from_bytes(edit_bundle(rnn_bytes, members={TAU: bytes(tau)}, rehash=False))
+
+
+def test_damaged_npy_header_is_reported_as_corruption(rnn_bytes: bytes) -> None:
+    tau = bytearray(bundle_members(rnn_bytes)[TAU])
+    tau[20] ^= 0x20  # inside the header's text
+    with pytest.raises(BundleIntegrityError, match=rf"^{TAU}: sha256 does not match"):
+        from_bytes(edit_bundle(rnn_bytes, members={TAU: bytes(tau)}, rehash=False))
+
+
+def test_flipped_byte_in_an_onnx_part_breaks_its_hash() -> None:
+    pytest.importorskip("onnx")
+    data = to_bytes(mock_model(mock_node_graph("Onnx")))
+    part = bytearray(bundle_members(data)["parts/node.onnx"])
+    part[len(part) // 2] ^= 0x01
+    with pytest.raises(BundleIntegrityError, match=r"^parts/node.onnx: sha256 does not match"):
+        from_bytes(edit_bundle(data, members={"parts/node.onnx": bytes(part)}, rehash=False))
+
+
+def test_nan_in_a_tensor_names_node_field_and_member(rnn_bytes: bytes) -> None:
+    v_th = np.array([1.0, np.nan, 1.0, np.inf, -np.inf], np.float32)
+    member = "tensors/lif1/v_threshold.npy"
+    with pytest.raises(BundleValidationError) as info:
+        from_bytes(edit_bundle(rnn_bytes, members={member: npy_bytes(v_th)}))
+    assert str(info.value) == f"graph/nodes/lif1/v_threshold: expected finite values, got 3 NaN/Inf (in {member})"
+    assert info.value.__cause__ is not None
+
+
+def test_npy_dtype_differs_from_the_manifest(rnn_bytes: bytes) -> None:
+    tau64 = np.full(5, 0.01, np.float64)
+    with pytest.raises(BundleValidationError) as info:
+        from_bytes(edit_bundle(rnn_bytes, members={TAU: npy_bytes(tau64)}))
+    assert str(info.value) == f"{TAU}: expected float32 (5,), got float64 (5,)"
+
+
+def test_big_endian_floats_are_refused(rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleValidationError, match=rf"^{TAU}: expected float32 \(5,\), got big-endian float32 \(5,\)"):
+        from_bytes(edit_bundle(rnn_bytes, members={TAU: npy_bytes(np.full(5, 0.01, ">f4"))}))
+
+
+def test_manifest_dtype_other_than_float32_is_refused(rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleValidationError, match=rf"^{TAU}: expected float32 \(5,\) .*declares float64 \(5,\)"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("tensors", TAU, "dtype", value="float64")))
+
+
+def test_npy_shape_differs_from_the_manifest(rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleValidationError) as info:
+        from_bytes(edit_bundle(rnn_bytes, members={TAU: npy_bytes(np.full(64, 0.01, np.float32))}))
+    assert str(info.value) == f"{TAU}: expected float32 (5,), got float32 (64,)"
+
+
+def test_consistent_tensor_of_the_wrong_shape_for_its_node(rnn_bytes: bytes) -> None:
+    member = "tensors/fc1/bias.npy"
+    edit = _set("tensors", member, "shape", value=[4])
+    with pytest.raises(
+        BundleValidationError, match=rf"^graph/nodes/fc1/bias: expected shape \(5,\), got \(4,\) \(in {member}\)"
+    ):
+        from_bytes(edit_bundle(rnn_bytes, members={member: npy_bytes(np.zeros(4, np.float32))}, manifest=edit))
+
+
+def test_absurd_declared_size_is_refused_before_reading(rnn_bytes: bytes) -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)})
+    fake = header.getvalue() + b"\0" * 20
+    edit = _set("tensors", TAU, "shape", value=[10**12])
+    with pytest.raises(BundleValidationError, match=rf"^{TAU}: holds 20 data bytes, float32 \(1000000000000,\) needs"):
+        from_bytes(edit_bundle(rnn_bytes, members={TAU: fake}, manifest=edit))
+
+
+UNPICKLED: list[bool] = []
+
+
+def _record_unpickling() -> None:
+    UNPICKLED.append(True)
+
+
+class _Tripwire:
+    """Unpickling it calls ``_record_unpickling``: loading a bundle must never get that far."""
+
+    def __reduce__(self):
+        return (_record_unpickling, ())
+
+
+def test_pickled_object_arrays_are_never_unpickled(rnn_bytes: bytes) -> None:
+    evil = np.array([_Tripwire()] * 5, dtype=object)
+    with pytest.raises(BundleValidationError, match=rf"^{TAU}: expected float32 \(5,\), got object \(5,\)"):
+        from_bytes(edit_bundle(rnn_bytes, members={TAU: npy_bytes(evil)}))
+    assert UNPICKLED == []
+
+
+# -- nodes and graph ------------------------------------------------------------------
+def test_unknown_node_type_lists_the_known_ones(rnn_bytes: bytes) -> None:
+    with pytest.raises(
+        BundleValidationError, match=r"^graph/nodes/lif1/type: unknown node type 'LIFF'; known types: .*\bLIF\b"
+    ):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("graph", "nodes", "lif1", "type", value="LIFF")))
+
+
+def test_unknown_node_field_is_named(rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleValidationError, match=r"^graph/nodes/lif1/tau_foo_s: unknown field for LIF"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("graph", "nodes", "lif1", "tau_foo_s", value=1.0)))
+
+
+def test_bad_option_value_is_named(rnn_bytes: bytes) -> None:
+    with pytest.raises(
+        BundleValidationError, match=r"^graph/nodes/lif1/reset_mode: expected one of to_value, subtract"
+    ):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("graph", "nodes", "lif1", "reset_mode", value="zero")))
+
+
+def test_dangling_edge(rnn_bytes: bytes) -> None:
+    edit = lambda d: d["graph"]["edges"].append(["lif1", "ghost"])  # noqa: E731
+    with pytest.raises(GraphError, match=r"^graph/edges/7: edge lif1 -> ghost refers to unknown node 'ghost'"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=edit))
+
+
+def test_cycle_without_state(rnn_bytes: bytes) -> None:
+    edit = lambda d: d["graph"]["edges"].append(["rec", "rec"])  # noqa: E731
+    with pytest.raises(GraphError, match=r"^graph/nodes/rec: cycle rec -> rec has no node with state"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=edit))
+
+
+def test_shape_clash_between_edges(rnn_bytes: bytes) -> None:
+    edit = lambda d: d["graph"]["edges"].append(["in", "fc2"])  # noqa: E731
+    with pytest.raises(GraphError, match=r"^graph/nodes/fc2: edges into fc2 disagree"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=edit))
+
+
+def test_bad_step_is_named(rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleValidationError, match=r"^model/dt_s: expected a step > 0 s"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("model", "dt_s", value=-1e-3)))
