@@ -1,0 +1,312 @@
+"""The ``edgesnn`` command: info, run, convert, bench.
+
+User errors print one line on stderr and exit non-zero; ``--debug`` shows the
+traceback. Exit codes come from one table, :data:`EXIT_CODES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from edgesnn import __version__
+from edgesnn.errors import (
+    BundleError, EdgeSNNError, InputError, MissingDependencyError, ModelError, OptionError, StateError,
+)  # fmt: skip
+from edgesnn.units import parse_duration_s
+
+log = logging.getLogger("edgesnn.cli")
+
+#: First matching class wins: usage 2, bundle 3, model 4, state 5, missing extra 6, other 1.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (MissingDependencyError, 6),
+    (OptionError, 2),
+    (InputError, 2),
+    (BundleError, 3),
+    (StateError, 5),
+    (ModelError, 4),
+    (EdgeSNNError, 1),
+    (OSError, 3),
+)
+
+PROFILES = ("nir", "snntorch", "norse", "sinabs", "rockpool", "lava-dl")
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Exit status for an exception, from :data:`EXIT_CODES` (70 for a bug)."""
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 70
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# -- model loading ---------------------------------------------------------------
+def _nir_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"profile": getattr(args, "profile", None) or "nir"}
+    if getattr(args, "dt", None):
+        opts["dt_s"] = parse_duration_s(args.dt)
+    for key in ("reset_mode", "reset_timing", "method"):
+        if getattr(args, key, None):
+            opts[key] = getattr(args, key)
+    return opts
+
+
+def load_model(path: str, args: argparse.Namespace):
+    """Read a .esnn bundle, or a .nir graph through the chosen import profile."""
+    if Path(path).suffix.lower() == ".nir":
+        from edgesnn.bundle.nir import read_nir
+
+        return read_nir(path, **_nir_options(args))
+    from edgesnn.bundle import read_bundle
+
+    return read_bundle(path)
+
+
+# -- commands --------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print a summary of a model; validation errors surface as one line."""
+    model = load_model(args.model, args)
+    g = model.graph
+    nodes = []
+    for name in g.nodes:
+        node = g.nodes[name]
+        n_params = sum(int(np.size(getattr(node, f))) for f in node.array_fields() if getattr(node, f) is not None)
+        nodes.append({"name": name, "type": node.type_name(), "shape": list(g.shape(name)), "parameters": n_params})
+    info = {
+        "file": args.model,
+        "dt_s": model.dt_s,
+        "method": model.method,
+        "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "unit": s.unit} for s in model.inputs],
+        "outputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "unit": s.unit} for s in model.outputs],
+        "labels": list(model.labels),
+        "recurrent_edges": sorted([list(e) for e in g.back_edges]),
+        "nodes": nodes,
+        "parameters": sum(n["parameters"] for n in nodes),
+        "producer": model.producer,
+        "learning": model.learning is not None,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"{args.model}: {len(nodes)} nodes, {info['parameters']} parameters, dt {model.dt_s * 1e3:g} ms ({model.method})")
+    for s in info["inputs"]:
+        print(f"  input  {s['name']}: {tuple(s['shape'])} {s['dtype']} {s['unit']}".rstrip())
+    for s in info["outputs"]:
+        print(f"  output {s['name']}: {tuple(s['shape'])} {s['dtype']} {s['unit']}".rstrip())
+    if model.labels:
+        print(f"  labels: {', '.join(model.labels)}")
+    for n in nodes:
+        print(f"  {n['name']:<20} {n['type']:<12} {str(tuple(n['shape'])):<16} {n['parameters']}")
+    if g.back_edges:
+        print("  recurrent: " + ", ".join(f"{a} -> {b}" for a, b in sorted(g.back_edges)))
+    return 0
+
+
+def _read_inputs(path: str, model, key: str | None) -> dict[str, np.ndarray]:
+    names = [s.name for s in model.inputs]
+    p = Path(path)
+    if p.suffix == ".npy":
+        if len(names) != 1:
+            raise InputError(f"model has inputs {', '.join(names)}; give an .npz with one array per input", path=path)
+        return {names[0]: np.load(p, allow_pickle=False)}
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if key:
+                if key not in z.files:
+                    raise InputError(f"no array {key!r}; the file has {', '.join(z.files)}", path=path)
+                return {names[0]: z[key]}
+            if all(n in z.files for n in names):
+                return {n: z[n] for n in names}
+            if len(names) == 1 and len(z.files) == 1:
+                return {names[0]: z[z.files[0]]}
+            raise InputError(f"expected arrays named {', '.join(names)} (or --input-key), got {', '.join(z.files)}", path=path)
+    raise InputError("expected a .npy or .npz file", path=path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Stream an input file through a model and write outputs (npz or JSON lines)."""
+    from edgesnn.engine import SessionOptions
+
+    model = load_model(args.model, args)
+    feed = _read_inputs(args.input, model, args.input_key)
+    first = model.inputs[0]
+    arr = np.asarray(feed[first.name])
+    if arr.ndim not in (len(first.shape) + 1, len(first.shape) + 2):
+        raise InputError(f"expected (T, {first.shape}) or (T, batch, {first.shape}), got {arr.shape}", path=args.input)
+    batch = arr.shape[1] if arr.ndim == len(first.shape) + 2 else 1
+    feed = {k: (v if np.ndim(v) == len(model.graph.shape(k)) + 2 else np.asarray(v)[:, None]) for k, v in feed.items()}
+    options = SessionOptions(backends=tuple(args.backend.split(","))) if args.backend else None
+    dt = parse_duration_s(args.session_dt) if args.session_dt else None
+    session = model.session(dt=dt, batch=batch, options=options)
+    record = [n for n in args.record.split(",") if n] if args.record else None
+    names = [s.name for s in model.outputs] + (record or [])
+    t0 = time.perf_counter()
+    result = session.run(feed, outputs=names)
+    elapsed = time.perf_counter() - t0
+    steps = len(next(iter(feed.values())))
+    log.info("%d steps x batch %d in %.3f s (%.1f us/step)", steps, batch, elapsed, elapsed / max(steps, 1) * 1e6)
+    out = args.output
+    if out.endswith(".npz"):
+        np.savez_compressed(out, **result)
+        return 0
+    stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")
+    try:
+        first_out = model.outputs[0].name
+        for t in range(steps):
+            line: dict[str, Any] = {"t": t}
+            for n in names:
+                line[n] = result[n][t].tolist()
+            if model.labels and len(model.labels) == int(np.prod(model.graph.shape(first_out))):
+                line["decision"] = [model.labels[int(i)] for i in result[first_out][t].reshape(batch, -1).argmax(1)]
+            stream.write(json.dumps(line) + "\n")
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert between .nir and .esnn (either direction) or re-write a bundle."""
+    src, dst = Path(args.input), Path(args.output)
+    if dst.suffix.lower() not in (".esnn", ".nir"):
+        raise OptionError(f"output must end in .esnn or .nir, got {dst.name!r}", path="output")
+    model = load_model(str(src), args)
+    if dst.suffix.lower() == ".nir":
+        from edgesnn.bundle.nir import write_nir
+
+        write_nir(model, str(dst))
+    else:
+        from edgesnn.bundle import write_bundle
+
+        write_bundle(model, str(dst))
+    if not args.quiet:
+        print(f"wrote {dst} ({len(model.graph.nodes)} nodes, dt {model.dt_s * 1e3:g} ms, {model.method})")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time session.step on random spike input; print JSON (median, min, max µs/step)."""
+    from edgesnn.engine import SessionOptions
+
+    model = load_model(args.model, args)
+    options = SessionOptions(backends=tuple(args.backend.split(","))) if args.backend else None
+    session = model.session(batch=args.batch, options=options)
+    rng = np.random.default_rng(args.seed)
+    feeds = [
+        {s.name: (rng.random((args.batch, *s.shape)) < args.density).astype(np.float32) for s in model.inputs}
+        for _ in range(min(args.steps, 256))
+    ]
+    for t in range(min(args.steps, 100)):
+        session.step(feeds[t % len(feeds)])
+    times = []
+    for _ in range(args.repeats):
+        session.reset()
+        t0 = time.perf_counter()
+        for t in range(args.steps):
+            session.step(feeds[t % len(feeds)])
+        times.append((time.perf_counter() - t0) / args.steps * 1e6)
+    report = {
+        "model": args.model,
+        "backend": session.backend,
+        "batch": args.batch,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "input_density": args.density,
+        "us_per_step": {"median": float(np.median(times)), "min": float(min(times)), "max": float(max(times))},
+        "sample_steps_per_s": float(args.batch / np.median(times) * 1e6),
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------
+def _add_nir_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("NIR import (for .nir inputs)")
+    g.add_argument("--from", dest="profile", choices=PROFILES, help="framework that wrote the NIR file (default: nir)")
+    g.add_argument("--dt", help="step the exporter assumed, e.g. 1ms or 100us (NIR stores none)")
+    g.add_argument("--reset", dest="reset_mode", choices=("to_value", "subtract"), help="override the reset mode")
+    g.add_argument("--reset-timing", choices=("immediate", "next_step"), help="override when the reset applies")
+    g.add_argument("--method", choices=("zoh", "euler"), help="override the discretisation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``edgesnn`` command."""
+    parser = argparse.ArgumentParser(prog="edgesnn", description="Run spiking neural networks on edge devices.")
+    parser.add_argument("--version", action="version", version=f"edgesnn {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--quiet", action="store_true", help="only print results and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="describe and validate a model (.esnn or .nir)")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_nir_flags(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("run", help="stream an input file (.npy/.npz, time first) through a model")
+    p.add_argument("model")
+    p.add_argument("input", help=".npy (single input) or .npz (arrays named after inputs), shape (T, [batch,] ...)")
+    p.add_argument("-o", "--output", default="-", help="out.npz, out.jsonl, or - for JSON lines on stdout")
+    p.add_argument("--input-key", help="array name in the .npz for a single-input model")
+    p.add_argument("--record", help="comma-separated node names to record besides the outputs")
+    p.add_argument("--session-dt", help="step of the session (default: the model's own)")
+    p.add_argument("--backend", help="comma-separated backends in order of preference (native,numpy)")
+    _add_nir_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("convert", help="convert .nir <-> .esnn")
+    p.add_argument("input")
+    p.add_argument("output")
+    _add_nir_flags(p)
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("bench", help="time one step of a model on random spike input")
+    p.add_argument("model")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--density", type=float, default=0.02, help="spike probability per input per step")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", help="comma-separated backends in order of preference (native,numpy)")
+    _add_nir_flags(p)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, run, and turn errors into one line and an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="edgesnn: %(levelname)s: %(message)s", stream=sys.stderr)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("edgesnn: interrupted", file=sys.stderr)
+        return 130
+    except BaseException as exc:  # every failure ends as one line, or a traceback with --debug
+        if args.debug or isinstance(exc, SystemExit):
+            raise
+        code = exit_code_for(exc)
+        hint = "" if code != 70 else " (internal error; run with --debug for the traceback)"
+        print(f"edgesnn {args.command}: error: {_one_line(exc)}{hint}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

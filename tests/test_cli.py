@@ -1,0 +1,91 @@
+"""The edgesnn command: one line and a non-zero exit for user errors, results on stdout."""
+
+import json
+import subprocess
+import sys
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from edgesnn.cli import main
+
+DEMO = str(resources.files("edgesnn") / "data" / "demo.esnn")
+
+
+def test_info_describes_the_demo_bundle(capsys):
+    assert main(["info", DEMO]) == 0
+    out = capsys.readouterr().out
+    assert "labels: sweep_up, sweep_down, low_burst, high_burst" in out
+    assert "recurrent: rec -> lif" in out
+
+
+def test_info_json_lists_nodes(capsys):
+    assert main(["info", DEMO, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["inputs"][0]["shape"] == [32]
+    assert {n["type"] for n in info["nodes"]} >= {"LIF", "LI", "Linear"}
+
+
+def test_truncated_bundle_is_one_line_and_exit_3(tmp_path, capsys):
+    bad = tmp_path / "bad.esnn"
+    with open(DEMO, "rb") as f:
+        bad.write_bytes(f.read()[:2000])
+    assert main(["info", str(bad)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.esnn" in err and "Traceback" not in err
+
+
+def test_missing_file_is_one_line(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "nope.esnn")]) == 3
+    assert "nope.esnn" in capsys.readouterr().err
+
+
+def test_run_writes_json_lines_with_decisions(tmp_path, capsys):
+    xs = np.zeros((5, 32), np.float32)
+    np.save(tmp_path / "x.npy", xs)
+    assert main(["run", DEMO, str(tmp_path / "x.npy")]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["t"] for line in lines] == [0, 1, 2, 3, 4]
+    assert len(lines[0]["scores"][0]) == 4 and lines[0]["decision"][0] in {"sweep_up", "sweep_down", "low_burst", "high_burst"}
+
+
+def test_run_to_npz_records_named_nodes(tmp_path):
+    with np.load(resources.files("edgesnn") / "data" / "demo_input.npz") as z:
+        np.savez(tmp_path / "in.npz", spikes=z["spikes"][:100])
+    out = tmp_path / "out.npz"
+    assert main(["run", DEMO, str(tmp_path / "in.npz"), "-o", str(out), "--record", "lif"]) == 0
+    with np.load(out) as r:
+        assert r["scores"].shape == (100, 1, 4) and r["lif"].shape == (100, 1, 128)
+        assert r["lif"].sum() > 0
+
+
+def test_run_with_wrong_input_shape_names_the_input(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((5, 31), np.float32))
+    assert main(["run", DEMO, str(tmp_path / "x.npy")]) == 2
+    assert "inputs/spikes: expected shape (T, 1, 32), got (5, 1, 31)" in capsys.readouterr().err
+
+
+def test_bad_duration_is_a_usage_error(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((5, 32), np.float32))
+    assert main(["run", DEMO, str(tmp_path / "x.npy"), "--session-dt", "fast"]) == 2
+    assert "expected a duration" in capsys.readouterr().err
+
+
+def test_bench_prints_json(capsys):
+    assert main(["bench", DEMO, "--steps", "50", "--repeats", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["us_per_step"]["median"] > 0 and report["steps"] == 50
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "info", str(tmp_path / "nope.esnn")])
+
+
+def test_console_entry_point_never_shows_a_traceback(tmp_path):
+    bad = tmp_path / "bad.esnn"
+    bad.write_bytes(b"not a zip")
+    r = subprocess.run([sys.executable, "-m", "edgesnn.cli", "info", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 3
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
