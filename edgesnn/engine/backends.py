@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgesnn.engine")
 
 KNOWN = ("native", "numpy")
+_warned: set[str] = set()
 
 
 def native_available() -> bool:
@@ -47,7 +48,8 @@ def normalize_backends(requested: tuple[str, ...]) -> list[str]:
             f"none of {', '.join(requested)} is available here; available: {', '.join(available_backends())}",
             path="backends",
         )
-    if usable[0] != requested[0]:
+    if usable[0] != requested[0] and requested[0] not in _warned:
+        _warned.add(requested[0])  # once per process: a device without a compiler is a known state
         log.warning("backend %r is not available (extension not built); using %r", requested[0], usable[0])
     return usable
 
