@@ -180,3 +180,26 @@ def test_sessions_share_the_model_but_not_state():
     a, b = m.session(options=NUMPY), m.session(options=NUMPY)
     a.run(spikes((20, 1, 30), p=0.5))
     assert b.step(np.zeros((1, 30)), outputs=["lif"])["lif"].sum() == 0
+
+
+def test_onnx_part_runs_between_spiking_layers():
+    pytest.importorskip("onnx")
+    from edgesnn.graph import Onnx
+    from tests.helpers import tiny_onnx_model
+
+    g = Graph(
+        {"x": Input((4,)), "fc": Linear(np.diag([1.0, -1.0, 2.0, -2.0])),
+         "ann": Onnx(tiny_onnx_model(4), input_shape=(4,), out_shape=(4,)), "y": Output((4,))},
+        [("x", "fc"), ("fc", "ann"), ("ann", "y")],
+    )  # fmt: skip
+    y = Model(g, dt_s=1e-3).session(batch=2, options=NUMPY).step(np.ones((2, 4)))["y"]
+    np.testing.assert_array_equal(y, [[1, 0, 2, 0], [1, 0, 2, 0]])  # relu(W x)
+
+
+def test_import_edgesnn_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, edgesnn; m = edgesnn.load; print(sorted(k for k in ('onnxruntime','nir','h5py','jax') if k in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"
