@@ -104,14 +104,14 @@ def test_producer_names_this_edgesnn_and_keeps_the_models_keys() -> None:
     assert from_bytes(to_bytes(back)).producer == back.producer
 
 
-def test_another_tools_name_and_version_are_kept_as_source() -> None:
+def test_another_tools_name_and_version_are_kept_as_origin() -> None:
     model = mock_model(mock_node_graph("LIF"), producer={"name": "snntorch", "version": "0.9.1", "profile": "snntorch"})
     producer = from_bytes(to_bytes(model)).producer
     assert producer == {
         "name": "edgesnn",
         "version": edgesnn.__version__,
         "profile": "snntorch",
-        "source": {"name": "snntorch", "version": "0.9.1"},
+        "origin": {"name": "snntorch", "version": "0.9.1"},
     }
 
 

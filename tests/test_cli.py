@@ -89,3 +89,39 @@ def test_console_entry_point_never_shows_a_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "edgesnn.cli", "info", str(bad)], capture_output=True, text=True)
     assert r.returncode == 3
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+NIR_DATA = __import__("pathlib").Path(__file__).parent / "data" / "nir"
+
+
+def test_convert_round_trip_through_nir(tmp_path, capsys):
+    nir_path, back = tmp_path / "demo.nir", tmp_path / "back.esnn"
+    assert main(["convert", DEMO, str(nir_path)]) == 0
+    assert main(["convert", str(nir_path), str(back)]) == 0
+    import edgesnn
+    from tests.helpers import assert_models_equal
+
+    assert_models_equal(edgesnn.load(back), edgesnn.load(DEMO))
+
+
+def test_convert_snntorch_export_reproduces_its_spikes(tmp_path):
+    out = tmp_path / "snn.esnn"
+    assert main(["convert", "--from", "snntorch", str(NIR_DATA / "snntorch_leaky_synaptic.nir"), str(out)]) == 0
+    import edgesnn
+
+    model = edgesnn.load(out)
+    assert model.producer["profile"] == "snntorch" and model.producer["origin"]["name"] == "nir-import"
+    with np.load(NIR_DATA / "snntorch_leaky_synaptic.npz") as z:
+        x, want = z["x"], z["y"]
+    got = model.session().run(x)[model.outputs[0].name]
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_convert_plain_nir_without_dt_says_how_to_fix(tmp_path, capsys):
+    assert main(["convert", str(NIR_DATA / "snntorch_leaky_synaptic.nir"), str(tmp_path / "x.esnn")]) == 2
+    assert "--dt" in capsys.readouterr().err
+
+
+def test_convert_refuses_unknown_output_suffix(tmp_path, capsys):
+    assert main(["convert", DEMO, str(tmp_path / "x.onnx")]) == 2
+    assert "output must end in .esnn or .nir" in capsys.readouterr().err

@@ -22,14 +22,14 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 def producer_record(producer: dict[str, Any]) -> dict[str, Any]:
     """The manifest's producer: this edgesnn as writer, the model's own producer keys kept.
 
-    A model made by another tool keeps that tool's name and version under ``source``.
+    A model made by another tool keeps that tool's name and version under ``origin``.
     """
     from edgesnn import __version__
 
     record = {k: v for k, v in producer.items() if k not in ("name", "version")}
     origin = {k: producer[k] for k in ("name", "version") if k in producer}
-    if origin and origin.get("name") != "edgesnn" and "source" not in record:
-        record["source"] = origin
+    if origin and origin.get("name") != "edgesnn" and "origin" not in record:
+        record["origin"] = origin
     return {"name": "edgesnn", "version": __version__, **record}
 
 
