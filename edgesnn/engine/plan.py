@@ -145,6 +145,10 @@ def compile_plan(graph: Graph, dt_s: float, method: str, batch: int, *, num_thre
                 ops.append(O.DelayOp(name, _flat2(x), _flat2(out), ring, cursor))
         elif isinstance(node, NEURON_TYPES):
             c = discretise(node, dt_s, method)
+            # Kernels see (batch, n) views, so per-neuron coefficients are flattened too.
+            c = dataclasses.replace(
+                c, **{f.name: getattr(c, f.name).reshape(-1) for f in dataclasses.fields(c) if isinstance(getattr(c, f.name), np.ndarray)}
+            )
             n = c.a_v.size
             v = np.empty((batch, n), np.float32)
             state[f"{name}/v"] = v

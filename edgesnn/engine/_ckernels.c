@@ -1,0 +1,748 @@
+/*
+ * Native step kernels of the edgesnn engine.
+ *
+ * A Program is a compiled op list: a flat array of int64 records, one per op,
+ * each [opcode, record length, fields...]. Array fields are raw addresses of
+ * float32 (or int32/int64 scratch) memory owned by numpy arrays; the Program
+ * holds a reference to a tuple of those arrays so the memory outlives it.
+ * edgesnn/engine/_native.py builds the records; it is the only producer and
+ * checks every array's dtype, contiguity and size before taking its address.
+ *
+ * Semantics are those of edgesnn/engine/_numpy_kernels.py. Element-wise ops
+ * (neurons, scale, threshold, pooling, sums) follow numpy's float32 operation
+ * order exactly, so they agree bit for bit; sparse binary gathers add weight
+ * rows in input order as numpy's row sum does. Matrix products sum in a
+ * different order than BLAS and agree to rounding. Built without
+ * -ffast-math, and in ISO C mode so the compiler does not contract a*b+c into
+ * fused multiply-adds: NaN compares false and every rounding step is kept.
+ */
+/* GCC in ISO mode already keeps a*b+c unfused; clang fuses within an expression unless told. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+enum {
+    OP_SUM = 1,
+    OP_COPY = 2,
+    OP_DENSE = 3,
+    OP_CONV = 4,
+    OP_POOL = 5,
+    OP_SCALE = 6,
+    OP_THRESHOLD = 7,
+    OP_DELAY = 8,
+    OP_NEURON = 9,
+};
+
+/* Fixed record lengths (header included); 0 means variable (SUM). */
+static const int64_t RECORD_LEN[] = {0, 0, 5, 13, 32, 18, 7, 7, 8, 23};
+
+enum { NF_SPIKING = 1, NF_SYNAPSE = 2, NF_ADAPT = 4, NF_SUBTRACT = 8, NF_NEXT_STEP = 16, NF_SCALAR = 32 };
+
+#define F32(p) ((float *)(intptr_t)(p))
+#define CF32(p) ((const float *)(intptr_t)(p))
+#define I32(p) ((int32_t *)(intptr_t)(p))
+#define I64(p) ((int64_t *)(intptr_t)(p))
+
+static float bits_to_float(int64_t bits) {
+    uint32_t u = (uint32_t)bits;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* True unless x is +0.0 or -0.0 (NaN counts as non-zero, as in numpy.count_nonzero). */
+static inline int nonzero(float x) { return x != 0.0f || x != x; }
+
+/* Bit j set when x[j] (j < 8) is non-zero; SSE2 where the target has it (every x86-64). */
+static inline unsigned nonzero_mask8(const float *x) {
+#ifdef __SSE2__
+    __m128 zero = _mm_setzero_ps();
+    unsigned lo = (unsigned)_mm_movemask_ps(_mm_cmpneq_ps(_mm_loadu_ps(x), zero));
+    unsigned hi = (unsigned)_mm_movemask_ps(_mm_cmpneq_ps(_mm_loadu_ps(x + 4), zero));
+    return lo | (hi << 4);
+#else
+    unsigned m = 0;
+    for (int j = 0; j < 8; j++) m |= (unsigned)nonzero(x[j]) << j;
+    return m;
+#endif
+}
+
+static inline int lowest_bit(unsigned m) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(m);
+#else
+    int j = 0;
+    while (!(m & 1u)) m >>= 1, j++;
+    return j;
+#endif
+}
+
+/* Collect indices of non-zero entries of x[0:n] into idx; returns their count, or -1 once
+ * the count passes `limit` (the caller then takes the dense path). */
+static int64_t collect_nonzero(const float *x, int64_t n, int32_t *idx, int64_t limit) {
+    int64_t k = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (unsigned m = nonzero_mask8(x + i); m; m &= m - 1) {
+            if (k >= limit) return -1;
+            idx[k++] = (int32_t)(i + lowest_bit(m));
+        }
+    }
+    for (; i < n; i++) {
+        if (nonzero(x[i])) {
+            if (k >= limit) return -1;
+            idx[k++] = (int32_t)i;
+        }
+    }
+    return k;
+}
+
+/* ---- element-wise ops -------------------------------------------------- */
+
+static void op_sum(const int64_t *r) {
+    /* [n, out, nsrc, src...] : out = ((s0 + s1) + s2) ... */
+    int64_t n = r[2], nsrc = r[4];
+    float *out = F32(r[3]);
+    const float *s0 = CF32(r[5]);
+    if (out != s0) memcpy(out, s0, (size_t)n * sizeof(float));
+    for (int64_t s = 1; s < nsrc; s++) {
+        const float *src = CF32(r[5 + s]);
+        for (int64_t j = 0; j < n; j++) out[j] += src[j];
+    }
+}
+
+static void op_copy(const int64_t *r) {
+    /* [n, x, out] */
+    if (r[3] != r[4]) memcpy(F32(r[4]), CF32(r[3]), (size_t)r[2] * sizeof(float));
+}
+
+static void op_scale(const int64_t *r) {
+    /* [batch, n, x, scale, out] */
+    int64_t batch = r[2], n = r[3];
+    const float *x = CF32(r[4]), *s = CF32(r[5]);
+    float *out = F32(r[6]);
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t j = 0; j < n; j++) out[b * n + j] = x[b * n + j] * s[j];
+}
+
+static void op_threshold(const int64_t *r) {
+    /* [batch, n, x, threshold, out] */
+    int64_t batch = r[2], n = r[3];
+    const float *x = CF32(r[4]), *t = CF32(r[5]);
+    float *out = F32(r[6]);
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t j = 0; j < n; j++) out[b * n + j] = x[b * n + j] > t[j] ? 1.0f : 0.0f;
+}
+
+static void op_delay(const int64_t *r) {
+    /* [n (batch * features), x, out, ring (steps, n), cursor (int64), steps] */
+    int64_t n = r[2], steps = r[7];
+    int64_t *cursor = I64(r[6]);
+    int64_t k = *cursor;
+    if (k < 0 || k >= steps) k = 0; /* a corrupted cursor must not write out of bounds */
+    float *slot = F32(r[5]) + k * n;
+    memcpy(F32(r[4]), slot, (size_t)n * sizeof(float));
+    memcpy(slot, CF32(r[3]), (size_t)n * sizeof(float));
+    *cursor = (k + 1) % steps;
+}
+
+/* ---- dense (x @ wt + bias) --------------------------------------------- */
+
+/* out[0:m] = sum over the k rows of w listed in idx, added in list order (numpy's row sum). */
+static void gather_rows_binary(float *out, const float *w, int64_t m, const int32_t *idx, int64_t k) {
+    if (k == 0) {
+        memset(out, 0, (size_t)m * sizeof(float));
+        return;
+    }
+    memcpy(out, w + (int64_t)idx[0] * m, (size_t)m * sizeof(float));
+    int64_t i = 1;
+    for (; i + 4 <= k; i += 4) {
+        const float *r0 = w + (int64_t)idx[i] * m, *r1 = w + (int64_t)idx[i + 1] * m;
+        const float *r2 = w + (int64_t)idx[i + 2] * m, *r3 = w + (int64_t)idx[i + 3] * m;
+        for (int64_t j = 0; j < m; j++) {
+            float o = out[j];
+            o += r0[j];
+            o += r1[j];
+            o += r2[j];
+            o += r3[j];
+            out[j] = o;
+        }
+    }
+    for (; i < k; i++) {
+        const float *r0 = w + (int64_t)idx[i] * m;
+        for (int64_t j = 0; j < m; j++) out[j] += r0[j];
+    }
+}
+
+/* out[0:m] = sum over listed rows of x[row] * w[row], in list order. */
+static void gather_rows_scaled(float *out, const float *w, int64_t m, const float *x, const int32_t *idx, int64_t k) {
+    memset(out, 0, (size_t)m * sizeof(float));
+    int64_t i = 0;
+    for (; i + 4 <= k; i += 4) {
+        const float *r0 = w + (int64_t)idx[i] * m, *r1 = w + (int64_t)idx[i + 1] * m;
+        const float *r2 = w + (int64_t)idx[i + 2] * m, *r3 = w + (int64_t)idx[i + 3] * m;
+        float a0 = x[idx[i]], a1 = x[idx[i + 1]], a2 = x[idx[i + 2]], a3 = x[idx[i + 3]];
+        for (int64_t j = 0; j < m; j++) {
+            float o = out[j];
+            o += a0 * r0[j];
+            o += a1 * r1[j];
+            o += a2 * r2[j];
+            o += a3 * r3[j];
+            out[j] = o;
+        }
+    }
+    for (; i < k; i++) {
+        const float *r0 = w + (int64_t)idx[i] * m;
+        float a0 = x[idx[i]];
+        for (int64_t j = 0; j < m; j++) out[j] += a0 * r0[j];
+    }
+}
+
+static void add_bias_rows(float *out, const float *bias, int64_t batch, int64_t m) {
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t j = 0; j < m; j++) out[b * m + j] += bias[j];
+}
+
+static void op_dense(const int64_t *r) {
+    /* [batch, n_in, n_out, x, wt, bias|0, out, binary, idx (int32 batch*n_in), counts (int64 batch), nnz_limit] */
+    int64_t batch = r[2], n_in = r[3], m = r[4], limit = r[12];
+    const float *x = CF32(r[5]), *w = CF32(r[6]), *bias = CF32(r[7]);
+    float *out = F32(r[8]);
+    int binary = (int)r[9];
+    int32_t *idx = I32(r[10]);
+    int64_t *counts = I64(r[11]);
+
+    /* Sparse when the whole batch has at most `limit` non-zeros (the numpy kernel's rule). */
+    int64_t total = 0;
+    int sparse = 1;
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t k = collect_nonzero(x + b * n_in, n_in, idx + b * n_in, limit - total);
+        if (k < 0) {
+            sparse = 0;
+            break;
+        }
+        counts[b] = k;
+        total += k;
+    }
+    if (sparse) {
+        for (int64_t b = 0; b < batch; b++) {
+            if (binary)
+                gather_rows_binary(out + b * m, w, m, idx + b * n_in, counts[b]);
+            else
+                gather_rows_scaled(out + b * m, w, m, x + b * n_in, idx + b * n_in, counts[b]);
+        }
+    } else {
+        /* Dense product, rows of wt in blocks of 4 so each block serves every sample from cache. */
+        memset(out, 0, (size_t)(batch * m) * sizeof(float));
+        int64_t i = 0;
+        for (; i + 4 <= n_in; i += 4) {
+            const float *r0 = w + i * m, *r1 = r0 + m, *r2 = r1 + m, *r3 = r2 + m;
+            for (int64_t b = 0; b < batch; b++) {
+                const float *xb = x + b * n_in + i;
+                float a0 = xb[0], a1 = xb[1], a2 = xb[2], a3 = xb[3];
+                float *o = out + b * m;
+                for (int64_t j = 0; j < m; j++) {
+                    float s = o[j];
+                    s += a0 * r0[j];
+                    s += a1 * r1[j];
+                    s += a2 * r2[j];
+                    s += a3 * r3[j];
+                    o[j] = s;
+                }
+            }
+        }
+        for (; i < n_in; i++) {
+            const float *r0 = w + i * m;
+            for (int64_t b = 0; b < batch; b++) {
+                float a0 = x[b * n_in + i], *o = out + b * m;
+                for (int64_t j = 0; j < m; j++) o[j] += a0 * r0[j];
+            }
+        }
+    }
+    if (bias) add_bias_rows(out, bias, batch, m);
+}
+
+/* ---- convolution ------------------------------------------------------- */
+
+typedef struct {
+    int64_t batch, c_in, h, w, c_out, ho, wo, kh, kw, groups;
+    const float *x, *weight, *wk, *bias;
+    float *out, *acc;
+    int binary, has_bias;
+    /* Tap tables, per input row iy: ycount[iy] valid kernel rows, the j-th with kernel row
+     * yk[iy * kh + j] landing on output row yo[iy * kh + j]; likewise per column. They fold
+     * stride, padding and dilation in once, so the scatter does no divisions. */
+    const int32_t *ycount, *yk, *yo, *xcount, *xk, *xo;
+    /* Pair list of one sample: output pixel, global tap index (ci, ky, kx), input value. */
+    int32_t *pix, *tap;
+    float *val;
+    int64_t *group_end;
+    int64_t limit, hwc_work;
+} Conv;
+
+/* Number of non-zeros of x[0:n] (NaN counts), a loop the compiler vectorises. */
+static int64_t count_nonzero(const float *x, int64_t n) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i += 4096) {
+        int32_t part = 0; /* 32-bit partial counts keep the vectorised loop narrow */
+        int64_t stop = i + 4096 < n ? i + 4096 : n;
+        for (int64_t j = i; j < stop; j++) part += !(x[j] == 0.0f);
+        k += part;
+    }
+    return k;
+}
+
+/* List every (output pixel, tap) an active input pixel of one sample reaches; returns the
+ * count and fills group_end[g] with the end of group g's pairs (pairs come in channel order). */
+static int64_t conv_pairs(const Conv *c, const float *x) {
+    int64_t np = 0, c_in_g = c->c_in / c->groups;
+    for (int64_t ci = 0; ci < c->c_in; ci++) {
+        for (int64_t iy = 0; iy < c->h; iy++) {
+            int64_t ny = c->ycount[iy];
+            if (ny == 0) continue;
+            const float *row = x + (ci * c->h + iy) * c->w;
+            const int32_t *yk = c->yk + iy * c->kh, *yo = c->yo + iy * c->kh;
+            for (int64_t i0 = 0; i0 < c->w; i0 += 8) {
+                unsigned m;
+                if (i0 + 8 <= c->w) {
+                    m = nonzero_mask8(row + i0);
+                } else {
+                    m = 0;
+                    for (int64_t j = i0; j < c->w; j++) m |= (unsigned)nonzero(row[j]) << (j - i0);
+                }
+                for (; m; m &= m - 1) {
+                    int64_t ix = i0 + lowest_bit(m);
+                    float a = row[ix];
+                    int64_t nx = c->xcount[ix];
+                    const int32_t *xk = c->xk + ix * c->kw, *xo = c->xo + ix * c->kw;
+                    for (int64_t ty = 0; ty < ny; ty++) {
+                        int64_t tap_row = (ci * c->kh + yk[ty]) * c->kw, pix_row = (int64_t)yo[ty] * c->wo;
+                        for (int64_t tx = 0; tx < nx; tx++) {
+                            c->pix[np] = (int32_t)(pix_row + xo[tx]);
+                            c->tap[np] = (int32_t)(tap_row + xk[tx]);
+                            c->val[np] = a;
+                            np++;
+                        }
+                    }
+                }
+            }
+        }
+        if ((ci + 1) % c_in_g == 0) c->group_end[ci / c_in_g] = np;
+    }
+    return np;
+}
+
+/* out (C_out, HO, WO) = acc (HO, WO, C_out) transposed, plus bias. */
+static void conv_hwc_to_chw(const Conv *c, float *out) {
+    int64_t plane = c->ho * c->wo;
+    for (int64_t co = 0; co < c->c_out; co++) {
+        float bb = c->bias[co];
+        float *o = out + co * plane;
+        const float *a = c->acc + co;
+        if (c->has_bias)
+            for (int64_t p = 0; p < plane; p++) o[p] = a[p * c->c_out] + bb;
+        else
+            for (int64_t p = 0; p < plane; p++) o[p] = a[p * c->c_out];
+    }
+}
+
+/* Scatter the pairs into out (C_out, HO, WO) one output channel at a time, so each
+ * channel's plane stays in L1 (channel planes a power of two apart share cache sets). */
+static void conv_scatter_chw(const Conv *c, float *out) {
+    int64_t plane = c->ho * c->wo, g_out = c->c_out / c->groups, taps_g = (c->c_in / c->groups) * c->kh * c->kw;
+    memset(out, 0, (size_t)(c->c_out * plane) * sizeof(float));
+    int64_t start = 0;
+    for (int64_t g = 0; g < c->groups; g++) {
+        int64_t end = c->group_end[g];
+        for (int64_t co = g * g_out; co < (g + 1) * g_out; co++) {
+            float *o = out + co * plane;
+            /* weight (C_out, C_in/g, KH, KW): shift so global tap indices of group g address row co. */
+            const float *wco = c->weight + co * taps_g - g * taps_g;
+            if (c->binary)
+                for (int64_t q = start; q < end; q++) o[c->pix[q]] += wco[c->tap[q]];
+            else
+                for (int64_t q = start; q < end; q++) o[c->pix[q]] += c->val[q] * wco[c->tap[q]];
+            if (c->has_bias) {
+                float bb = c->bias[co];
+                for (int64_t p = 0; p < plane; p++) o[p] += bb;
+            }
+        }
+        start = end;
+    }
+}
+
+/* Scatter the pairs into acc (HO, WO, C_out), contiguous over each group's output channels. */
+static void conv_scatter_hwc(const Conv *c) {
+    int64_t g_out = c->c_out / c->groups;
+    memset(c->acc, 0, (size_t)(c->c_out * c->ho * c->wo) * sizeof(float));
+    int64_t start = 0;
+    for (int64_t g = 0; g < c->groups; g++) {
+        int64_t end = c->group_end[g];
+        for (int64_t q = start; q < end; q++) {
+            float *o = c->acc + (int64_t)c->pix[q] * c->c_out + g * g_out;
+            const float *wt = c->wk + (int64_t)c->tap[q] * g_out;
+            if (c->binary) {
+                for (int64_t k = 0; k < g_out; k++) o[k] += wt[k];
+            } else {
+                float a = c->val[q];
+                for (int64_t k = 0; k < g_out; k++) o[k] += a * wt[k];
+            }
+        }
+        start = end;
+    }
+}
+
+/* Direct convolution of one sample: for every output pixel, accumulate the taps over
+ * the channels of each group into acc (HO, WO, C_out), contiguous over output channels. */
+static void conv_direct_sample(const Conv *c, const float *x) {
+    int64_t g_out = c->c_out / c->groups, c_in_g = c->c_in / c->groups;
+    memset(c->acc, 0, (size_t)(c->c_out * c->ho * c->wo) * sizeof(float));
+    for (int64_t ci = 0; ci < c->c_in; ci++) {
+        int64_t co0 = (ci / c_in_g) * g_out;
+        const float *xc = x + ci * c->h * c->w;
+        for (int64_t iy = 0; iy < c->h; iy++) {
+            const int32_t *yk = c->yk + iy * c->kh, *yo = c->yo + iy * c->kh;
+            for (int64_t ty = 0; ty < c->ycount[iy]; ty++) {
+                for (int64_t ix = 0; ix < c->w; ix++) {
+                    float a = xc[iy * c->w + ix];
+                    const int32_t *xk = c->xk + ix * c->kw, *xo = c->xo + ix * c->kw;
+                    for (int64_t tx = 0; tx < c->xcount[ix]; tx++) {
+                        float *o = c->acc + ((int64_t)yo[ty] * c->wo + xo[tx]) * c->c_out + co0;
+                        const float *wt = c->wk + ((ci * c->kh + yk[ty]) * c->kw + xk[tx]) * g_out;
+                        for (int64_t k = 0; k < g_out; k++) o[k] += a * wt[k];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void op_conv(const int64_t *r) {
+    /* [batch, c_in, h, w, c_out, ho, wo, kh, kw, groups, x, weight, wk, bias, out, binary, has_bias,
+     *  acc (float ho*wo*c_out), ycount, yk, yo, xcount, xk, xo (int32 tap tables),
+     *  pix, tap (int32), val (float) pair lists, group_end (int64 groups), nnz_limit,
+     *  hwc_work (pair work above which the (HO, WO, C_out) route pays)] */
+    Conv c = {r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+              CF32(r[12]), CF32(r[13]), CF32(r[14]), CF32(r[15]), F32(r[16]), F32(r[19]),
+              (int)r[17], (int)r[18],
+              I32(r[20]), I32(r[21]), I32(r[22]), I32(r[23]), I32(r[24]), I32(r[25]),
+              I32(r[26]), I32(r[27]), F32(r[28]), I64(r[29]), r[30], r[31]};
+    int64_t n_in = c.c_in * c.h * c.w, n_out = c.c_out * c.ho * c.wo;
+    /* Same rule as dense: sparse when the whole batch has at most `limit` non-zeros. */
+    int64_t total = 0;
+    for (int64_t b = 0; b < c.batch; b++) total += count_nonzero(c.x + b * n_in, n_in);
+    int sparse = total <= c.limit;
+    for (int64_t b = 0; b < c.batch; b++) {
+        const float *x = c.x + b * n_in;
+        float *out = c.out + b * n_out;
+        if (!sparse) {
+            conv_direct_sample(&c, x);
+            conv_hwc_to_chw(&c, out);
+            continue;
+        }
+        int64_t np = conv_pairs(&c, x);
+        /* Few pairs: scatter straight into (C_out, HO, WO), one channel plane at a time.
+         * Many: scatter vectorised over channels into (HO, WO, C_out) and transpose once. */
+        if (np * c.c_out > c.hwc_work) {
+            conv_scatter_hwc(&c);
+            conv_hwc_to_chw(&c, out);
+        } else {
+            conv_scatter_chw(&c, out);
+        }
+    }
+}
+
+/* ---- pooling ----------------------------------------------------------- */
+
+static void op_pool(const int64_t *r) {
+    /* [batch, c, h, w, ho, wo, kh, kw, sh, sw, ph, pw, x, out, recip (float bits), has_divisor] */
+    int64_t batch = r[2], ch = r[3], h = r[4], w = r[5], ho = r[6], wo = r[7], kh = r[8], kw = r[9];
+    int64_t sh = r[10], sw = r[11], ph = r[12], pw = r[13];
+    const float *x = CF32(r[14]);
+    float *out = F32(r[15]);
+    float recip = bits_to_float(r[16]);
+    int has_div = (int)r[17];
+    for (int64_t bc = 0; bc < batch * ch; bc++) {
+        const float *xp = x + bc * h * w;
+        float *op = out + bc * ho * wo;
+        for (int64_t oy = 0; oy < ho; oy++) {
+            for (int64_t ox = 0; ox < wo; ox++) {
+                /* numpy sums the window row by row over padded zeros: padding adds +0.0. */
+                float s = 0.0f;
+                for (int64_t ky = 0; ky < kh; ky++) {
+                    int64_t iy = oy * sh + ky - ph;
+                    for (int64_t kx = 0; kx < kw; kx++) {
+                        int64_t ix = ox * sw + kx - pw;
+                        float v = (iy < 0 || iy >= h || ix < 0 || ix >= w) ? 0.0f : xp[iy * w + ix];
+                        s = (ky == 0 && kx == 0) ? v : s + v;
+                    }
+                }
+                op[oy * wo + ox] = has_div ? s * recip : s;
+            }
+        }
+    }
+}
+
+/* ---- neurons ----------------------------------------------------------- */
+
+typedef struct {
+    float a_syn, g_syn, a_w, c_w, b_w, a_v, k_v, g_v, g_w, v_leak, v_th, v_reset;
+} Coef;
+
+/* One neuron's update, in the numpy reference's order of float32 operations. */
+static inline float neuron_update(int flags, const Coef *k, float x, float *v, float *i, float *w, float *z) {
+    float drive = x;
+    if (flags & NF_SYNAPSE) {
+        float ii = *i * k->a_syn;
+        ii = ii + k->g_syn * x;
+        *i = ii;
+        drive = ii;
+    }
+    float ww = 0.0f;
+    if (flags & NF_ADAPT) {
+        ww = *w * k->a_w;
+        ww = ww + k->c_w * (*v - k->v_leak);
+        ww = ww + k->b_w * *z;
+        *w = ww;
+    }
+    float vn = k->a_v * *v + k->k_v;
+    vn = vn + k->g_v * drive;
+    if (flags & NF_ADAPT) vn = vn - k->g_w * ww;
+    if (!(flags & NF_SPIKING)) {
+        *v = vn;
+        return vn;
+    }
+    if (flags & NF_NEXT_STEP) {
+        float zp = *z;
+        if (flags & NF_SUBTRACT) vn = vn - zp * k->v_th;
+        else if (zp != 0.0f) vn = k->v_reset;
+    }
+    float zn = vn > k->v_th ? 1.0f : 0.0f;
+    *z = zn;
+    if (!(flags & NF_NEXT_STEP)) {
+        if (flags & NF_SUBTRACT) vn = vn - zn * k->v_th;
+        else if (zn != 0.0f) vn = k->v_reset;
+    }
+    *v = vn;
+    return zn;
+}
+
+/* The specialisation the benchmarks and most models hit: LIF/IF/LI without synapse or
+ * adaptation, immediate reset, coefficients shared by all neurons. A branch-free loop
+ * the compiler vectorises. */
+static void neuron_plain_scalar(int flags, const Coef *k, int64_t n, const float *x, float *out, float *v, float *z) {
+    float a_v = k->a_v, k_v = k->k_v, g_v = k->g_v, th = k->v_th, vr = k->v_reset;
+    if (!(flags & NF_SPIKING)) {
+        for (int64_t j = 0; j < n; j++) {
+            float vn = a_v * v[j] + k_v;
+            vn = vn + g_v * x[j];
+            v[j] = vn;
+            out[j] = vn;
+        }
+    } else if (flags & NF_SUBTRACT) {
+        for (int64_t j = 0; j < n; j++) {
+            float vn = a_v * v[j] + k_v;
+            vn = vn + g_v * x[j];
+            float zn = vn > th ? 1.0f : 0.0f;
+            v[j] = vn - zn * th;
+            z[j] = zn;
+            out[j] = zn;
+        }
+    } else {
+        for (int64_t j = 0; j < n; j++) {
+            float vn = a_v * v[j] + k_v;
+            vn = vn + g_v * x[j];
+            int fired = vn > th;
+            v[j] = fired ? vr : vn;
+            z[j] = fired ? 1.0f : 0.0f;
+            out[j] = fired ? 1.0f : 0.0f;
+        }
+    }
+}
+
+static void op_neuron(const int64_t *r) {
+    /* [batch, n, flags, x, out, v, i|0, w|0, z,
+     *  a_syn, g_syn, a_w, c_w, b_w, a_v, k_v, g_v, g_w, v_leak, v_th, v_reset] (per-neuron arrays, or
+     *  1-element arrays with NF_SCALAR) */
+    int64_t batch = r[2], n = r[3];
+    int flags = (int)r[4];
+    const float *x = CF32(r[5]);
+    float *out = F32(r[6]), *v = F32(r[7]), *ia = F32(r[8]), *wa = F32(r[9]), *z = F32(r[10]);
+    const float *c[12];
+    for (int q = 0; q < 12; q++) c[q] = CF32(r[11 + q]);
+    int scalar = flags & NF_SCALAR;
+    int plain = scalar && !(flags & (NF_SYNAPSE | NF_ADAPT | NF_NEXT_STEP));
+    Coef k = {0};
+    if (scalar) k = (Coef){c[0][0], c[1][0], c[2][0], c[3][0], c[4][0], c[5][0],
+                            c[6][0], c[7][0], c[8][0], c[9][0], c[10][0], c[11][0]};
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t o = b * n;
+        if (plain) {
+            neuron_plain_scalar(flags, &k, n, x + o, out + o, v + o, z + o);
+            continue;
+        }
+        float dummy_i = 0.0f, dummy_w = 0.0f;
+        for (int64_t j = 0; j < n; j++) {
+            if (!scalar)
+                k = (Coef){c[0][j], c[1][j], c[2][j], c[3][j], c[4][j], c[5][j],
+                           c[6][j], c[7][j], c[8][j], c[9][j], c[10][j], c[11][j]};
+            float *ip = (flags & NF_SYNAPSE) ? ia + o + j : &dummy_i;
+            float *wp = (flags & NF_ADAPT) ? wa + o + j : &dummy_w;
+            out[o + j] = neuron_update(flags, &k, x[o + j], v + o + j, ip, wp, z + o + j);
+        }
+    }
+}
+
+/* ---- the Program type ---------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int64_t *code;
+    Py_ssize_t ncode;
+    Py_ssize_t nops;
+    int release_gil;
+    PyObject *keep; /* tuple of the arrays whose memory the records point into */
+} Program;
+
+static void run_code(const int64_t *code, Py_ssize_t ncode) {
+    Py_ssize_t pc = 0;
+    while (pc < ncode) {
+        const int64_t *r = code + pc;
+        switch (r[0]) {
+        case OP_SUM: op_sum(r); break;
+        case OP_COPY: op_copy(r); break;
+        case OP_DENSE: op_dense(r); break;
+        case OP_CONV: op_conv(r); break;
+        case OP_POOL: op_pool(r); break;
+        case OP_SCALE: op_scale(r); break;
+        case OP_THRESHOLD: op_threshold(r); break;
+        case OP_DELAY: op_delay(r); break;
+        case OP_NEURON: op_neuron(r); break;
+        default: return; /* unreachable: records are checked in Program_new */
+        }
+        pc += r[1];
+    }
+}
+
+static PyObject *Program_run(Program *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->release_gil) {
+        Py_BEGIN_ALLOW_THREADS
+        run_code(self->code, self->ncode);
+        Py_END_ALLOW_THREADS
+    } else {
+        run_code(self->code, self->ncode);
+    }
+    Py_RETURN_NONE;
+}
+
+static void Program_dealloc(Program *self) {
+    PyMem_Free(self->code);
+    Py_XDECREF(self->keep);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Program(code, keep, release_gil): code is a buffer of int64 records, keep a tuple. */
+static PyObject *Program_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"code", "keep", "release_gil", NULL};
+    Py_buffer view;
+    PyObject *keep;
+    int release_gil = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*O!|p", kwlist, &view, &PyTuple_Type, &keep, &release_gil))
+        return NULL;
+    if (view.len % (Py_ssize_t)sizeof(int64_t)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "code: expected a whole number of int64 values");
+        return NULL;
+    }
+    Py_ssize_t ncode = view.len / (Py_ssize_t)sizeof(int64_t);
+    int64_t *code = PyMem_Malloc(ncode ? (size_t)view.len : 1);
+    if (!code) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    memcpy(code, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    /* Check the record framing so a malformed program fails here, not inside a step. */
+    Py_ssize_t pc = 0, nops = 0;
+    while (pc < ncode) {
+        int64_t op = code[pc];
+        int64_t len = pc + 1 < ncode ? code[pc + 1] : 0;
+        int64_t want = (op >= OP_SUM && op <= OP_NEURON) ? RECORD_LEN[op] : -1;
+        if (op == OP_SUM && len >= 6 && pc + 4 < ncode) want = 5 + code[pc + 4];
+        if (want <= 2 || len != want || pc + len > ncode) {
+            PyMem_Free(code);
+            PyErr_Format(PyExc_ValueError, "code[%zd]: malformed record (opcode %lld, length %lld)", pc, (long long)op,
+                         (long long)len);
+            return NULL;
+        }
+        pc += len;
+        nops++;
+    }
+    Program *self = (Program *)type->tp_alloc(type, 0);
+    if (!self) {
+        PyMem_Free(code);
+        return NULL;
+    }
+    self->code = code;
+    self->ncode = ncode;
+    self->nops = nops;
+    self->release_gil = release_gil;
+    Py_INCREF(keep);
+    self->keep = keep;
+    return (PyObject *)self;
+}
+
+static PyObject *Program_get_nops(Program *self, void *Py_UNUSED(closure)) { return PyLong_FromSsize_t(self->nops); }
+
+static PyMethodDef Program_methods[] = {
+    {"run", (PyCFunction)Program_run, METH_NOARGS, "Run one step of every op in the program."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Program_getset[] = {
+    {"nops", (getter)Program_get_nops, NULL, "Number of ops in the program.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ProgramType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgesnn.engine._ckernels.Program",
+    .tp_basicsize = sizeof(Program),
+    .tp_dealloc = (destructor)Program_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A compiled sequence of native ops; run() executes one step.",
+    .tp_methods = Program_methods,
+    .tp_getset = Program_getset,
+    .tp_new = Program_new,
+};
+
+static struct PyModuleDef ckernels_module = {
+    PyModuleDef_HEAD_INIT, "_ckernels", "Native step kernels of the edgesnn engine.", -1, NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__ckernels(void) {
+    if (PyType_Ready(&ProgramType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&ckernels_module);
+    if (!m) return NULL;
+    Py_INCREF(&ProgramType);
+    if (PyModule_AddObject(m, "Program", (PyObject *)&ProgramType) < 0) {
+        Py_DECREF(&ProgramType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    static const char *names[] = {"OP_SUM", "OP_COPY", "OP_DENSE", "OP_CONV", "OP_POOL",
+                                  "OP_SCALE", "OP_THRESHOLD", "OP_DELAY", "OP_NEURON"};
+    for (int q = 0; q < 9; q++)
+        if (PyModule_AddIntConstant(m, names[q], q + 1) < 0) return NULL;
+    static const char *flag_names[] = {"NF_SPIKING", "NF_SYNAPSE", "NF_ADAPT", "NF_SUBTRACT", "NF_NEXT_STEP", "NF_SCALAR"};
+    for (int q = 0; q < 6; q++)
+        if (PyModule_AddIntConstant(m, flag_names[q], 1 << q) < 0) return NULL;
+    return m;
+}

@@ -1,0 +1,1 @@
+"""Benchmarks (print JSON; not tests): engine speed against a plain numpy loop."""
