@@ -6,7 +6,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 # Rewritten after a successful install; editing any build input below triggers a reinstall.
 STAMP := $(VENV)/.edgesnn-installed
-BUILD_INPUTS := pyproject.toml setup.py $(wildcard edgesnn/engine/_ckernels.c)
+BUILD_INPUTS := pyproject.toml setup.py $(wildcard edgesnn/*/_*.c)
 PYTEST_ARGS ?=
 SYSTEM_PACKAGES := python3-venv python3-dev gcc
 

@@ -23,6 +23,8 @@ __all__ = [
     "StateError",
     "OptionError",
     "MissingDependencyError",
+    "EventFileError",
+    "EventStreamError",
 ]
 
 
@@ -96,3 +98,11 @@ class OptionError(EdgeSNNError, ValueError):
 
 class MissingDependencyError(EdgeSNNError, ImportError):
     """An optional dependency needed for this feature is not installed."""
+
+
+class EventFileError(EdgeSNNError, ValueError):
+    """An event file is broken: bad header, truncated, corrupt words, time going backwards."""
+
+
+class EventStreamError(EdgeSNNError, ValueError):
+    """A live event source failed: link lost, framing broken, device misbehaving."""
