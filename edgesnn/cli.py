@@ -59,7 +59,7 @@ def _nir_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {"profile": getattr(args, "profile", None) or "nir"}
     if getattr(args, "dt", None):
         opts["dt_s"] = parse_duration_s(args.dt)
-    for key in ("reset_mode", "reset_timing", "method"):
+    for key in ("reset_mode", "reset_timing", "method", "max_spikes_per_step"):
         if getattr(args, key, None):
             opts[key] = getattr(args, key)
     return opts
@@ -241,6 +241,8 @@ def _add_nir_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reset", dest="reset_mode", choices=("to_value", "subtract"), help="override the reset mode")
     g.add_argument("--reset-timing", choices=("immediate", "next_step"), help="override when the reset applies")
     g.add_argument("--method", choices=("zoh", "euler"), help="override the discretisation")
+    g.add_argument("--max-spikes", dest="max_spikes_per_step", type=int,
+                   help="spikes a neuron may emit per step (1 = binary; sinabs/rockpool default to graded)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

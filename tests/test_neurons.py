@@ -154,3 +154,30 @@ def test_zoh_coefficients_are_exponential_decays():
     np.testing.assert_allclose(c.g_v, 3.0 * (1 - a), rtol=1e-6)
     np.testing.assert_allclose(c.k_v, -0.5 * (1 - a), rtol=1e-6)
     assert c.a_v.dtype == np.float32
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inclusive_threshold_fires_at_equality(backend):
+    kw = dict(r=1.0, v_threshold=1.0, reset_mode="subtract")
+    xs = np.full((4, 1), 500.0)  # IF with dt 1 ms: +0.5 per step, reaching exactly 1.0 at step 1
+    strict = trace(single_neuron_model(IF.uniform(1, **kw)), xs, backend)["n"][:, 0, 0]
+    inclusive = trace(single_neuron_model(IF.uniform(1, threshold_inclusive=True, **kw)), xs, backend)["n"][:, 0, 0]
+    assert strict.tolist() == [0, 0, 1, 0]  # 0.5, 1.0 (not > 1), 1.5 fires -> 0.5, 1.0
+    assert inclusive.tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_graded_spikes_count_thresholds_and_subtract_them(backend):
+    node = IF.uniform(1, r=1.0, v_threshold=1.0, reset_mode="subtract", threshold_inclusive=True, max_spikes_per_step=3)
+    xs = np.array([[2500.0], [0.0], [5000.0], [0.0]])  # +2.5 V, then +5 V (capped at 3 spikes)
+    z = trace(single_neuron_model(node), xs, backend)["n"][:, 0, 0]
+    assert z.tolist() == [2, 0, 3, 2]  # 2.5 -> 2 spikes, 0.5 left; 5.5 -> 3 (the cap), 2.5 left -> 2
+
+
+def test_graded_spikes_need_an_inclusive_positive_threshold():
+    from edgesnn.errors import NodeValidationError
+
+    with pytest.raises(NodeValidationError, match="threshold_inclusive=True"):
+        IF.uniform(1, r=1.0, v_threshold=1.0, max_spikes_per_step=2)
+    with pytest.raises(NodeValidationError, match="max_spikes_per_step: expected an int in 1..32768"):
+        IF.uniform(1, r=1.0, v_threshold=1.0, max_spikes_per_step=0)

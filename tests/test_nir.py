@@ -319,19 +319,27 @@ def test_sinabs_lif_and_expleak_in_time_steps():
     x = spike_inputs(14, 80, 5)
 
     spikes = run(from_nir(dense_graph(lif, 5, w), profile="sinabs"), x)
+    single = run(from_nir(dense_graph(lif, 5, w), profile="sinabs", max_spikes_per_step=1), x)
     trace = run(from_nir(dense_graph(leak, 5, w), profile="sinabs"), x)
 
     alpha = np.exp(-1.0 / tau).astype(F32)
-    v, u, exp_spikes, exp_trace = np.zeros(4, F32), np.zeros(4, F32), [], []
+    thr = F32(0.3)
+    v, v1, u = np.zeros(4, F32), np.zeros(4, F32), np.zeros(4, F32)
+    exp_spikes, exp_single, exp_trace = [], [], []
     for xt in x @ w.T:
-        v = alpha * v + (1 - alpha) * xt  # LIF, norm_input=True
-        s = (v >= 0.3).astype(F32)
-        v = v - s * F32(0.3)
+        v = alpha * v + (1 - alpha) * xt  # LIF, norm_input=True, default MultiSpike
+        s = np.maximum(np.floor(v / thr), 0).astype(F32)
+        v = v - s * thr
         exp_spikes.append(s)
+        v1 = alpha * v1 + (1 - alpha) * xt  # the same layer with SingleSpike
+        s1 = (v1 >= thr).astype(F32)
+        v1 = v1 - s1 * thr
+        exp_single.append(s1)
         u = alpha * u + xt  # ExpLeak, norm_input=False
         exp_trace.append(u)
-    assert np.sum(exp_spikes) > 10
+    assert np.max(exp_spikes) > 1 and np.sum(exp_single) > 10  # graded spikes do occur
     np.testing.assert_array_equal(spikes, np.array(exp_spikes))
+    np.testing.assert_array_equal(single, np.array(exp_single))
     np.testing.assert_allclose(trace, np.array(exp_trace), rtol=1e-5)
 
 
@@ -358,7 +366,7 @@ def test_rockpool_lif_recovers_dt_and_decays_current_after_input():
     for xt in x @ w.T:  # LIFTorch.forward
         isyn = beta * (isyn + xt)
         vmem = alpha * vmem + isyn
-        s = (vmem >= thr).astype(F32)
+        s = np.maximum(np.floor(vmem / thr), 0).astype(F32)  # graded spikes, max_spikes_per_dt
         vmem = vmem - s * thr
         expected.append(s)
     assert np.sum(expected) > 10

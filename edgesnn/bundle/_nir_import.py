@@ -245,7 +245,7 @@ def _restore(node: Node, extras: dict[str, Any]) -> Node:
         if key == "param_shape":
             field = "scale" if isinstance(node, Scale) else "threshold"
             changes[field] = _unbroadcast(getattr(node, field), tuple(value))
-        elif key in ("unit", "reset_mode", "reset_timing"):
+        elif key in ("unit", "reset_mode", "reset_timing", "threshold_inclusive", "max_spikes_per_step"):
             changes[key] = value
     return node.replace(**changes) if changes else node
 
@@ -265,6 +265,7 @@ def build_model(
     reset_mode: str | None,
     reset_timing: str | None,
     source: str | None,
+    max_spikes_per_step: int | None = None,
 ) -> Model:
     """Convert a NIRGraph to a Model under ``profile`` and the user's overrides."""
     import nir
@@ -283,8 +284,9 @@ def build_model(
         if kind is not None:
             neurons[name] = (kind, _neuron_params(kind, node, name, None))
     options = _nir_profiles.resolve_options(
-        profile, neurons, dt_s=dt_s, method=method, reset_mode=reset_mode, reset_timing=reset_timing
-    )
+        profile, neurons, dt_s=dt_s, method=method, reset_mode=reset_mode, reset_timing=reset_timing,
+        max_spikes_per_step=max_spikes_per_step,
+    )  # fmt: skip
     built: dict[str, Node] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     pending = list(nir_nodes)

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgesnn.errors import NIRImportError, OptionError
 from edgesnn.graph import IF, LI, LIF, RESET_MODES, RESET_TIMINGS, CubaLI, CubaLIF, Integrator
+from edgesnn.graph.neurons import MAX_SPIKES_PER_STEP
 from edgesnn.graph._node import Node
 from edgesnn.neurons import METHODS
 
@@ -38,6 +39,8 @@ class Options:
     reset_timing: str | None
     #: Factor from the file's time constants to seconds (a profile may infer it).
     tau_scale: float = 1.0
+    #: Spike count cap per step chosen by the user (None: the profile's own).
+    max_spikes: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,10 @@ class Profile:
     reset_mode: str
     reset_timing: str
     convert: Callable[[str, dict[str, np.ndarray], Options], dict[str, np.ndarray]]
+    #: Whether the framework fires at v >= v_th (True) or v > v_th, and how many spikes a
+    #: neuron may emit in one step (graded spikes above 1).
+    threshold_inclusive: bool = False
+    max_spikes: int = 1
     #: Profiles whose dt is read from the file rather than fixed (rockpool).
     dt_from_graph: Callable[[dict[str, tuple[str, dict[str, np.ndarray]]]], float | None] | None = None
     #: Profiles whose time unit depends on the exporter version (norse).
@@ -71,12 +78,6 @@ class Profile:
 
 def _f64(a: Any) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
-
-
-def _prev_float32(x: np.ndarray) -> np.ndarray:
-    """Largest float32 below ``x``: ``v >= x`` equals ``v > prev(x)`` for float32 ``v``."""
-    x32 = np.asarray(x, np.float32)
-    return np.nextafter(x32, np.float32(-np.inf)).astype(np.float64)
 
 
 def _euler_tau(decay: np.ndarray, dt: float) -> np.ndarray:
@@ -160,9 +161,9 @@ def _sinabs(kind: str, p: dict[str, np.ndarray], o: Options) -> dict[str, np.nda
     are scaled by dt (exact exponential). LIF (norm_input=True by default) adds
     (1-alpha)*x: r = 1 as written. ExpLeak (norm_input=False) adds x: r =
     1/(1-alpha). IAF adds x (v += x): r = 1/dt. Spikes fire on v >= threshold
-    (SingleSpike; MultiSpike's first spike) and subtract the threshold; the
-    threshold is moved to the float32 just below so that the strict engine test
-    fires on equality too.
+    and subtract it; the default MultiSpike emits floor(v / threshold) spikes
+    in one step (graded spikes, capped at MAX_SPIKES_PER_STEP; pass
+    max_spikes_per_step=1 for SingleSpike layers).
     """
     out = _rename(kind, p)
     if "tau_mem_s" in out:
@@ -174,8 +175,6 @@ def _sinabs(kind: str, p: dict[str, np.ndarray], o: Options) -> dict[str, np.nda
         out["tau_syn_s"] = p["tau_syn"] * o.dt_s
     if kind in ("IF", "I"):
         out["r"] = p["r"] / o.dt_s
-    if kind in _SPIKING:
-        out["v_threshold"] = _prev_float32(p["v_threshold"])
     return out
 
 
@@ -188,7 +187,8 @@ def _rockpool(kind: str, p: dict[str, np.ndarray], o: Options) -> dict[str, np.n
     and r = 1/(1-alpha). LIFNeuronTorch (written as LIF) is forward Euler with
     unit gain: its tau is rewritten so that the exact decay equals 1 - dt/tau.
     ExpSynTorch (written as LI) runs isyn = beta*(isyn + x): r = beta/(1-beta).
-    Spikes fire on v >= threshold and subtract it (StepPWL).
+    Spikes fire on v >= threshold, as many as floor(v / threshold) per step
+    (max_spikes_per_dt, capped at MAX_SPIKES_PER_STEP), and subtract them.
     """
     out = _rename(kind, p)
     dt = o.dt_s
@@ -202,8 +202,6 @@ def _rockpool(kind: str, p: dict[str, np.ndarray], o: Options) -> dict[str, np.n
     elif kind == "LI":
         beta = np.exp(-dt / p["tau"])
         out["r"] = beta / (1.0 - beta)
-    if kind in _SPIKING:
-        out["v_threshold"] = _prev_float32(p["v_threshold"])
     return out
 
 
@@ -261,8 +259,6 @@ def _lava_dl(kind: str, p: dict[str, np.ndarray], o: Options) -> dict[str, np.nd
         out["r"] = out["tau_mem_s"] / dt
     if kind in ("IF", "I"):
         out["r"] = p["r"] / dt
-    if kind in _SPIKING:
-        out["v_threshold"] = _prev_float32(p["v_threshold"])
     return out
 
 
@@ -290,12 +286,12 @@ PROFILES_TABLE: dict[str, Profile] = {
         Profile("norse", "Norse export: dt = 1 ms, tau written as dt*tau (1.1) or tau, forward Euler,"
                 " unit current jumps, reset to v_reset", 1e-3, "euler", "to_value", "immediate", _norse,
                 tau_scale_from_graph=_norse_tau_scale),
-        Profile("sinabs", "Sinabs export: taus in steps, exact decay, v >= v_th, subtract reset",
-                1e-3, "zoh", "subtract", "immediate", _sinabs),
-        Profile("rockpool", "Rockpool export: dt read from r, exact decay, v >= v_th, subtract reset",
-                None, "zoh", "subtract", "immediate", _rockpool, _rockpool_dt),
+        Profile("sinabs", "Sinabs export: taus in steps, exact decay, v >= v_th, graded spikes, subtract reset",
+                1e-3, "zoh", "subtract", "immediate", _sinabs, True, MAX_SPIKES_PER_STEP),
+        Profile("rockpool", "Rockpool export: dt read from r, exact decay, v >= v_th, graded spikes, subtract reset",
+                None, "zoh", "subtract", "immediate", _rockpool, True, MAX_SPIKES_PER_STEP, _rockpool_dt),
         Profile("lava-dl", "Lava-dl netx export: 12-bit decays per step, unit jumps, v >= v_th, reset to 0",
-                1e-3, "euler", "to_value", "immediate", _lava_dl),
+                1e-3, "euler", "to_value", "immediate", _lava_dl, True),
     )
 }  # fmt: skip
 
@@ -316,6 +312,7 @@ def resolve_options(
     method: str | None,
     reset_mode: str | None,
     reset_timing: str | None,
+    max_spikes_per_step: int | None = None,
 ) -> Options:
     """Apply user overrides to the profile's defaults and check them."""
     if dt_s is None:
@@ -338,7 +335,14 @@ def resolve_options(
     if reset_timing is not None and reset_timing not in RESET_TIMINGS:
         raise OptionError(f"expected one of {', '.join(RESET_TIMINGS)}, got {reset_timing!r}", path="reset_timing")
     scale = profile.tau_scale_from_graph(neurons, dt) if profile.tau_scale_from_graph else 1.0
-    return Options(dt, method, reset_mode, reset_timing, scale)
+    if max_spikes_per_step is not None and (
+        isinstance(max_spikes_per_step, bool) or not isinstance(max_spikes_per_step, int)
+        or not 1 <= max_spikes_per_step <= MAX_SPIKES_PER_STEP
+    ):  # fmt: skip
+        raise OptionError(
+            f"expected an int in 1..{MAX_SPIKES_PER_STEP}, got {max_spikes_per_step!r}", path="max_spikes_per_step"
+        )
+    return Options(dt, method, reset_mode, reset_timing, scale, max_spikes_per_step)
 
 
 def build_neuron(profile: Profile, kind: str, params: dict[str, np.ndarray], options: Options) -> Node:
@@ -347,4 +351,6 @@ def build_neuron(profile: Profile, kind: str, params: dict[str, np.ndarray], opt
     if kind in _SPIKING:
         kwargs["reset_mode"] = options.reset_mode or profile.reset_mode
         kwargs["reset_timing"] = profile.timing_for(kind, options)
+        kwargs["max_spikes_per_step"] = options.max_spikes or profile.max_spikes
+        kwargs["threshold_inclusive"] = profile.threshold_inclusive or kwargs["max_spikes_per_step"] > 1
     return NEURON_KINDS[kind](**kwargs)

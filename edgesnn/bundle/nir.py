@@ -89,6 +89,7 @@ def from_nir(
     reset_mode: str | None = None,
     reset_timing: str | None = None,
     method: str | None = None,
+    max_spikes_per_step: int | None = None,
 ) -> Model:
     """Convert a NIR graph (``nir.NIRGraph`` or a .nir path) to a Model under ``profile``."""
     prof = _nir_profiles.get_profile(profile)
@@ -112,6 +113,7 @@ def from_nir(
             reset_mode=reset_mode,
             reset_timing=reset_timing,
             source=source,
+            max_spikes_per_step=max_spikes_per_step,
         )
     except NIRImportError as exc:
         raise (exc.with_prefix(source) if source else exc) from exc

@@ -24,6 +24,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -45,7 +46,10 @@ enum {
 /* Fixed record lengths (header included); 0 means variable (SUM). */
 static const int64_t RECORD_LEN[] = {0, 0, 5, 13, 32, 18, 7, 7, 8, 23};
 
-enum { NF_SPIKING = 1, NF_SYNAPSE = 2, NF_ADAPT = 4, NF_SUBTRACT = 8, NF_NEXT_STEP = 16, NF_SCALAR = 32 };
+enum { NF_SPIKING = 1, NF_SYNAPSE = 2, NF_ADAPT = 4, NF_SUBTRACT = 8, NF_NEXT_STEP = 16, NF_SCALAR = 32,
+       NF_INCLUSIVE = 64, NF_MULTI = 128 };
+/* With NF_MULTI the largest spike count per step sits above the flag bits. */
+#define NF_MAX_SHIFT 16
 
 #define F32(p) ((float *)(intptr_t)(p))
 #define CF32(p) ((const float *)(intptr_t)(p))
@@ -498,7 +502,8 @@ typedef struct {
 } Coef;
 
 /* One neuron's update, in the numpy reference's order of float32 operations. */
-static inline float neuron_update(int flags, const Coef *k, float x, float *v, float *i, float *w, float *z) {
+static inline float neuron_update(int flags, float max_spikes, const Coef *k, float x, float *v, float *i, float *w,
+                                  float *z) {
     float drive = x;
     if (flags & NF_SYNAPSE) {
         float ii = *i * k->a_syn;
@@ -525,7 +530,16 @@ static inline float neuron_update(int flags, const Coef *k, float x, float *v, f
         if (flags & NF_SUBTRACT) vn = vn - zp * k->v_th;
         else if (zp != 0.0f) vn = k->v_reset;
     }
-    float zn = vn > k->v_th ? 1.0f : 0.0f;
+    float zn;
+    if (flags & NF_MULTI) {
+        /* Graded spikes: how many thresholds the membrane holds, as Sinabs' MultiSpike / Rockpool. */
+        zn = floorf(vn / k->v_th);
+        zn = zn < 0.0f ? 0.0f : (zn > max_spikes ? max_spikes : zn);
+    } else if (flags & NF_INCLUSIVE) {
+        zn = vn >= k->v_th ? 1.0f : 0.0f;
+    } else {
+        zn = vn > k->v_th ? 1.0f : 0.0f;
+    }
     *z = zn;
     if (!(flags & NF_NEXT_STEP)) {
         if (flags & NF_SUBTRACT) vn = vn - zn * k->v_th;
@@ -579,7 +593,8 @@ static void op_neuron(const int64_t *r) {
     const float *c[12];
     for (int q = 0; q < 12; q++) c[q] = CF32(r[11 + q]);
     int scalar = flags & NF_SCALAR;
-    int plain = scalar && !(flags & (NF_SYNAPSE | NF_ADAPT | NF_NEXT_STEP));
+    int plain = scalar && !(flags & (NF_SYNAPSE | NF_ADAPT | NF_NEXT_STEP | NF_INCLUSIVE | NF_MULTI));
+    float max_spikes = (float)(r[4] >> NF_MAX_SHIFT);
     Coef k = {0};
     if (scalar) k = (Coef){c[0][0], c[1][0], c[2][0], c[3][0], c[4][0], c[5][0],
                             c[6][0], c[7][0], c[8][0], c[9][0], c[10][0], c[11][0]};
@@ -596,7 +611,7 @@ static void op_neuron(const int64_t *r) {
                            c[6][j], c[7][j], c[8][j], c[9][j], c[10][j], c[11][j]};
             float *ip = (flags & NF_SYNAPSE) ? ia + o + j : &dummy_i;
             float *wp = (flags & NF_ADAPT) ? wa + o + j : &dummy_w;
-            out[o + j] = neuron_update(flags, &k, x[o + j], v + o + j, ip, wp, z + o + j);
+            out[o + j] = neuron_update(flags, max_spikes, &k, x[o + j], v + o + j, ip, wp, z + o + j);
         }
     }
 }
@@ -741,8 +756,10 @@ PyMODINIT_FUNC PyInit__ckernels(void) {
                                   "OP_SCALE", "OP_THRESHOLD", "OP_DELAY", "OP_NEURON"};
     for (int q = 0; q < 9; q++)
         if (PyModule_AddIntConstant(m, names[q], q + 1) < 0) return NULL;
-    static const char *flag_names[] = {"NF_SPIKING", "NF_SYNAPSE", "NF_ADAPT", "NF_SUBTRACT", "NF_NEXT_STEP", "NF_SCALAR"};
-    for (int q = 0; q < 6; q++)
+    static const char *flag_names[] = {"NF_SPIKING", "NF_SYNAPSE", "NF_ADAPT", "NF_SUBTRACT", "NF_NEXT_STEP", "NF_SCALAR",
+                                       "NF_INCLUSIVE", "NF_MULTI"};
+    for (int q = 0; q < 8; q++)
         if (PyModule_AddIntConstant(m, flag_names[q], 1 << q) < 0) return NULL;
+    if (PyModule_AddIntConstant(m, "NF_MAX_SHIFT", NF_MAX_SHIFT) < 0) return NULL;
     return m;
 }

@@ -190,6 +190,8 @@ def _encode_neuron(e: _Encoder, op: O.NeuronOp) -> None:
         | (_C.NF_SUBTRACT if c.reset_mode == "subtract" else 0)
         | (_C.NF_NEXT_STEP if c.reset_timing == "next_step" else 0)
         | (_C.NF_SCALAR if scalar else 0)
+        | (_C.NF_INCLUSIVE if c.threshold_inclusive else 0)
+        | ((_C.NF_MULTI | (c.max_spikes << _C.NF_MAX_SHIFT)) if c.max_spikes > 1 else 0)
     )
     size = batch * n
     fields = [

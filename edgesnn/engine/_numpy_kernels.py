@@ -118,8 +118,13 @@ def neuron_op(op: O.NeuronOp) -> None:
         return
     if c.reset_timing == "next_step":
         _reset(v_new, op.z, c.reset_mode, c.v_reset, c.v_threshold)
-    z = v_new > c.v_threshold
-    np.copyto(op.z, z, casting="unsafe")
+    if c.max_spikes > 1:
+        # Graded spikes: how many thresholds the membrane holds (Sinabs MultiSpike, Rockpool).
+        np.clip(np.floor(v_new / c.v_threshold), 0, c.max_spikes, out=op.z)
+    elif c.threshold_inclusive:
+        np.greater_equal(v_new, c.v_threshold, out=op.z, casting="unsafe")
+    else:
+        np.greater(v_new, c.v_threshold, out=op.z, casting="unsafe")
     if c.reset_timing == "immediate":
         _reset(v_new, op.z, c.reset_mode, c.v_reset, c.v_threshold)
     np.copyto(v, v_new)
@@ -127,8 +132,8 @@ def neuron_op(op: O.NeuronOp) -> None:
 
 
 def _reset(v: np.ndarray, z: np.ndarray, mode: str, v_reset: np.ndarray, v_th: np.ndarray) -> None:
-    fired = z != 0
     if mode == "to_value":
+        fired = z != 0
         np.copyto(v, np.broadcast_to(v_reset, v.shape), where=fired)
     else:
         v -= z * v_th

@@ -54,7 +54,7 @@ def _is_binary(graph: Graph, name: str) -> bool:
     # 0/1 outputs: spiking nodes, and shape-only nodes fed by exactly one binary source.
     node = graph.nodes[name]
     if node.spiking:
-        return True
+        return getattr(node, "max_spikes_per_step", 1) == 1
     if isinstance(node, (Flatten, Output, Delay)):
         preds = graph.predecessors(name)
         return len(preds) == 1 and preds[0] != name and _is_binary(graph, preds[0])

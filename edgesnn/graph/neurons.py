@@ -11,6 +11,10 @@ Spiking neurons fire when :math:`v > v_{th}` (strictly) and are then reset:
 * ``reset_timing="immediate"``: the reset is applied in the step that fired;
   ``"next_step"``: it is applied at the start of the next step (snnTorch's
   convention), so the membrane reported for the firing step is not reset.
+* ``threshold_inclusive=True`` fires at :math:`v \ge v_{th}` (Sinabs, Rockpool, Lava-dl).
+* ``max_spikes_per_step=K > 1`` emits graded spikes, the count
+  :math:`\min(K, \lfloor v / v_{th} \rfloor)`, and a subtractive reset removes
+  that many thresholds (Sinabs' ``MultiSpike``, Rockpool's ``max_spikes_per_dt``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from edgesnn.graph._node import Node, Shape, array_field, as_param, check_choice
 
 RESET_MODES = ("to_value", "subtract")
 RESET_TIMINGS = ("immediate", "next_step")
+#: Largest spike count per neuron and step the engine represents (graded spikes).
+MAX_SPIKES_PER_STEP = 1 << 15
 
 # Defaults used when an optional parameter array is omitted.
 _DEFAULTS = {"v_reset": 0.0, "v_leak": 0.0, "w_in": 1.0, "r": 1.0, "a_coupling": 0.0, "b_spike": 0.0}
@@ -63,6 +69,23 @@ class _Neuron(Node):
         if hasattr(self, "reset_mode"):
             check_choice(self.reset_mode, RESET_MODES, "reset_mode")
             check_choice(self.reset_timing, RESET_TIMINGS, "reset_timing")
+            self._check_spike_options()
+
+    def _check_spike_options(self) -> None:
+        if not isinstance(self.threshold_inclusive, (bool, np.bool_)):
+            raise NodeValidationError(f"expected true or false, got {self.threshold_inclusive!r}", path="threshold_inclusive")
+        self._set("threshold_inclusive", bool(self.threshold_inclusive))
+        k = self.max_spikes_per_step
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_SPIKES_PER_STEP:
+            raise NodeValidationError(f"expected an int in 1..{MAX_SPIKES_PER_STEP}, got {k!r}", path="max_spikes_per_step")
+        self._set("max_spikes_per_step", int(k))
+        if k > 1:
+            # A spike count floor(v / v_th) counts v == v_th as one spike, so it is inclusive by definition.
+            if not self.threshold_inclusive:
+                raise NodeValidationError("graded spikes (max_spikes_per_step > 1) need threshold_inclusive=True",
+                                          path="max_spikes_per_step")  # fmt: skip
+            if np.any(self.v_threshold <= 0):
+                raise NodeValidationError("graded spikes need v_threshold > 0", path="v_threshold")
 
     @property
     def shape(self) -> Shape:
@@ -116,6 +139,8 @@ class IF(_Neuron):
     v_reset: np.ndarray | None = array_field("V", default=None)
     reset_mode: str = "to_value"
     reset_timing: str = "immediate"
+    threshold_inclusive: bool = False
+    max_spikes_per_step: int = 1
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -145,6 +170,8 @@ class LIF(_Neuron):
     v_reset: np.ndarray | None = array_field("V", default=None)
     reset_mode: str = "to_value"
     reset_timing: str = "immediate"
+    threshold_inclusive: bool = False
+    max_spikes_per_step: int = 1
 
     def __post_init__(self) -> None:
         if self.v_threshold is None:
@@ -194,6 +221,8 @@ class CubaLIF(_Neuron):
     w_in: np.ndarray | None = array_field("", default=None)
     reset_mode: str = "to_value"
     reset_timing: str = "immediate"
+    threshold_inclusive: bool = False
+    max_spikes_per_step: int = 1
 
     def __post_init__(self) -> None:
         for name in ("tau_mem_s", "v_threshold"):
@@ -226,6 +255,8 @@ class AdaptiveLIF(_Neuron):
     b_spike: np.ndarray | None = array_field("V", default=None)
     reset_mode: str = "to_value"
     reset_timing: str = "immediate"
+    threshold_inclusive: bool = False
+    max_spikes_per_step: int = 1
 
     def __post_init__(self) -> None:
         for name in ("tau_adapt_s", "v_threshold"):

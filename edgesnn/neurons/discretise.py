@@ -12,6 +12,10 @@ applied per neuron with input :math:`x[t]` held constant over the step
     \tilde v[t] &= a_v v[t-1] + k_v + g_v d[t] - g_w w[t]                   && \text{(membrane)} \\
     z[t] &= H(\tilde v[t] - v_{th}) \text{ (strict)}, \text{ then reset}    &&
 
+With ``threshold_inclusive`` the comparison is :math:`\ge`; with ``max_spikes_per_step = K > 1``
+the output is a spike count :math:`z = \min(K, \max(0, \lfloor \tilde v / v_{th} \rfloor))`
+and a subtractive reset removes :math:`z\,v_{th}`.
+
 States are updated in that order (the membrane sees this step's current and
 adaptation, as snnTorch, Lava and sparch do). Reset with ``reset_timing =
 "immediate"`` uses :math:`z[t]`; with ``"next_step"`` it uses :math:`z[t-1]`
@@ -52,6 +56,8 @@ class NeuronCoefficients:
     has_adaptation: bool
     reset_mode: str
     reset_timing: str
+    threshold_inclusive: bool
+    max_spikes: int
     a_syn: np.ndarray
     g_syn: np.ndarray
     a_w: np.ndarray
@@ -129,6 +135,8 @@ def discretise(node: Node, dt_s: float, method: str = "zoh") -> NeuronCoefficien
         has_adaptation=bool(node.has_adaptation),  # type: ignore[attr-defined]
         reset_mode=getattr(node, "reset_mode", "to_value"),
         reset_timing=getattr(node, "reset_timing", "immediate"),
+        threshold_inclusive=bool(getattr(node, "threshold_inclusive", False)),
+        max_spikes=int(getattr(node, "max_spikes_per_step", 1)),
         a_syn=f32(a_syn),
         g_syn=f32(g_syn),
         a_w=f32(a_w),
