@@ -24,19 +24,21 @@ reproduces that framework's own simulation spike for spike:
   divided by dt); newer exporters write tau in seconds.
 * ``"sinabs"``: taus are in time steps (scaled by ``dt_s``, default 1 ms), exact
   exponential decay, LIF inputs scaled by ``1 - alpha``, ExpLeak and IAF not,
-  fire on ``v >= threshold``, subtract the threshold.
+  fire on ``v >= threshold`` with graded spikes (``MultiSpike``: floor(v/threshold)
+  per step), subtract them.
 * ``"rockpool"``: dt recovered from ``r = tau exp(-dt/tau)/dt``, exact decay,
-  the synaptic current decays after each input, fire on ``v >= threshold``,
-  subtract the threshold.
+  the synaptic current decays after each input, fire on ``v >= threshold`` with
+  graded spikes (``max_spikes_per_dt``), subtract them.
 * ``"lava-dl"``: lava-dl netx CUBA (12-bit per-step decays written as
   ``tau = 1/decay``), unit jumps, fire on ``v >= threshold``, reset to 0.
 
-``dt_s``, ``method``, ``reset_mode`` and ``reset_timing`` override any profile.
+``dt_s``, ``method``, ``reset_mode``, ``reset_timing`` and ``max_spikes_per_step``
+(1 for single-spike layers) override any profile.
 The profile and options are recorded in ``model.producer`` and the graph
 metadata.
 
 Export writes plain NIR nodes. What NIR cannot hold (dt, method, reset modes,
-units, labels, node order) goes into ``metadata["edgesnn"]`` as a JSON string,
+spike options, units, labels, node order) goes into ``metadata["edgesnn"]`` as a JSON string,
 so that importing a file written by edgesnn (profile ``"nir"``) gives back the
 identical model, while other NIR tools see ordinary NIR. AdaptiveLIF and ONNX
 nodes have no NIR equivalent: exporting them raises :class:`NIRImportError`.
