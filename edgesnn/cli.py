@@ -11,14 +11,21 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from edgesnn import __version__
 from edgesnn.errors import (
-    BundleError, EdgeSNNError, InputError, MissingDependencyError, ModelError, OptionError, StateError,
+    BundleError,
+    EdgeSNNError,
+    InputError,
+    MissingDependencyError,
+    ModelError,
+    OptionError,
+    StateError,
 )  # fmt: skip
 from edgesnn.units import parse_duration_s
 
@@ -102,7 +109,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
-    print(f"{args.model}: {len(nodes)} nodes, {info['parameters']} parameters, dt {model.dt_s * 1e3:g} ms ({model.method})")
+    print(
+        f"{args.model}: {len(nodes)} nodes, {info['parameters']} parameters,"
+        f" dt {model.dt_s * 1e3:g} ms ({model.method})"
+    )
     for s in info["inputs"]:
         print(f"  input  {s['name']}: {tuple(s['shape'])} {s['dtype']} {s['unit']}".rstrip())
     for s in info["outputs"]:
@@ -133,7 +143,9 @@ def _read_inputs(path: str, model, key: str | None) -> dict[str, np.ndarray]:
                 return {n: z[n] for n in names}
             if len(names) == 1 and len(z.files) == 1:
                 return {names[0]: z[z.files[0]]}
-            raise InputError(f"expected arrays named {', '.join(names)} (or --input-key), got {', '.join(z.files)}", path=path)
+            raise InputError(
+                f"expected arrays named {', '.join(names)} (or --input-key), got {', '.join(z.files)}", path=path
+            )
     raise InputError("expected a .npy or .npz file", path=path)
 
 
@@ -242,7 +254,7 @@ def _add_nir_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reset-timing", choices=("immediate", "next_step"), help="override when the reset applies")
     g.add_argument("--method", choices=("zoh", "euler"), help="override the discretisation")
     g.add_argument("--max-spikes", dest="max_spikes_per_step", type=int,
-                   help="spikes a neuron may emit per step (1 = binary; sinabs/rockpool default to graded)")  # fmt: skip
+                   help="spikes per neuron and step (1 = binary; sinabs/rockpool default to graded)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,7 +40,7 @@ class EdgeSNNError(Exception):
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
 
-    def with_prefix(self, prefix: str) -> "EdgeSNNError":
+    def with_prefix(self, prefix: str) -> EdgeSNNError:
         """Return a copy of this error whose path is nested under ``prefix``."""
         path = f"{prefix}/{self.path}" if self.path else prefix
         new = type(self).__new__(type(self))

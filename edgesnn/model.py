@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from edgesnn.errors import OptionError
 from edgesnn.graph import Graph
 from edgesnn.neurons import METHODS
+from edgesnn.units import check_step_s
 
 if TYPE_CHECKING:
     from edgesnn.engine.session import Session, SessionOptions
@@ -53,10 +54,7 @@ class Model:
     producer: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        dt = float(self.dt_s)
-        if not (dt > 0 and dt < float("inf")):
-            raise OptionError(f"expected a step > 0 s, got {self.dt_s!r}", path="dt_s")
-        object.__setattr__(self, "dt_s", dt)
+        object.__setattr__(self, "dt_s", check_step_s(self.dt_s, name="dt_s"))
         if self.method not in METHODS:
             raise OptionError(f"expected one of {', '.join(METHODS)}, got {self.method!r}", path="method")
         object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
@@ -90,9 +88,7 @@ class Model:
         g = self.graph
         return [TensorSpec(n, g.shape(n), "float32", g.nodes[n].unit) for n in g.outputs]  # type: ignore[attr-defined]
 
-    def session(
-        self, dt: float | None = None, batch: int = 1, options: "SessionOptions | None" = None
-    ) -> "Session":
+    def session(self, dt: float | None = None, batch: int = 1, options: SessionOptions | None = None) -> Session:
         """Open a stateful session stepping at ``dt`` seconds (default: the training step)."""
         from edgesnn.engine.session import Session
 

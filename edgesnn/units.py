@@ -22,3 +22,14 @@ def parse_duration_s(text: str | float, *, name: str = "dt") -> float:
     if not value > 0 or value == float("inf"):
         raise OptionError(f"expected a duration > 0, got {text!r}", path=name)
     return value
+
+
+def check_step_s(value: object, *, name: str = "dt") -> float:
+    """Return ``value`` as a float number of seconds, refusing non-numbers, <= 0, NaN and Inf."""
+    try:
+        step = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise OptionError(f"expected a step in seconds, got {value!r}", path=name) from exc
+    if not (0.0 < step < float("inf")):
+        raise OptionError(f"expected a step > 0 s, got {value!r}", path=name)
+    return step

@@ -1,6 +1,6 @@
 """Build a small recurrent SNN in Python, save it as a .esnn bundle, load it back and run it.
 
-    python examples/build_and_save.py out.esnn
+python examples/build_and_save.py out.esnn
 """
 
 import sys

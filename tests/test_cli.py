@@ -47,7 +47,12 @@ def test_run_writes_json_lines_with_decisions(tmp_path, capsys):
     assert main(["run", DEMO, str(tmp_path / "x.npy")]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["t"] for line in lines] == [0, 1, 2, 3, 4]
-    assert len(lines[0]["scores"][0]) == 4 and lines[0]["decision"][0] in {"sweep_up", "sweep_down", "low_burst", "high_burst"}
+    assert len(lines[0]["scores"][0]) == 4 and lines[0]["decision"][0] in {
+        "sweep_up",
+        "sweep_down",
+        "low_burst",
+        "high_burst",
+    }
 
 
 def test_run_to_npz_records_named_nodes(tmp_path):

@@ -170,7 +170,9 @@ def test_conv_and_pool_match_direct_loops():
 
 
 def test_threshold_is_strict():
-    g = Graph({"x": Input((3,)), "t": Threshold(np.array([0.0, 1.0, 2.0])), "y": Output((3,))}, [("x", "t"), ("t", "y")])
+    g = Graph(
+        {"x": Input((3,)), "t": Threshold(np.array([0.0, 1.0, 2.0])), "y": Output((3,))}, [("x", "t"), ("t", "y")]
+    )
     y = Model(g, dt_s=1.0).session(options=NUMPY).step(np.array([[0.0, 1.5, 2.0]]))["y"]
     np.testing.assert_array_equal(y, [[0.0, 1.0, 0.0]])
 
@@ -200,6 +202,7 @@ def test_import_edgesnn_stays_light():
     import subprocess
     import sys
 
-    code = "import sys, edgesnn; m = edgesnn.load; print(sorted(k for k in ('onnxruntime','nir','h5py','jax') if k in sys.modules))"
+    heavy = "('onnxruntime', 'nir', 'h5py', 'jax')"
+    code = f"import sys, edgesnn; m = edgesnn.load; print(sorted(k for k in {heavy} if k in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"

@@ -5,7 +5,18 @@ import pytest
 
 from edgesnn.errors import GraphError, NodeValidationError
 from edgesnn.graph import (
-    LIF, AvgPool2d, Conv1d, Conv2d, Delay, Flatten, Graph, Input, Linear, Output, Scale, SumPool2d,
+    LIF,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    Delay,
+    Flatten,
+    Graph,
+    Input,
+    Linear,
+    Output,
+    Scale,
+    SumPool2d,
 )  # fmt: skip
 
 

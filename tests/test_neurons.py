@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from edgesnn.engine import SessionOptions
 from edgesnn.errors import OptionError
 from edgesnn.graph import IF, LI, LIF, AdaptiveLIF, CubaLIF, Graph, Input, Integrator, Output
 from edgesnn.model import Model
 from edgesnn.neurons import discretise
-from edgesnn.engine import SessionOptions
 
 BACKENDS = ["numpy", "native"]
 
@@ -112,14 +112,12 @@ def test_cuba_lif_current_closed_form(method, backend):
     np.testing.assert_allclose(s._plan.state["n/v"][0, 0], v[-1], rtol=1e-5)
     assert out["n"].sum() == 0  # threshold out of reach: no spikes
     if method == "zoh":
-        np.testing.assert_allclose(i[-1] / (1 - a_s ** steps), 3.0, rtol=1e-5)  # steady state w_in * x
+        np.testing.assert_allclose(i[-1] / (1 - a_s**steps), 3.0, rtol=1e-5)  # steady state w_in * x
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_adaptive_lif_spike_raises_adaptation_by_b(backend):
-    node = AdaptiveLIF.uniform(
-        1, tau_mem_s=0.01, tau_adapt_s=0.1, r=50.0, v_threshold=1.0, a_coupling=0.0, b_spike=0.3
-    )
+    node = AdaptiveLIF.uniform(1, tau_mem_s=0.01, tau_adapt_s=0.1, r=50.0, v_threshold=1.0, a_coupling=0.0, b_spike=0.3)
     m = single_neuron_model(node, "zoh", 1e-3)
     xs = np.ones((60, 1))
     z = trace(m, xs, backend)["n"][:, 0, 0]

@@ -18,9 +18,10 @@ import numpy as np
 
 from edgesnn.errors import NIRImportError, OptionError
 from edgesnn.graph import IF, LI, LIF, RESET_MODES, RESET_TIMINGS, CubaLI, CubaLIF, Integrator
-from edgesnn.graph.neurons import MAX_SPIKES_PER_STEP
 from edgesnn.graph._node import Node
+from edgesnn.graph.neurons import MAX_SPIKES_PER_STEP
 from edgesnn.neurons import METHODS
+from edgesnn.units import check_step_s
 
 log = logging.getLogger("edgesnn.bundle.nir")
 
@@ -321,12 +322,7 @@ def resolve_options(
         raise OptionError(
             f"NIR stores no time step and profile {profile.name!r} does not fix one: pass dt_s (CLI: --dt)", path="dt"
         )
-    try:
-        dt = float(dt_s)
-    except (TypeError, ValueError) as exc:
-        raise OptionError(f"expected a step in seconds, got {dt_s!r}", path="dt") from exc
-    if not (dt > 0 and np.isfinite(dt)):
-        raise OptionError(f"expected a step > 0 s, got {dt_s!r}", path="dt")
+    dt = check_step_s(dt_s)
     method = profile.method if method is None else method
     if method not in METHODS:
         raise OptionError(f"expected one of {', '.join(METHODS)}, got {method!r}", path="method")

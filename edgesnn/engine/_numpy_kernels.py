@@ -44,8 +44,14 @@ def dense_op(op: O.DenseOp) -> None:
         out += op.bias
 
 
-def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-             dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+def _windows(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> np.ndarray:
     """View of x as (batch, C, H_out, W_out, KH, KW) windows, zero padded."""  # fmt: skip
     (ph, pw), (dh, dw), (sh, sw), (kh, kw) = padding, dilation, stride, kernel
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x

@@ -17,10 +17,14 @@ FORMAT = "edgesnn.session-state"
 VERSION = 1
 
 
-def pack_state(plan: "Plan", model: "Model") -> bytes:
+def pack_state(plan: Plan, model: Model) -> bytes:
     """Serialise the plan's state arrays with what identifies the model, dt and batch."""
     arrays = {
-        key: {"dtype": arr.dtype.newbyteorder("<").str, "shape": list(arr.shape), "data": arr.astype(arr.dtype.newbyteorder("<")).tobytes()}
+        key: {
+            "dtype": arr.dtype.newbyteorder("<").str,
+            "shape": list(arr.shape),
+            "data": arr.astype(arr.dtype.newbyteorder("<")).tobytes(),
+        }
         for key, arr in plan.state.items()
     }
     doc = {
@@ -35,7 +39,7 @@ def pack_state(plan: "Plan", model: "Model") -> bytes:
     return msgpack.packb(doc, use_bin_type=True)
 
 
-def unpack_state(data: bytes, plan: "Plan", model: "Model") -> dict[str, np.ndarray]:
+def unpack_state(data: bytes, plan: Plan, model: Model) -> dict[str, np.ndarray]:
     """Decode and check a saved state against this session; return arrays by key."""
     try:
         doc = msgpack.unpackb(data, raw=False, max_bin_len=1 << 31)
@@ -45,11 +49,15 @@ def unpack_state(data: bytes, plan: "Plan", model: "Model") -> dict[str, np.ndar
         raise StateError(f"not a session state (expected format {FORMAT!r})", path="state/format")
     version = doc.get("version")
     if not isinstance(version, int) or version > VERSION:
-        raise UnsupportedVersionError(f"state version {version!r} is newer than supported ({VERSION})", path="state/version")
+        raise UnsupportedVersionError(
+            f"state version {version!r} is newer than supported ({VERSION})", path="state/version"
+        )
     expected = {"model": model.fingerprint, "dt_s": plan.dt_s, "method": plan.method, "batch": plan.batch}
     for key, want in expected.items():
         if doc.get(key) != want:
-            raise StateError(f"state was saved with {key} = {doc.get(key)!r}, this session has {want!r}", path=f"state/{key}")
+            raise StateError(
+                f"state was saved with {key} = {doc.get(key)!r}, this session has {want!r}", path=f"state/{key}"
+            )
     arrays = doc.get("arrays")
     if not isinstance(arrays, dict) or set(arrays) != set(plan.state):
         got = sorted(arrays) if isinstance(arrays, dict) else arrays
@@ -65,7 +73,8 @@ def unpack_state(data: bytes, plan: "Plan", model: "Model") -> dict[str, np.ndar
             raise StateError(f"malformed array entry: {exc}", path=f"state/arrays/{key}") from exc
         if dtype.newbyteorder("=") != target.dtype or shape != target.shape or arr.size != target.size:
             raise StateError(
-                f"expected {target.dtype} {target.shape}, got {dtype} {shape} ({arr.size} values)", path=f"state/arrays/{key}"
+                f"expected {target.dtype} {target.shape}, got {dtype} {shape} ({arr.size} values)",
+                path=f"state/arrays/{key}",
             )
         out[key] = arr.reshape(shape)
     return out

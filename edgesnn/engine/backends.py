@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgesnn.engine import _numpy_kernels
 from edgesnn.engine.plan import Plan
@@ -39,7 +40,8 @@ def normalize_backends(requested: tuple[str, ...]) -> list[str]:
     for name in requested:
         if name not in KNOWN:
             raise OptionError(
-                f"unknown backend {name!r}; known: {', '.join(KNOWN)}; available here: {', '.join(available_backends())}",
+                f"unknown backend {name!r}; known: {', '.join(KNOWN)};"
+                f" available here: {', '.join(available_backends())}",
                 path="backends",
             )
     usable = [b for b in requested if b in available_backends()]
@@ -64,7 +66,7 @@ def _limit_blas_threads(num_threads: int) -> None:
     threadpool_limits(limits=num_threads, user_api="blas")
 
 
-def make_runner(plan: Plan, options: "SessionOptions") -> tuple[str, Callable[[], None]]:
+def make_runner(plan: Plan, options: SessionOptions) -> tuple[str, Callable[[], None]]:
     """Return (backend name, step function) for the first usable backend."""
     backend = normalize_backends(options.backends)[0]
     if backend == "native":

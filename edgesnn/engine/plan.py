@@ -10,7 +10,19 @@ import numpy as np
 
 from edgesnn.engine import ops as O
 from edgesnn.graph import (
-    AvgPool2d, Conv1d, Conv2d, Delay, Flatten, Graph, Input, Linear, Affine, Onnx, Output, Scale, SumPool2d,
+    Affine,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    Delay,
+    Flatten,
+    Graph,
+    Input,
+    Linear,
+    Onnx,
+    Output,
+    Scale,
+    SumPool2d,
     Threshold,
 )  # fmt: skip
 from edgesnn.graph.neurons import NEURON_TYPES
@@ -112,7 +124,9 @@ def compile_plan(graph: Graph, dt_s: float, method: str, batch: int, *, num_thre
             ops.append(O.DenseOp(name, _flat2(x), wt, bias, _flat2(out), binary))
         elif isinstance(node, Conv2d):
             ops.append(
-                O.ConvOp(name, x, node.weight, node.bias, out, node.stride, node.padding, node.dilation, node.groups, binary)
+                O.ConvOp(
+                    name, x, node.weight, node.bias, out, node.stride, node.padding, node.dilation, node.groups, binary
+                )
             )
         elif isinstance(node, Conv1d):
             c, n = in_shape
@@ -134,7 +148,9 @@ def compile_plan(graph: Graph, dt_s: float, method: str, batch: int, *, num_thre
         elif isinstance(node, Delay):
             steps = node.steps(dt_s)
             if not math.isclose(steps * dt_s, node.delay_s, rel_tol=1e-6, abs_tol=1e-12):
-                log.warning("%s: delay %g s is not a whole number of %g s steps; using %d", name, node.delay_s, dt_s, steps)
+                log.warning(
+                    "%s: delay %g s is not a whole number of %g s steps; using %d", name, node.delay_s, dt_s, steps
+                )
             if steps == 0:
                 ops.append(O.CopyOp(name, _flat2(x), _flat2(out)))
             else:
@@ -147,7 +163,12 @@ def compile_plan(graph: Graph, dt_s: float, method: str, batch: int, *, num_thre
             c = discretise(node, dt_s, method)
             # Kernels see (batch, n) views, so per-neuron coefficients are flattened too.
             c = dataclasses.replace(
-                c, **{f.name: getattr(c, f.name).reshape(-1) for f in dataclasses.fields(c) if isinstance(getattr(c, f.name), np.ndarray)}
+                c,
+                **{
+                    f.name: getattr(c, f.name).reshape(-1)
+                    for f in dataclasses.fields(c)
+                    if isinstance(getattr(c, f.name), np.ndarray)
+                },
             )
             n = c.a_v.size
             v = np.empty((batch, n), np.float32)

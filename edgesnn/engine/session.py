@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from edgesnn.engine import backends
 from edgesnn.engine._state import pack_state, unpack_state
 from edgesnn.engine.plan import Plan, compile_plan
 from edgesnn.errors import InputError, OptionError
+from edgesnn.units import check_step_s
 
 if TYPE_CHECKING:
     from edgesnn.model import Model, TensorSpec
@@ -53,18 +55,15 @@ class Session:
     >>> ys = s.run(xs)["out"]                          # xs: (T, 1, 700) -> (T, 1, 20)
     """
 
-    def __init__(self, model: "Model", *, dt_s: float, batch: int = 1, options: SessionOptions | None = None) -> None:
+    def __init__(self, model: Model, *, dt_s: float, batch: int = 1, options: SessionOptions | None = None) -> None:
         if not isinstance(batch, (int, np.integer)) or batch < 1:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
-        try:
-            dt = float(dt_s)
-        except (TypeError, ValueError) as exc:
-            raise OptionError(f"expected a step in seconds, got {dt_s!r}", path="dt") from exc
-        if not (dt > 0 and np.isfinite(dt)):
-            raise OptionError(f"expected a step > 0 s, got {dt_s!r}", path="dt")
+        dt = check_step_s(dt_s)
         self._model = model
         self._options = options or SessionOptions()
-        self._plan: Plan = compile_plan(model.graph, dt, model.method, int(batch), num_threads=self._options.num_threads)
+        self._plan: Plan = compile_plan(
+            model.graph, dt, model.method, int(batch), num_threads=self._options.num_threads
+        )
         self._backend, self._step = backends.make_runner(self._plan, self._options)
         self._in_names = model.graph.inputs
         self._out_names = model.graph.outputs
@@ -74,7 +73,7 @@ class Session:
 
     # -- discovery ------------------------------------------------------------
     @property
-    def model(self) -> "Model":
+    def model(self) -> Model:
         """The (immutable, shared) model this session runs."""
         return self._model
 
@@ -94,12 +93,12 @@ class Session:
         return self._backend
 
     @property
-    def inputs(self) -> list["TensorSpec"]:
+    def inputs(self) -> list[TensorSpec]:
         """Input specs (name, shape without batch, dtype, unit)."""
         return self._model.inputs
 
     @property
-    def outputs(self) -> list["TensorSpec"]:
+    def outputs(self) -> list[TensorSpec]:
         """Output specs (name, shape without batch, dtype, unit)."""
         return self._model.outputs
 
@@ -131,7 +130,7 @@ class Session:
         bufs = self._plan.buffers
         result = {n: np.empty((steps, *bufs[n].shape), np.float32) for n in names}
         for t in range(steps):
-            for buf, seq in zip(self._in_bufs, feeds):
+            for buf, seq in zip(self._in_bufs, feeds, strict=True):
                 np.copyto(buf, seq[t], casting="unsafe")
             self._step()
             for n in names:
@@ -173,7 +172,7 @@ class Session:
     def _write_inputs(self, x: ArrayFeed) -> None:
         if isinstance(x, Mapping):
             self._check_feed_names(x)
-            for name, buf in zip(self._in_names, self._in_bufs):
+            for name, buf in zip(self._in_names, self._in_bufs, strict=True):
                 np.copyto(buf, self._coerce(name, x[name], buf.shape), casting="unsafe")
             return
         if len(self._in_bufs) != 1:
@@ -201,7 +200,7 @@ class Session:
             feed = {self._in_names[0]: xs}
         self._check_feed_names(feed)
         seqs = []
-        for name, buf in zip(self._in_names, self._in_bufs):
+        for name, buf in zip(self._in_names, self._in_bufs, strict=True):
             arr = np.asarray(feed[name])
             if arr.dtype.kind not in "biuf":
                 raise InputError(f"expected a numeric array, got dtype {arr.dtype}", path=f"inputs/{name}")

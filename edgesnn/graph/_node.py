@@ -104,7 +104,7 @@ class Node(abc.ABC):
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Node":
+    def from_dict(cls, data: dict[str, Any]) -> Node:
         """Build a node from ``to_dict`` output; unknown keys are refused."""
         data = dict(data)
         data.pop("type", None)
@@ -121,7 +121,7 @@ class Node(abc.ABC):
             raise NodeValidationError(f"missing field for {cls.type_name()}", path=missing[0])
         return cls(**data)
 
-    def replace(self, **changes: Any) -> "Node":
+    def replace(self, **changes: Any) -> Node:
         """Return a copy with some fields changed (validation runs again)."""
         return dataclasses.replace(self, **changes)
 

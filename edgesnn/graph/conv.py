@@ -19,7 +19,8 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
 
 def _spatial_out(node_name: str, in_hw: Shape, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape) -> Shape:
     out = tuple(
-        conv_output_size(s, k, st, p, d) for s, k, st, p, d in zip(in_hw, kernel, stride, padding, dilation)
+        conv_output_size(s, k, st, p, d)
+        for s, k, st, p, d in zip(in_hw, kernel, stride, padding, dilation, strict=True)
     )
     if any(o <= 0 for o in out):
         raise NodeValidationError(f"input {tuple(in_hw)} is too small for kernel {tuple(kernel)}", path="input")
@@ -29,7 +30,9 @@ def _spatial_out(node_name: str, in_hw: Shape, kernel: Shape, stride: Shape, pad
 def _check_weight(node: Node, ndim: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
     w = as_param(node.weight, "weight")  # type: ignore[attr-defined]
     if w.ndim != ndim:
-        raise NodeValidationError(f"expected {ndim}-d weight (C_out, C_in/groups, ...), got shape {w.shape}", path="weight")
+        raise NodeValidationError(
+            f"expected {ndim}-d weight (C_out, C_in/groups, ...), got shape {w.shape}", path="weight"
+        )
     if w.shape[0] % groups:
         raise NodeValidationError(f"C_out {w.shape[0]} is not divisible by groups {groups}", path="weight")
     b = node.bias  # type: ignore[attr-defined]
@@ -70,7 +73,8 @@ class Conv2d(Node):
         """(C_in, H, W) -> (C_out, H_out, W_out)."""
         if len(input_shape) != 3 or input_shape[0] != self.weight.shape[1] * self.groups:
             raise NodeValidationError(
-                f"expected input (C_in={self.weight.shape[1] * self.groups}, H, W), got {tuple(input_shape)}", path="input"
+                f"expected input (C_in={self.weight.shape[1] * self.groups}, H, W), got {tuple(input_shape)}",
+                path="input",
             )
         hw = _spatial_out("conv", input_shape[1:], self.weight.shape[2:], self.stride, self.padding, self.dilation)
         return (self.weight.shape[0], *hw)
@@ -109,7 +113,9 @@ class Conv1d(Node):
             raise NodeValidationError(
                 f"expected input (C_in={self.weight.shape[1] * self.groups}, N), got {tuple(input_shape)}", path="input"
             )
-        (n,) = _spatial_out("conv", input_shape[1:], self.weight.shape[2:], (self.stride,), (self.padding,), (self.dilation,))
+        (n,) = _spatial_out(
+            "conv", input_shape[1:], self.weight.shape[2:], (self.stride,), (self.padding,), (self.dilation,)
+        )
         return (self.weight.shape[0], n)
 
 
@@ -184,7 +190,8 @@ class Flatten(Node):
         end = self.end_dim + nd if self.end_dim < 0 else self.end_dim
         if not (0 <= start <= end < nd):
             raise NodeValidationError(
-                f"dims {self.start_dim}..{self.end_dim} are out of range for input {tuple(input_shape)}", path="start_dim"
+                f"dims {self.start_dim}..{self.end_dim} are out of range for input {tuple(input_shape)}",
+                path="start_dim",
             )
         merged = math.prod(input_shape[start : end + 1])
         return (*input_shape[:start], merged, *input_shape[end + 1 :])

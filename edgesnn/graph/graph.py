@@ -9,7 +9,8 @@ the previous step's value, so every cycle must contain a node with state.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from edgesnn.errors import EdgeSNNError, GraphError
 from edgesnn.graph._node import Node, Shape
@@ -100,7 +101,9 @@ class Graph:
         for i, (a, b) in enumerate(self.edges):
             for end in (a, b):
                 if end not in self.nodes:
-                    raise GraphError(f"edge {a} -> {b} refers to unknown node {end!r} (dangling edge)", path=f"edges/{i}")
+                    raise GraphError(
+                        f"edge {a} -> {b} refers to unknown node {end!r} (dangling edge)", path=f"edges/{i}"
+                    )
             if (a, b) in seen:
                 raise GraphError(f"edge {a} -> {b} is listed twice", path=f"edges/{i}")
             seen.add((a, b))

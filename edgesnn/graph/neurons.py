@@ -73,11 +73,15 @@ class _Neuron(Node):
 
     def _check_spike_options(self) -> None:
         if not isinstance(self.threshold_inclusive, (bool, np.bool_)):
-            raise NodeValidationError(f"expected true or false, got {self.threshold_inclusive!r}", path="threshold_inclusive")
+            raise NodeValidationError(
+                f"expected true or false, got {self.threshold_inclusive!r}", path="threshold_inclusive"
+            )
         self._set("threshold_inclusive", bool(self.threshold_inclusive))
         k = self.max_spikes_per_step
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_SPIKES_PER_STEP:
-            raise NodeValidationError(f"expected an int in 1..{MAX_SPIKES_PER_STEP}, got {k!r}", path="max_spikes_per_step")
+            raise NodeValidationError(
+                f"expected an int in 1..{MAX_SPIKES_PER_STEP}, got {k!r}", path="max_spikes_per_step"
+            )
         self._set("max_spikes_per_step", int(k))
         if k > 1:
             # A spike count floor(v / v_th) counts v == v_th as one spike, so it is inclusive by definition.
@@ -104,11 +108,12 @@ class _Neuron(Node):
         return self.shape
 
     @classmethod
-    def uniform(cls, shape: int | Shape, **params: Any) -> "_Neuron":
+    def uniform(cls, shape: int | Shape, **params: Any) -> _Neuron:
         """Build a population of ``shape`` neurons sharing scalar ``params``."""
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
         full = {
-            k: (np.full(shape, v, np.float32) if np.ndim(v) == 0 and k in cls.array_fields() else v) for k, v in params.items()
+            k: (np.full(shape, v, np.float32) if np.ndim(v) == 0 and k in cls.array_fields() else v)
+            for k, v in params.items()
         }
         first = cls.array_fields()[0]
         if first not in full:

@@ -83,7 +83,9 @@ class Scale(Node):
         try:
             out = np.broadcast_shapes(tuple(input_shape), self.scale.shape)
         except ValueError as exc:
-            raise NodeValidationError(f"shape {self.scale.shape} does not broadcast to input {tuple(input_shape)}", path="scale") from exc
+            raise NodeValidationError(
+                f"shape {self.scale.shape} does not broadcast to input {tuple(input_shape)}", path="scale"
+            ) from exc
         _expect_input(out, input_shape)
         return tuple(input_shape)
 

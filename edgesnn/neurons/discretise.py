@@ -6,7 +6,7 @@ applied per neuron with input :math:`x[t]` held constant over the step
 
 .. math::
 
-    I[t] &= a_{syn} I[t-1] + g_{syn} x[t]                                   && \text{(synaptic current, CubaLI/CubaLIF)} \\
+    I[t] &= a_{syn} I[t-1] + g_{syn} x[t]                                   && \text{(synaptic current)} \\
     d[t] &= I[t] \text{ if there is a synapse, else } x[t]                  && \text{(drive)} \\
     w[t] &= a_w w[t-1] + c_w (v[t-1] - v_{leak}) + b_w z[t-1]             && \text{(adaptation, AdaptiveLIF)} \\
     \tilde v[t] &= a_v v[t-1] + k_v + g_v d[t] - g_w w[t]                   && \text{(membrane)} \\
@@ -40,6 +40,7 @@ import numpy as np
 from edgesnn.errors import OptionError
 from edgesnn.graph import IF, LI, LIF, AdaptiveLIF, CubaLI, CubaLIF, Integrator
 from edgesnn.graph._node import Node
+from edgesnn.units import check_step_s
 
 METHODS = ("zoh", "euler")
 NeuronNode = Integrator | IF | LI | LIF | CubaLI | CubaLIF | AdaptiveLIF
@@ -97,11 +98,9 @@ def decay_and_gain(tau_s: np.ndarray, dt_s: float, method: str) -> tuple[np.ndar
 
 def discretise(node: Node, dt_s: float, method: str = "zoh") -> NeuronCoefficients:
     """Compute the discrete update coefficients of a neuron node at step ``dt_s``."""
-    if not (isinstance(dt_s, (int, float, np.floating)) and np.isfinite(dt_s) and dt_s > 0):
-        raise OptionError(f"expected a step > 0 s, got {dt_s!r}", path="dt")
+    dt = check_step_s(dt_s)
     if method not in METHODS:
         raise OptionError(f"expected one of {', '.join(METHODS)}, got {method!r}", path="method")
-    dt = float(dt_s)
     shape = node.shape  # type: ignore[attr-defined]
     zeros = np.zeros(shape, np.float64)
     ones = np.ones(shape, np.float64)
