@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgesnn import __version__
+from edgesnn.adapt import METHODS as ADAPT_METHODS
 from edgesnn.errors import (
     BundleError,
     EdgeSNNError,
@@ -210,6 +211,20 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Re-map a model to another time step and write it as a new bundle."""
+    from edgesnn.adapt import retime_model
+    from edgesnn.bundle import read_bundle, write_bundle
+
+    model = read_bundle(args.model)
+    adapted = retime_model(model, parse_duration_s(args.dt, name="dt"), args.method)
+    write_bundle(adapted, args.output)
+    if not args.quiet:
+        method = args.method or model.adapt_method
+        print(f"wrote {args.output}: dt {model.dt_s * 1e3:g} ms -> {adapted.dt_s * 1e3:g} ms (method {method})")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time session.step on random spike input; print JSON (median, min, max µs/step)."""
     from edgesnn.engine import SessionOptions
@@ -287,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     _add_nir_flags(p)
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("adapt", help="re-map a model to another time step (no retraining)")
+    p.add_argument("model", help="input .esnn")
+    p.add_argument("--dt", required=True, help="target step, e.g. 0.5ms")
+    p.add_argument("--method", choices=ADAPT_METHODS, help="adaptation method (default: the bundle's adapt_method)")
+    p.add_argument("-o", "--output", required=True, help="output .esnn")
+    p.set_defaults(func=cmd_adapt)
 
     p = sub.add_parser("bench", help="time one step of a model on random spike input")
     p.add_argument("model")

@@ -44,6 +44,9 @@ class Model:
         Configuration of on-device learning, if the bundle carries one.
     producer : dict
         Who wrote the model (name, version, framework, profile, ...).
+    adapt_method : str
+        Time-resolution adaptation used when a session runs at another step
+        (see :mod:`edgesnn.adapt`).
     """
 
     graph: Graph
@@ -52,8 +55,12 @@ class Model:
     labels: tuple[str, ...] = ()
     learning: dict[str, Any] | None = None
     producer: dict[str, Any] = dataclasses.field(default_factory=dict)
+    adapt_method: str = "zoh-rate"
 
     def __post_init__(self) -> None:
+        from edgesnn.adapt._maps import check_method  # late: edgesnn.adapt builds on this module
+
+        check_method(self.adapt_method)
         object.__setattr__(self, "dt_s", check_step_s(self.dt_s, name="dt_s"))
         if self.method not in METHODS:
             raise OptionError(f"expected one of {', '.join(METHODS)}, got {self.method!r}", path="method")
@@ -89,7 +96,12 @@ class Model:
         return [TensorSpec(n, g.shape(n), "float32", g.nodes[n].unit) for n in g.outputs]  # type: ignore[attr-defined]
 
     def session(self, dt: float | None = None, batch: int = 1, options: SessionOptions | None = None) -> Session:
-        """Open a stateful session stepping at ``dt`` seconds (default: the training step)."""
+        """Open a stateful session stepping at ``dt`` seconds (default: the training step).
+
+        At another step the model is first adapted with :attr:`adapt_method`.
+        """
+        from edgesnn.adapt import retime_model
         from edgesnn.engine.session import Session
 
-        return Session(self, dt_s=self.dt_s if dt is None else dt, batch=batch, options=options)
+        model = self if dt is None else retime_model(self, dt)
+        return Session(model, dt_s=model.dt_s, batch=batch, options=options)

@@ -218,7 +218,13 @@ def assert_graphs_equal(a: Graph, b: Graph) -> None:
 def assert_models_equal(a: Model, b: Model, *, producer: bool = True) -> None:
     """Graph, dt, method, labels and learning equal; ``producer`` compares producer dicts too."""
     assert_graphs_equal(a.graph, b.graph)
-    assert (a.dt_s, a.method, a.labels, a.learning) == (b.dt_s, b.method, b.labels, b.learning)
+    assert (a.dt_s, a.method, a.adapt_method, a.labels, a.learning) == (
+        b.dt_s,
+        b.method,
+        b.adapt_method,
+        b.labels,
+        b.learning,
+    )
     if producer:
         assert a.producer == b.producer
 

@@ -130,3 +130,14 @@ def test_convert_plain_nir_without_dt_says_how_to_fix(tmp_path, capsys):
 def test_convert_refuses_unknown_output_suffix(tmp_path, capsys):
     assert main(["convert", DEMO, str(tmp_path / "x.onnx")]) == 2
     assert "output must end in .esnn or .nir" in capsys.readouterr().err
+
+
+def test_adapt_writes_a_retimed_bundle(tmp_path, capsys):
+    out = tmp_path / "fine.esnn"
+    assert main(["adapt", DEMO, "--dt", "0.25ms", "--method", "zoh-rate", "-o", str(out)]) == 0
+    import edgesnn
+
+    model = edgesnn.load(out)
+    assert model.dt_s == 0.25e-3 and model.producer["retimed"][-1]["method"] == "zoh-rate"
+    assert main(["adapt", DEMO, "--dt", "0ms", "-o", str(out)]) == 2
+    assert "expected a duration" in capsys.readouterr().err

@@ -29,7 +29,7 @@ MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 
 _SECTIONS = ("schema_version", "producer", "model", "graph", "tensors", "parts", "inputs", "outputs")
-_MODEL_KEYS = ("dt_s", "method", "labels", "learning")
+_MODEL_KEYS = ("dt_s", "method", "adapt_method", "labels", "learning")
 _GRAPH_KEYS = ("nodes", "edges", "metadata")
 _SPEC_KEYS = ("name", "shape", "dtype", "unit")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -70,6 +70,7 @@ class Manifest:
     producer: dict[str, Any]
     dt_s: float | int
     method: str
+    adapt_method: str
     labels: tuple[str, ...]
     learning: dict[str, Any] | None
     nodes: dict[str, dict[str, Any]]
@@ -186,6 +187,7 @@ def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
     _expect_keys(model, _MODEL_KEYS, "model")
     dt_s = _expect(model["dt_s"], (int, float), "a number of seconds", "model/dt_s")
     method = _expect(model["method"], (str,), "a string", "model/method")
+    adapt_method = _expect(model["adapt_method"], (str,), "a string", "model/adapt_method")
     labels = _expect(model["labels"], (list,), "a list of strings", "model/labels")
     for i, label in enumerate(labels):
         _expect(label, (str,), "a string", f"model/labels/{i}")
@@ -231,6 +233,7 @@ def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
         producer=producer,
         dt_s=dt_s,
         method=method,
+        adapt_method=adapt_method,
         labels=tuple(labels),
         learning=learning,
         nodes=nodes,

@@ -127,6 +127,7 @@ def model_to_nir(model: Model) -> Any:
         "method": model.method,
         "labels": list(model.labels),
         "learning": model.learning,
+        "adapt_method": model.adapt_method,
         "producer": model.producer,
         "graph_metadata": g.metadata,
         "node_order": list(g.nodes),

@@ -334,13 +334,16 @@ def build_model(
         metadata = dict(record.get("graph_metadata", {}))
         producer = dict(record.get("producer", {}))
         labels, learning = tuple(record.get("labels", ())), record.get("learning")
+        adapt = {"adapt_method": record["adapt_method"]} if "adapt_method" in record else {}
     else:
         foreign = {k: v for k, v in (getattr(graph, "metadata", None) or {}).items() if k != _nir_meta.KEY}
         metadata = {"nir_import": dict(info), **({"nir_metadata": _nir_meta.plain(foreign)} if foreign else {})}
-        producer, labels, learning = info, (), None
+        producer, labels, learning, adapt = info, (), None, {}
     try:
         g = Graph(nodes={n: built[n] for n in nir_nodes}, edges=edges, metadata=metadata)
     except EdgeSNNError as exc:
         raise NIRImportError(exc.message, path=exc.path) from exc
     log.info("imported NIR graph (%d nodes) with profile %s at dt = %g s", len(built), profile.name, options.dt_s)
-    return Model(g, dt_s=options.dt_s, method=options.method, labels=labels, learning=learning, producer=producer)
+    return Model(
+        g, dt_s=options.dt_s, method=options.method, labels=labels, learning=learning, producer=producer, **adapt
+    )

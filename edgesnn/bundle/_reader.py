@@ -77,7 +77,7 @@ def _read(zf: zipfile.ZipFile) -> Model:
     except EdgeSNNError as exc:
         raise exc.with_prefix("graph") from exc
     try:
-        model = Model(graph, float(m.dt_s), m.method, m.labels, m.learning, m.producer)
+        model = Model(graph, float(m.dt_s), m.method, m.labels, m.learning, m.producer, m.adapt_method)
     except OverflowError as exc:
         raise BundleValidationError(f"expected a step > 0 s, got {m.dt_s}", path="model/dt_s") from exc
     except OptionError as exc:

@@ -58,6 +58,7 @@ def build_bundle(model: Model) -> tuple[dict[str, Any], dict[str, bytes]]:
         "model": {
             "dt_s": model.dt_s,
             "method": model.method,
+            "adapt_method": model.adapt_method,
             "labels": list(model.labels),
             "learning": jsonable(model.learning, "model/learning"),
         },

@@ -52,7 +52,8 @@ def unpack_state(data: bytes, plan: Plan, model: Model) -> dict[str, np.ndarray]
         raise UnsupportedVersionError(
             f"state version {version!r} is newer than supported ({VERSION})", path="state/version"
         )
-    expected = {"model": model.fingerprint, "dt_s": plan.dt_s, "method": plan.method, "batch": plan.batch}
+    # The most telling mismatch first: a state from another step or batch size also has another fingerprint.
+    expected = {"dt_s": plan.dt_s, "batch": plan.batch, "method": plan.method, "model": model.fingerprint}
     for key, want in expected.items():
         if doc.get(key) != want:
             raise StateError(

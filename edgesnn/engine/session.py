@@ -56,20 +56,40 @@ class Session:
     """
 
     def __init__(self, model: Model, *, dt_s: float, batch: int = 1, options: SessionOptions | None = None) -> None:
+        # Runs the model's continuous-time parameters re-discretised at dt_s as they are;
+        # Model.session(dt) adapts the model to dt first (edgesnn.adapt).
         if not isinstance(batch, (int, np.integer)) or batch < 1:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
-        dt = check_step_s(dt_s)
-        self._model = model
         self._options = options or SessionOptions()
-        self._plan: Plan = compile_plan(
-            model.graph, dt, model.method, int(batch), num_threads=self._options.num_threads
-        )
+        self._build(model, check_step_s(dt_s), int(batch))
+
+    def _build(self, model: Model, dt_s: float, batch: int) -> None:
+        self._model = model
+        self._plan: Plan = compile_plan(model.graph, dt_s, model.method, batch, num_threads=self._options.num_threads)
         self._backend, self._step = backends.make_runner(self._plan, self._options)
         self._in_names = model.graph.inputs
         self._out_names = model.graph.outputs
         self._in_bufs = [self._plan.buffers[n] for n in self._in_names]
         self._out_items = [(n, self._plan.buffers[n]) for n in self._out_names]
         self._single = self._in_bufs[0] if len(self._in_bufs) == 1 else None
+
+    def retime(self, dt: float, method: str | None = None) -> None:
+        """Switch this session to step ``dt`` (seconds), adapting the model, keeping its state.
+
+        ``method`` is an :mod:`edgesnn.adapt` method (default: the model's
+        ``adapt_method``). Membranes, currents and spikes carry over; a delay
+        line whose length in steps changes starts empty.
+        """
+        from edgesnn.adapt import retime_model
+
+        model = retime_model(self._model, dt, method)
+        old = self._plan.state
+        self._build(model, model.dt_s, self._plan.batch)
+        for key, arr in self._plan.state.items():
+            if key in old and old[key].shape == arr.shape:
+                np.copyto(arr, old[key])
+            else:
+                log.info("retime: %s restarts from its initial value (its size changed)", key)
 
     # -- discovery ------------------------------------------------------------
     @property

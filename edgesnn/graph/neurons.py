@@ -33,7 +33,7 @@ RESET_TIMINGS = ("immediate", "next_step")
 MAX_SPIKES_PER_STEP = 1 << 15
 
 # Defaults used when an optional parameter array is omitted.
-_DEFAULTS = {"v_reset": 0.0, "v_leak": 0.0, "w_in": 1.0, "r": 1.0, "a_coupling": 0.0, "b_spike": 0.0}
+_DEFAULTS = {"v_reset": 0.0, "v_leak": 0.0, "w_in": 1.0, "r": 1.0, "a_coupling": 0.0, "b_spike": 0.0, "g_adapt": 1.0}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -241,11 +241,14 @@ class AdaptiveLIF(_Neuron):
     r"""LIF neuron with a second, adaptation state ``w`` (adLIF); output is spikes.
 
     .. math::
-        \tau_{mem} \frac{dv}{dt} = (v_{leak} - v) + R\, I(t) - w, \qquad
+        \tau_{mem} \frac{dv}{dt} = (v_{leak} - v) + R\, I(t) - \kappa\, w, \qquad
         \tau_{adapt} \frac{dw}{dt} = -w + a\,(v - v_{leak}) + b\,\tau_{adapt} \sum_k \delta(t - t_k)
 
     ``a_coupling`` (a) is the sub-threshold coupling, ``b_spike`` (b) the jump of
-    ``w`` at each spike time :math:`t_k`; spikes when :math:`v > v_{th}`.
+    ``w`` at each spike time :math:`t_k`, ``g_adapt`` (:math:`\kappa`, default 1)
+    the weight of ``w`` in the membrane equation; spikes when :math:`v > v_{th}`.
+    (:math:`\kappa` is redundant in continuous time but lets a time-resolution
+    adaptation represent any discrete 2x2 state matrix.)
     """
 
     spiking = True
@@ -258,6 +261,7 @@ class AdaptiveLIF(_Neuron):
     v_reset: np.ndarray | None = array_field("V", default=None)
     a_coupling: np.ndarray | None = array_field("", default=None)
     b_spike: np.ndarray | None = array_field("V", default=None)
+    g_adapt: np.ndarray | None = array_field("", default=None)
     reset_mode: str = "to_value"
     reset_timing: str = "immediate"
     threshold_inclusive: bool = False

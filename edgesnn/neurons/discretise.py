@@ -121,7 +121,7 @@ def discretise(node: Node, dt_s: float, method: str = "zoh") -> NeuronCoefficien
             a_w, w_gain = decay_and_gain(node.tau_adapt_s, dt, method)
             c_w = w_gain * get("a_coupling", 0.0)
             b_w = get("b_spike", 0.0) * ones
-            g_w = gain
+            g_w = gain * get("g_adapt", 1.0)
     else:
         raise OptionError(f"{type(node).__name__} is not a neuron model", path="node")
     f32 = lambda a: np.ascontiguousarray(np.broadcast_to(a, shape), dtype=np.float32)  # noqa: E731

@@ -1,0 +1,177 @@
+"""Time-resolution adaptation: re-map a model trained at one step to run at another.
+
+Every method is a pure function of the parameters and the two steps
+(``params, dt_src, dt_dst -> params``): it takes each neuron's discrete update
+at ``dt_src`` (what training saw), maps it to ``dt_dst`` (see ``_maps``), and
+writes the result back as continuous-time parameters that the runtime's own
+discretisation turns into exactly the mapped update at ``dt_dst``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from edgesnn.adapt._maps import DECAY_RULE, check_method, map_decay, map_input_gain
+from edgesnn.errors import OptionError
+from edgesnn.graph import (
+    IF,
+    LI,
+    LIF,
+    AdaptiveLIF,
+    CubaLI,
+    CubaLIF,
+    Graph,
+    Input,
+    Integrator,
+    Output,
+    Threshold,
+)  # fmt: skip
+from edgesnn.graph._node import Node
+from edgesnn.graph.neurons import NEURON_TYPES
+from edgesnn.model import Model
+from edgesnn.neurons import discretise
+from edgesnn.units import check_step_s
+
+#: Input units that mean "events counted per step": their expected count scales with the step.
+COUNT_UNITS = ("spikes", "counts", "events")
+
+
+def _tau_from_decay(a: np.ndarray, dt_s: float, discretisation: str) -> np.ndarray:
+    return -dt_s / np.log(a) if discretisation == "zoh" else dt_s / (1.0 - a)
+
+
+def _check_decay(a: np.ndarray, node: str, what: str, method: str, dt_dst: float) -> None:
+    bad = ~((a > 0) & (a < 1))
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise OptionError(
+            f"method {method!r} maps the {what} decay of neuron {i} to {float(a[i]):.4g} at dt {dt_dst:g} s,"
+            " outside (0, 1); this step is out of the method's range",
+            path=f"nodes/{node}",
+        )
+
+
+def retime_node(
+    node: Node,
+    dt_src: float,
+    dt_dst: float,
+    method: str,
+    *,
+    discretisation: str = "zoh",
+    counts: bool = True,
+    name: str = "node",
+) -> Node:
+    """Return ``node`` with parameters that make its update at ``dt_dst`` the mapped one.
+
+    ``counts`` says the node's input is binned events (spikes) rather than a
+    sampled signal. Nodes without dynamics are returned unchanged, and so is
+    every node under the reference method ``"tau"`` (time constants stay in
+    seconds; the runtime re-discretises them).
+    """
+    check_method(method)
+    dt_src, dt_dst = check_step_s(dt_src, name="dt_src"), check_step_s(dt_dst, name="dt_dst")
+    if method == "tau" or not isinstance(node, NEURON_TYPES):
+        return node
+    rho = dt_dst / dt_src
+    rule = DECAY_RULE[method]
+    c = discretise(node, dt_src, discretisation)
+    shape = node.shape  # type: ignore[attr-defined]
+
+    def f64(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a, np.float64).reshape(-1)
+
+    def leaky(a: np.ndarray, g: np.ndarray, is_counts: bool, what: str) -> tuple[np.ndarray, np.ndarray]:
+        a_t = map_decay(a, rho, dt_src, dt_dst, rule)
+        _check_decay(a_t, name, what, method, dt_dst)
+        g_t = map_input_gain(g, a, a_t, rho, method, is_counts, integrating=False)
+        return _tau_from_decay(a_t, dt_dst, discretisation), g_t / (1.0 - a_t)
+
+    changes: dict[str, np.ndarray] = {}
+    if isinstance(node, (Integrator, IF)):
+        ones = np.ones(int(np.prod(shape)))
+        g_t = map_input_gain(f64(c.g_v), ones, ones, rho, method, counts, integrating=True)
+        changes["r"] = g_t / dt_dst
+    elif isinstance(node, (LI, LIF)):
+        changes["tau_mem_s"], changes["r"] = leaky(f64(c.a_v), f64(c.g_v), counts, "membrane")
+    elif isinstance(node, (CubaLI, CubaLIF)):
+        changes["tau_syn_s"], changes["w_in"] = leaky(f64(c.a_syn), f64(c.g_syn), counts, "synaptic")
+        # The membrane is driven by the synaptic current, a signal, whatever feeds the synapse.
+        changes["tau_mem_s"], changes["r"] = leaky(f64(c.a_v), f64(c.g_v), False, "membrane")
+    elif isinstance(node, AdaptiveLIF):
+        changes.update(_retime_adaptive(c, rho, dt_src, dt_dst, method, rule, discretisation, counts, name))
+    return node.replace(**{k: np.asarray(v, np.float32).reshape(shape) for k, v in changes.items()})
+
+
+def _retime_adaptive(c, rho, dt_src, dt_dst, method, rule, discretisation, counts, name) -> dict[str, np.ndarray]:
+    """The coupled (v, w) block of AdaptiveLIF, mapped as one 2x2 state matrix."""
+    a_v, g_w, c_w, a_w, g_v = (np.asarray(x, np.float64).reshape(-1) for x in (c.a_v, c.g_w, c.c_w, c.a_w, c.g_v))
+    # The runtime updates w first, then v with the new w: written as one matrix on (v - v_leak, w).
+    h = np.empty((a_v.size, 2, 2))
+    h[:, 0, 0], h[:, 0, 1] = a_v - g_w * c_w, -g_w * a_w
+    h[:, 1, 0], h[:, 1, 1] = c_w, a_w
+    h_t = map_decay(h, rho, dt_src, dt_dst, rule)
+    a_w_t, c_w_t = h_t[:, 1, 1], h_t[:, 1, 0]
+    _check_decay(a_w_t, name, "adaptation", method, dt_dst)
+    g_w_t = -h_t[:, 0, 1] / a_w_t
+    a_v_t = h_t[:, 0, 0] + g_w_t * c_w_t
+    _check_decay(a_v_t, name, "membrane", method, dt_dst)
+    g_v_t = map_input_gain(g_v, h, h_t, rho, method, counts, integrating=False)
+    return {
+        "tau_mem_s": _tau_from_decay(a_v_t, dt_dst, discretisation),
+        "tau_adapt_s": _tau_from_decay(a_w_t, dt_dst, discretisation),
+        "r": g_v_t / (1.0 - a_v_t),
+        "g_adapt": g_w_t / (1.0 - a_v_t),
+        "a_coupling": c_w_t / (1.0 - a_w_t),
+    }
+
+
+def input_is_counts(graph: Graph, name: str) -> bool:
+    """True when a node's input is (a linear function of) binned events rather than a signal.
+
+    Walks back through connections and shape nodes to the sources: spiking
+    nodes, and Inputs whose unit is one of :data:`COUNT_UNITS`, deliver counts.
+    """
+    seen: set[str] = set()
+    stack = list(graph.predecessors(name))
+    while stack:
+        src = stack.pop()
+        if src in seen:
+            continue
+        seen.add(src)
+        node = graph.nodes[src]
+        if node.spiking or isinstance(node, Threshold):
+            return True
+        if isinstance(node, Input):
+            if node.unit in COUNT_UNITS:
+                return True
+            continue
+        if isinstance(node, NEURON_TYPES) or isinstance(node, Output):
+            continue  # a readout's membrane is a signal
+        stack.extend(graph.predecessors(src))  # connections, pooling, Flatten, Scale, Delay: look further back
+    return False
+
+
+def retime_model(model: Model, dt_dst: float, method: str | None = None) -> Model:
+    """Adapt every neuron of ``model`` from its step to ``dt_dst`` (default: the model's adapt_method)."""
+    method = check_method(model.adapt_method if method is None else method)
+    dt_dst = check_step_s(dt_dst)
+    if math.isclose(dt_dst, model.dt_s, rel_tol=1e-12):
+        return model
+    g = model.graph
+    nodes = {
+        n: retime_node(
+            node, model.dt_s, dt_dst, method, discretisation=model.method, counts=input_is_counts(g, n), name=n
+        )
+        for n, node in g.nodes.items()
+    }
+    history = list(model.producer.get("retimed", []))
+    history.append({"from_dt_s": model.dt_s, "to_dt_s": dt_dst, "method": method})
+    return dataclasses.replace(
+        model, graph=Graph(nodes, g.edges, g.metadata), dt_s=dt_dst, producer={**model.producer, "retimed": history}
+    )
+
+
+__all__ = ["COUNT_UNITS", "input_is_counts", "retime_model", "retime_node"]

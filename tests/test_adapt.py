@@ -1,0 +1,184 @@
+"""Time-resolution adaptation against closed forms, identity, composition, and in a session."""
+
+import numpy as np
+import pytest
+
+from edgesnn.adapt import METHODS, input_is_counts, retime_model, retime_node
+from edgesnn.engine import SessionOptions
+from edgesnn.errors import OptionError
+from edgesnn.graph import IF, LI, LIF, AdaptiveLIF, CubaLIF, Graph, Input, Integrator, Linear, Output
+from edgesnn.model import Model
+from edgesnn.neurons import discretise
+
+NUMPY = SessionOptions(backends=("numpy",))
+SSM = [m for m in METHODS if m != "tau"]
+
+
+def neurons():
+    """One population of every neuron model, with varied per-neuron parameters."""
+    tau = np.array([5e-3, 10e-3, 20e-3, 40e-3])
+    return {
+        "LI": LI(tau_mem_s=tau, r=np.array([1.0, 2.0, 0.5, 1.0]), v_leak=np.array([0.0, 0.1, -0.1, 0.0])),
+        "LIF": LIF(tau_mem_s=tau, r=np.ones(4), v_threshold=np.ones(4)),
+        "IF": IF.uniform(4, r=3.0, v_threshold=1.0),
+        "Integrator": Integrator.uniform(4, r=2.0),
+        "CubaLIF": CubaLIF(
+            tau_syn_s=tau / 4, tau_mem_s=tau, r=np.ones(4), v_threshold=np.ones(4), w_in=np.full(4, 2.0)
+        ),
+        "AdaptiveLIF": AdaptiveLIF(
+            tau_mem_s=tau, tau_adapt_s=tau * 10, r=np.ones(4), v_threshold=np.ones(4),
+            a_coupling=np.array([0.0, 0.5, 1.0, 2.0]), b_spike=np.full(4, 0.1),
+        ),
+    }  # fmt: skip
+
+
+def coefficients(node, dt, method="zoh"):
+    c = discretise(node, dt, method)
+    return {
+        k: np.asarray(getattr(c, k), np.float64)
+        for k in ("a_syn", "g_syn", "a_w", "c_w", "b_w", "a_v", "k_v", "g_v", "g_w")
+    }
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("kind", list(neurons()))
+@pytest.mark.parametrize("discretisation", ["zoh", "euler"])
+def test_identity_at_rho_one(kind, method, discretisation):
+    node = neurons()[kind]
+    same = retime_node(node, 1e-3, 1e-3, method, discretisation=discretisation)
+    for k, v in coefficients(node, 1e-3, discretisation).items():
+        np.testing.assert_allclose(coefficients(same, 1e-3, discretisation)[k], v, rtol=2e-5, atol=1e-7, err_msg=k)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("kind", list(neurons()))
+def test_composition_equals_the_direct_map(kind, method):
+    node = neurons()[kind]
+    via = retime_node(retime_node(node, 1e-3, 0.5e-3, method), 0.5e-3, 0.25e-3, method)
+    direct = retime_node(node, 1e-3, 0.25e-3, method)
+    for k, v in coefficients(direct, 0.25e-3).items():
+        np.testing.assert_allclose(coefficients(via, 0.25e-3)[k], v, rtol=1e-4, atol=1e-7, err_msg=k)
+
+
+def lif_response(node, dt_train, dt_run, method, rate_hz, duration_s):
+    """Membrane of a LIF readout fed the expected binned count of a constant event rate."""
+    g = Graph({"x": Input((4,), unit="spikes"), "n": node, "y": Output((4,))}, [("x", "n"), ("n", "y")])
+    model = Model(g, dt_s=dt_train, adapt_method=method)
+    steps = int(round(duration_s / dt_run))
+    xs = np.full((steps, 1, 4), rate_hz * dt_run, np.float32)  # expected count per step
+    return model.session(dt=dt_run, options=NUMPY).run(xs)["y"][:, 0]
+
+
+@pytest.mark.parametrize("method", SSM)
+@pytest.mark.parametrize("rho", [0.25, 0.5, 2.0])
+def test_leaky_readout_follows_the_continuous_response_at_the_new_step(method, rho):
+    dt = 1e-3
+    tau = np.array([5e-3, 10e-3, 20e-3, 40e-3])
+    node = LI(tau_mem_s=tau, r=np.ones(4))
+    rate = 400.0  # events/s; the source sees 0.4 per step, so v settles at R * 0.4
+    v = lif_response(node, dt, dt * rho, method, rate, 0.2)
+    t = np.arange(1, len(v) + 1)[:, None] * dt * rho
+    closed_form = rate * dt * (1 - np.exp(-t / tau))
+    # zoh-rate is exact for a rate input; the others approximate it (integral keeps per-event jumps,
+    # the Euler and bilinear decays only approximate the exponential), more so for the fastest neuron.
+    tol = {"zoh-rate": 1e-4, "bilinear-rate": 0.02, "euler-rate": 0.08, "integral": 0.1}[method]
+    np.testing.assert_allclose(v, closed_form, atol=tol * rate * dt)
+
+
+def test_tau_scaling_loses_the_input_magnitude_at_finer_steps():
+    node = LI(tau_mem_s=np.full(4, 0.02), r=np.ones(4))
+    v = lif_response(node, 1e-3, 0.25e-3, "tau", 400.0, 0.3)
+    np.testing.assert_allclose(v[-1], 0.25 * 0.4, rtol=0.02)  # a quarter of the source's steady state
+
+
+@pytest.mark.parametrize("method", ["integral", "zoh-rate", "euler-rate", "bilinear-rate"])
+def test_adaptive_lif_samples_match_the_source_trajectory(method):
+    node = neurons()["AdaptiveLIF"]
+    node = node.replace(v_threshold=np.full(4, 1e9))  # stay sub-threshold: a linear system
+    g = Graph({"x": Input((4,), unit="spikes"), "n": node, "y": Output((4,))}, [("x", "n"), ("n", "y")])
+    model = Model(g, dt_s=1e-3, adapt_method=method)
+    src = model.session(options=NUMPY).run(np.full((200, 1, 4), 0.5, np.float32), outputs=["n"])["n"][:, 0]
+    s = model.session(dt=0.25e-3, options=NUMPY)
+    dst = s.run(np.full((800, 1, 4), 0.125, np.float32), outputs=["n"])["n"][3::4, 0]
+    scale = np.abs(src).max(axis=0)
+    assert np.all(np.abs(dst - src) <= 0.05 * scale)
+
+
+def test_matrix_power_keeps_the_coupled_eigenvalues():
+    node = neurons()["AdaptiveLIF"]
+    c_src = discretise(node, 1e-3)
+    c_dst = discretise(retime_node(node, 1e-3, 0.25e-3, "zoh-rate"), 0.25e-3)
+
+    def matrix(c):
+        a_v, g_w, c_w, a_w = (np.asarray(getattr(c, k), np.float64) for k in ("a_v", "g_w", "c_w", "a_w"))
+        return np.stack([np.stack([a_v - g_w * c_w, -g_w * a_w], -1), np.stack([c_w, a_w], -1)], -2)
+
+    h4 = np.linalg.matrix_power(matrix(c_dst), 4)
+    np.testing.assert_allclose(h4, matrix(c_src), rtol=1e-4, atol=1e-6)
+
+
+def spiking_model(method):
+    rng = np.random.default_rng(0)
+    g = Graph(
+        {"x": Input((50,), unit="spikes"), "fc": Linear(rng.normal(0.2, 0.2, (30, 50))),
+         "lif": CubaLIF.uniform(30, tau_syn_s=5e-3, tau_mem_s=20e-3, r=3.0, w_in=1.0, v_threshold=1.0),
+         "y": Output((30,))},
+        [("x", "fc"), ("fc", "lif"), ("lif", "y")],
+    )  # fmt: skip
+    return Model(g, dt_s=1e-3, adapt_method=method)
+
+
+def firing_rate_hz(model, dt, seconds=1.0, rate_hz=40.0):
+    rng = np.random.default_rng(1)
+    steps = int(round(seconds / dt))
+    xs = (rng.random((steps, 1, 50)) < rate_hz * dt).astype(np.float32)
+    return model.session(dt=dt, options=NUMPY).run(xs)["y"].sum() / 30 / seconds
+
+
+@pytest.mark.parametrize("method", SSM)
+def test_ssm_methods_keep_the_firing_rate_where_tau_scaling_collapses(method):
+    source = firing_rate_hz(spiking_model(method), 1e-3)
+    assert 5 < source < 100
+    tol = 0.3 if method == "integral" else 0.1  # integral keeps per-event jumps: exact for impulses, not rates
+    for dt in (0.25e-3, 0.5e-3, 2e-3):
+        assert abs(firing_rate_hz(spiking_model(method), dt) - source) < tol * source, dt
+    assert firing_rate_hz(spiking_model("tau"), 0.25e-3) < 0.5 * source
+
+
+def test_session_retime_keeps_state_and_records_history():
+    model = spiking_model("integral")
+    s = model.session(options=NUMPY)
+    s.run(np.ones((10, 1, 50), np.float32))
+    v_before = s._plan.state["lif/v"].copy()
+    s.retime(0.5e-3)
+    assert s.dt_s == 0.5e-3
+    np.testing.assert_array_equal(s._plan.state["lif/v"], v_before)
+    assert s.model.producer["retimed"] == [{"from_dt_s": 1e-3, "to_dt_s": 0.5e-3, "method": "integral"}]
+
+
+def test_input_units_decide_counts_or_signal():
+    g = Graph(
+        {"a": Input((3,), unit="spikes"), "b": Input((3,), unit="mV"), "la": LI.uniform(3, tau_mem_s=0.01),
+         "lb": LI.uniform(3, tau_mem_s=0.01), "lc": LI.uniform(3, tau_mem_s=0.01), "ya": Output((3,)),
+         "yb": Output((3,)), "yc": Output((3,))},
+        [("a", "la"), ("b", "lb"), ("lb", "lc"), ("la", "ya"), ("lb", "yb"), ("lc", "yc")],
+    )  # fmt: skip
+    assert input_is_counts(g, "la") and not input_is_counts(g, "lb") and not input_is_counts(g, "lc")
+
+
+def test_out_of_range_maps_are_refused_with_the_node_named():
+    node = LIF.uniform(2, tau_mem_s=2e-3, v_threshold=1.0)
+    with pytest.raises(OptionError, match=r"nodes/fast: method 'euler-rate' maps the membrane decay"):
+        retime_node(node, 1e-3, 8e-3, "euler-rate", name="fast")
+    with pytest.raises(OptionError, match="expected one of tau, integral"):
+        retime_node(node, 1e-3, 2e-3, "magic")
+
+
+def test_retimed_bundle_round_trips(tmp_path):
+    from edgesnn.bundle import read_bundle, write_bundle
+
+    adapted = retime_model(spiking_model("zoh-rate"), 0.5e-3)
+    write_bundle(adapted, tmp_path / "a.esnn")
+    back = read_bundle(tmp_path / "a.esnn")
+    assert back.dt_s == 0.5e-3 and back.adapt_method == "zoh-rate"
+    assert back.producer["retimed"][0]["method"] == "zoh-rate"
