@@ -182,3 +182,21 @@ def test_retimed_bundle_round_trips(tmp_path):
     back = read_bundle(tmp_path / "a.esnn")
     assert back.dt_s == 0.5e-3 and back.adapt_method == "zoh-rate"
     assert back.producer["retimed"][0]["method"] == "zoh-rate"
+
+
+def test_recurrent_loops_keep_their_delay_in_seconds():
+    g = Graph(
+        {"x": Input((2,), unit="spikes"), "lif": LIF.uniform(2, tau_mem_s=0.02, v_threshold=1.0),
+         "rec": Linear(np.eye(2)), "y": Output((2,))},
+        [("x", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "y")],
+    )  # fmt: skip
+    model = Model(g, dt_s=1e-3)
+    fine = retime_model(model, 0.25e-3)
+    (delay_name,) = [n for n in fine.graph.nodes if n.endswith(".loop_delay")]
+    assert fine.graph.nodes[delay_name].delay_s == pytest.approx(0.75e-3)
+    assert (delay_name, "lif") in fine.graph.back_edges
+    # Retiming again adjusts that delay instead of stacking another one.
+    finer = retime_model(fine, 0.125e-3)
+    assert [n for n in finer.graph.nodes if n.endswith(".loop_delay")] == [delay_name]
+    assert finer.graph.nodes[delay_name].delay_s == pytest.approx(0.875e-3)
+    assert retime_model(model, 0.25e-3, "tau").graph.nodes.keys() == model.graph.nodes.keys()

@@ -16,3 +16,15 @@ def test_example_runs(script, tmp_path):
                        timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
+
+
+def test_demo_recognises_the_patterns_and_survives_a_finer_sensor(capsys):
+    from edgesnn.demo import main
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "recognised 12/12 patterns" in out.split("the same stream")[0]
+    adapted, tau = out.split("the same stream")[1].strip().splitlines()[1:3]
+    n_adapted = int(adapted.split("recognised ")[1].split("/")[0])
+    n_tau = int(tau.split("recognised ")[1].split("/")[0])
+    assert n_adapted >= 11 and n_tau < n_adapted

@@ -16,19 +16,7 @@ import numpy as np
 
 from edgesnn.adapt._maps import DECAY_RULE, check_method, map_decay, map_input_gain
 from edgesnn.errors import OptionError
-from edgesnn.graph import (
-    IF,
-    LI,
-    LIF,
-    AdaptiveLIF,
-    CubaLI,
-    CubaLIF,
-    Graph,
-    Input,
-    Integrator,
-    Output,
-    Threshold,
-)  # fmt: skip
+from edgesnn.graph import IF, LI, LIF, AdaptiveLIF, CubaLI, CubaLIF, Delay, Graph, Input, Integrator, Output, Threshold
 from edgesnn.graph._node import Node
 from edgesnn.graph.neurons import NEURON_TYPES
 from edgesnn.model import Model
@@ -154,23 +142,57 @@ def input_is_counts(graph: Graph, name: str) -> bool:
     return False
 
 
+#: Name suffix of the Delay nodes retime_model puts on recurrent edges.
+LOOP_DELAY_SUFFIX = ".loop_delay"
+
+
+def _keep_loop_delays(graph: Graph, nodes: dict[str, Node], dt_src: float, dt_dst: float) -> tuple[dict, list]:
+    """Keep every recurrent loop's delay in seconds, not in steps.
+
+    A back edge delivers the previous step's value, so a loop trained at
+    dt_src is delayed by dt_src; at a finer dt_dst a Delay of dt_src - dt_dst
+    on the back edge restores that. A delay added by an earlier retime is
+    adjusted instead of stacked; a coarser step can only shorten such a delay.
+    """
+    nodes = dict(nodes)
+    edges = list(graph.edges)
+    for src, dst in sorted(graph.back_edges):
+        node = nodes[src]
+        if src.endswith(LOOP_DELAY_SUFFIX) and isinstance(node, Delay):
+            nodes[src] = Delay(max(0.0, node.delay_s + dt_src - dt_dst))
+        elif dt_dst < dt_src:
+            name = f"{src}.{dst}{LOOP_DELAY_SUFFIX}"
+            nodes[name] = Delay(dt_src - dt_dst)
+            i = edges.index((src, dst))
+            edges[i : i + 1] = [(src, name), (name, dst)]
+    return nodes, edges
+
+
 def retime_model(model: Model, dt_dst: float, method: str | None = None) -> Model:
-    """Adapt every neuron of ``model`` from its step to ``dt_dst`` (default: the model's adapt_method)."""
+    """Adapt every neuron of ``model`` from its step to ``dt_dst`` (default: the model's adapt_method).
+
+    The SSM methods also keep recurrent loops delayed by the same time in
+    seconds (see :func:`_keep_loop_delays`); the reference ``"tau"`` keeps them
+    one step long, as plain re-discretisation does.
+    """
     method = check_method(model.adapt_method if method is None else method)
     dt_dst = check_step_s(dt_dst)
     if math.isclose(dt_dst, model.dt_s, rel_tol=1e-12):
         return model
     g = model.graph
-    nodes = {
+    nodes: dict[str, Node] = {
         n: retime_node(
             node, model.dt_s, dt_dst, method, discretisation=model.method, counts=input_is_counts(g, n), name=n
         )
         for n, node in g.nodes.items()
     }
+    edges = list(g.edges)
+    if method != "tau":
+        nodes, edges = _keep_loop_delays(g, nodes, model.dt_s, dt_dst)
     history = list(model.producer.get("retimed", []))
     history.append({"from_dt_s": model.dt_s, "to_dt_s": dt_dst, "method": method})
     return dataclasses.replace(
-        model, graph=Graph(nodes, g.edges, g.metadata), dt_s=dt_dst, producer={**model.producer, "retimed": history}
+        model, graph=Graph(nodes, edges, g.metadata), dt_s=dt_dst, producer={**model.producer, "retimed": history}
     )
 
 
