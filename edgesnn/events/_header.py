@@ -1,0 +1,164 @@
+"""The ASCII header of Prophesee RAW and DAT files: ``% key value`` lines, optionally closed by ``% end``.
+
+The header ends after ``% end`` or before the first line that does not start with ``%``
+(docs.prophesee.ai, RAW file format). RAW keys that matter: ``evt`` (2.0, 2.1, 3.0), ``format``
+(``EVT3;height=720;width=1280[;endianness=legacy]``) and ``geometry`` (``1280x720``). DAT
+headers carry ``Version``, ``Width`` and ``Height``, then two bytes: event type and event size.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgesnn.errors import EventFileError
+
+#: Headers longer than this are taken as a damaged file rather than read on without end.
+MAX_HEADER_BYTES = 1 << 20
+
+_EVT_VERSIONS = {"2.0": "evt2", "2": "evt2", "2.1": "evt21", "3.0": "evt3", "3": "evt3"}
+_FORMAT_NAMES = {"EVT2": "evt2", "EVT21": "evt21", "EVT3": "evt3"}
+_GEOMETRY = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Header:
+    """Parsed ``%`` header: its fields in file order and its length in bytes."""
+
+    fields: tuple[tuple[str, str], ...]
+    length: int
+
+    def get(self, key: str) -> str | None:
+        """The last value of ``key`` (case-insensitive), or None."""
+        found = None
+        for k, v in self.fields:
+            if k.lower() == key.lower():
+                found = v
+        return found
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in self.fields}
+
+
+@dataclass(frozen=True)
+class RawInfo:
+    """What a RAW header says about its payload."""
+
+    format: str | None  # "evt2" | "evt21" | "evt3" | None when the header does not say
+    geometry: tuple[int, int] | None  # (width, height)
+    legacy: bool  # EVT 2.1 with swapped 32-bit halves (IMX636)
+
+
+def parse_header(head: bytes, path) -> Header:
+    """Parse the ``%`` lines at the start of ``head`` (the file's first bytes)."""
+    fields: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(head) and head[pos : pos + 1] == b"%":
+        end = head.find(b"\n", pos)
+        if end < 0:
+            if not _is_text(head[pos + 1 :]):
+                break
+            if len(head) >= MAX_HEADER_BYTES:
+                raise EventFileError(f"header line at byte {pos} longer than {MAX_HEADER_BYTES} bytes", path=str(path))
+            raise EventFileError(f"header line at byte {pos} is not terminated by a newline", path=str(path))
+        raw = head[pos + 1 : end]
+        if not _is_text(raw):
+            # Binary data that happens to start with '%' (an EVT2 word can): the header ended.
+            break
+        line = raw.decode("ascii").strip()
+        pos = end + 1
+        if line == "end":
+            break
+        if not line:
+            continue
+        key, _, value = line.partition(" ")
+        fields.append((key, value.strip()))
+    return Header(tuple(fields), pos)
+
+
+def _is_text(raw: bytes) -> bool:
+    return raw.isascii() and all(b >= 0x20 or b in (0x09, 0x0D) for b in raw) and raw[-1:] != b"\x7f"
+
+
+def read_header(path) -> Header:
+    """Read and parse the header of the file at ``path``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(MAX_HEADER_BYTES)
+    except OSError as e:
+        raise EventFileError(f"cannot read: {e.strerror or e}", path=str(path)) from e
+    return parse_header(head, path)
+
+
+def raw_info(header: Header, path) -> RawInfo:
+    """Interpret a RAW header: EVT version, geometry, EVT 2.1 byte order."""
+    fmt_evt = None
+    evt = header.get("evt")
+    if evt is not None:
+        fmt_evt = _EVT_VERSIONS.get(evt.strip())
+        if fmt_evt is None:
+            raise EventFileError(f"header key 'evt': expected 2.0, 2.1 or 3.0, got {evt!r}", path=str(path))
+    fmt_format = None
+    legacy = False
+    geometry = None
+    fmt = header.get("format")
+    if fmt is not None:
+        name, *options = (s.strip() for s in fmt.split(";"))
+        fmt_format = _FORMAT_NAMES.get(name.upper())
+        if fmt_format is None:
+            raise EventFileError(f"header key 'format': expected EVT2, EVT21 or EVT3, got {name!r}", path=str(path))
+        opts = dict(o.partition("=")[::2] for o in options if o)
+        legacy = opts.get("endianness", "").strip().lower() == "legacy"
+        if "width" in opts or "height" in opts:
+            geometry = _size(opts.get("width"), opts.get("height"), "format", path)
+    if fmt_evt and fmt_format and fmt_evt != fmt_format:
+        raise EventFileError(f"header keys disagree: evt {evt!r} but format {fmt!r}", path=str(path))
+    geo = header.get("geometry")
+    if geo is not None:
+        m = _GEOMETRY.match(geo)
+        if m is None:
+            raise EventFileError(f"header key 'geometry': expected WIDTHxHEIGHT, got {geo!r}", path=str(path))
+        g = _size(m.group(1), m.group(2), "geometry", path)
+        if geometry is not None and g != geometry:
+            raise EventFileError(f"header keys disagree: format gives {geometry}, geometry gives {g}", path=str(path))
+        geometry = g
+    return RawInfo(fmt_format or fmt_evt, geometry, legacy)
+
+
+def dat_info(header: Header, path) -> tuple[int, tuple[int, int] | None]:
+    """(version, geometry) of a DAT header; version 2 when the header does not say (as faery)."""
+    version = 2
+    v = header.get("Version")
+    if v is not None:
+        if v.strip() not in ("1", "2"):
+            raise EventFileError(f"header key 'Version': expected 1 or 2, got {v!r}", path=str(path))
+        version = int(v)
+    w, h = header.get("Width"), header.get("Height")
+    geometry = _size(w, h, "Width/Height", path) if (w is not None or h is not None) else None
+    return version, geometry
+
+
+def sniff_prophesee(head: bytes, path) -> str | None:
+    """'evt2' | 'evt21' | 'evt3' | 'dat' from a ``%`` header, or None if it names no format."""
+    header = parse_header(head, path)
+    info = raw_info(header, path)  # a broken Prophesee header gets its own error, not "unknown format"
+    if info.format is not None:
+        return info.format
+    if Path(path).suffix.lower() == ".dat" or header.get("Version") is not None:
+        return "dat"
+    return None
+
+
+def _size(w, h, key, path) -> tuple[int, int]:
+    try:
+        width, height = int(str(w).strip()), int(str(h).strip())
+    except ValueError as e:
+        raise EventFileError(
+            f"header key {key!r}: width and height must be integers, got {w!r}, {h!r}", path=str(path)
+        ) from e
+    if width < 1 or height < 1:
+        raise EventFileError(
+            f"header key {key!r}: width and height must be positive, got {width}x{height}", path=str(path)
+        )
+    return width, height
