@@ -1,0 +1,1 @@
+"""Evaluations that produce the figures the issues ask for (tables, JSON, plots)."""

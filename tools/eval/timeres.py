@@ -1,0 +1,194 @@
+"""Time-resolution adaptation on the spoken-keyword task: train at one step, run at others.
+
+For each network (feed-forward LIF, recurrent adaptive LIF) and each training
+step (1 ms and 4 ms), train with tools.train (or reuse a trained bundle in the
+output folder), then evaluate the test split binned at 0.25, 0.5, 1, 2 and 4 ms
+with every adaptation method of edgesnn.adapt, running the runtime engine itself.
+Writes ``timeres.json``, ``timeres.md`` and ``timeres.png`` into ``--out``.
+
+    python -m tools.eval.timeres --data data/keywords --out results/timeres [--epochs 20] [--quiet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesnn.adapt import METHODS, retime_model
+from edgesnn.bundle import read_bundle
+from edgesnn.errors import EdgeSNNError, OptionError
+from edgesnn.model import Model
+
+log = logging.getLogger("edgesnn.tools.eval")
+
+CONFIGS = {"lif": "keywords_lif.json", "adlif": "keywords_recurrent_adlif.json"}
+TRAIN_DT_S = (1e-3, 4e-3)
+EVAL_DT_S = (0.25e-3, 0.5e-3, 1e-3, 2e-3, 4e-3)
+
+
+def accuracy(model: Model, x: np.ndarray, y: np.ndarray, *, readout: str, batch: int = 64) -> float:
+    """Test accuracy of ``model`` on binned samples x (N, T, C), scored as the trainer scores."""
+    hits = 0
+    name = model.outputs[0].name
+    for start in range(0, len(x), batch):
+        xb = np.ascontiguousarray(x[start : start + batch].transpose(1, 0, 2))  # (T, B, C)
+        session = model.session(batch=xb.shape[1])
+        out = session.run(xb)[name]  # (T, B, K)
+        logits = out.max(axis=0) if readout == "max" else out.mean(axis=0)
+        hits += int((logits.argmax(axis=1) == y[start : start + batch]).sum())
+    return hits / len(x)
+
+
+def train_or_load(kind: str, dt_s: float, args: argparse.Namespace) -> tuple[Model, dict[str, Any]]:
+    """The trained bundle for (kind, dt), training it when the output folder has none."""
+    from tools.train import config_from_dict, train
+
+    run_dir = Path(args.out) / f"{kind}_{dt_s * 1e3:g}ms"
+    bundle = run_dir / "model.esnn"
+    config_path = Path(__file__).resolve().parents[1] / "train" / "configs" / CONFIGS[kind]
+    raw = json.loads(config_path.read_text())
+    raw["name"] = f"timeres_{kind}_{dt_s * 1e3:g}ms"
+    raw["dt_s"] = dt_s
+    raw["data"]["path"] = str(args.data)
+    if args.epochs:
+        raw["epochs"] = args.epochs
+    if args.batch_size:
+        raw["batch_size"] = args.batch_size
+    if not bundle.exists():
+        summary = train(config_from_dict(raw), run_dir, resume=True, quiet=args.quiet)
+    else:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    return read_bundle(bundle), {"config": raw, "summary": summary}
+
+
+def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Train (or load) every network and evaluate it at every step with every method."""
+    from tools.datasets.keywords import load_split
+
+    results: dict[str, Any] = {"eval_dt_s": list(EVAL_DT_S), "methods": list(METHODS), "runs": []}
+    cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    for kind in args.kinds:
+        for dt_src in TRAIN_DT_S:
+            model, info = train_or_load(kind, dt_src, args)
+            readout = info["config"].get("loss", {}).get("readout", "max")
+            run: dict[str, Any] = {
+                "network": kind, "train_dt_s": dt_src, "accuracy": {}, "eval_s": {},
+                "train_samples_per_s": info["summary"].get("throughput_samples_per_s"),
+                "train_peak_rss_mib": info["summary"].get("peak_rss_mib"),
+                "train_test_accuracy_jax": info["summary"].get("test_accuracy"),
+            }  # fmt: skip
+            for dt in EVAL_DT_S:
+                if dt not in cache:
+                    cache[dt] = load_split(args.data, "test", dt_s=dt)
+                x, y = cache[dt]
+                if args.limit:
+                    x, y = x[: args.limit], y[: args.limit]
+                for method in METHODS:
+                    key = f"{method}@{dt * 1e3:g}ms"
+                    t0 = time.perf_counter()
+                    try:
+                        adapted = retime_model(model, dt, method)
+                        acc = accuracy(adapted, x, y, readout=readout)
+                    except EdgeSNNError as exc:  # the method cannot reach this step (decay out of range)
+                        log.info("%s %s: %s", kind, key, exc)
+                        acc = None
+                    run["accuracy"][key] = acc
+                    run["eval_s"][key] = time.perf_counter() - t0
+                    if not args.quiet:
+                        shown = "n/a" if acc is None else f"{acc:.3f}"
+                        print(f"{kind} trained at {dt_src * 1e3:g} ms, {key}: {shown}", file=sys.stderr)
+            results["runs"].append(run)
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as Markdown tables, one per network and training step."""
+    lines = ["# Time-resolution adaptation on the spoken-keyword task", ""]
+    for run in results["runs"]:
+        src = run["train_dt_s"]
+        lines += [f"## {run['network']} trained at {src * 1e3:g} ms", ""]
+        header = "| method | " + " | ".join(f"{d * 1e3:g} ms" for d in results["eval_dt_s"]) + " |"
+        lines += [header, "|---" * (len(results["eval_dt_s"]) + 1) + "|"]
+        for m in results["methods"]:
+            cells = []
+            for d in results["eval_dt_s"]:
+                acc = run["accuracy"][f"{m}@{d * 1e3:g}ms"]
+                cells.append("n/a" if acc is None else f"{100 * acc:.1f} %")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines += ["", f"Training: {run['train_samples_per_s'] or 0:.0f} samples/s, peak RSS "
+                  f"{run['train_peak_rss_mib'] or 0:.0f} MiB.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Accuracy against evaluation step, one panel per run, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = results["runs"]
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.6), squeeze=False, sharey=True)
+    dts = np.array(results["eval_dt_s"]) * 1e3
+    for ax, run in zip(axes[0], runs, strict=True):
+        for m in results["methods"]:
+            acc = [run["accuracy"][f"{m}@{d:g}ms"] for d in dts]
+            ys = np.array([np.nan if a is None else 100 * a for a in acc])
+            ax.plot(dts, ys, marker="o", label=m)
+        ax.axvline(run["train_dt_s"] * 1e3, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(dts, [f"{d:g}" for d in dts])
+        ax.set_xlabel("evaluation step (ms)")
+        ax.set_title(f"{run['network']}, trained at {run['train_dt_s'] * 1e3:g} ms")
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, help="spoken-keyword dataset folder (tools.datasets.keywords)")
+    ap.add_argument("--out", required=True, help="output folder (trained bundles are reused from it)")
+    ap.add_argument("--epochs", type=int, default=0, help="override the configs' epochs")
+    ap.add_argument("--batch-size", type=int, default=0, help="override the configs' batch size")
+    ap.add_argument("--kinds", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N test samples")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        if not Path(args.data).exists():
+            raise OptionError(
+                "no such dataset folder; generate it with python -m tools.datasets.keywords", path=args.data
+            )
+        os.makedirs(args.out, exist_ok=True)
+        t0 = time.perf_counter()
+        results = evaluate_all(args)
+        results["wall_s"] = time.perf_counter() - t0
+        out = Path(args.out)
+        (out / "timeres.json").write_text(json.dumps(results, indent=2))
+        (out / "timeres.md").write_text(markdown(results))
+        plot(results, out / "timeres.png")
+        print(markdown(results))
+    except EdgeSNNError as exc:
+        print(f"timeres: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["accuracy", "evaluate_all", "main", "markdown", "plot"]

@@ -1,0 +1,282 @@
+"""The experiment configuration: one JSON file holds everything a training run depends on.
+
+Every section is a frozen dataclass; unknown keys, wrong types and values out
+of range raise :class:`edgesnn.errors.OptionError` naming the file and the
+key path (``config.json: model/hidden/1``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from edgesnn.errors import EdgeSNNError, OptionError
+from edgesnn.neurons import METHODS
+from edgesnn.units import check_step_s
+
+MODEL_KINDS = ("feedforward", "recurrent", "conv")
+NEURON_KINDS = ("lif", "cubalif", "adlif")
+SURROGATES = ("fast_sigmoid", "boxcar")
+READOUTS = ("max", "mean")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+DATA_KINDS = ("synthetic", "keywords")
+
+
+def _check(cond: bool, message: str, path: str) -> None:
+    if not cond:
+        raise OptionError(message, path=path)
+
+
+def _build(cls: type, raw: Any, path: str) -> Any:
+    """Construct dataclass ``cls`` from a JSON object, refusing unknown keys."""
+    _check(isinstance(raw, Mapping), f"expected an object, got {type(raw).__name__}", path or "<root>")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    _check(not unknown, f"unknown key(s) {', '.join(map(repr, unknown))}; expected some of {', '.join(fields)}", path)
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        sub = _SECTIONS.get((cls.__name__, name))
+        kwargs[name] = _build(sub, value, f"{path}/{name}" if path else name) if sub else value
+    try:
+        return cls(**kwargs)
+    except OptionError as exc:
+        raise (exc.with_prefix(path) if path else exc) from None
+    except TypeError as exc:  # a required key is missing
+        raise OptionError(str(exc).split("__init__() ")[-1], path=path or "<root>") from exc
+
+
+def _number(value: Any, path: str, *, low: float | None = None, integer: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    _check(isinstance(value, kinds) and not isinstance(value, bool),
+           f"expected {'an integer' if integer else 'a number'}, got {value!r}", path)  # fmt: skip
+    if low is not None:
+        _check(value >= low, f"expected a value >= {low}, got {value!r}", path)
+
+
+def _choice(value: Any, options: tuple[str, ...], path: str) -> None:
+    _check(value in options, f"expected one of {', '.join(options)}, got {value!r}", path)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvLayer:
+    """One Conv2d layer followed by a spiking population (PyTorch conventions)."""
+
+    channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        _number(self.channels, "channels", low=1, integer=True)
+        for name in ("kernel", "stride", "padding"):
+            value = getattr(self, name)
+            _check(isinstance(value, (list, tuple)) and len(value) == 2, f"expected [h, w], got {value!r}", name)
+            for i, v in enumerate(value):
+                _number(v, f"{name}/{i}", low=0 if name == "padding" else 1, integer=True)
+            object.__setattr__(self, name, tuple(value))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Network architecture and the initial continuous-time neuron parameters."""
+
+    kind: str = "feedforward"
+    neuron: str = "lif"
+    hidden: tuple[int, ...] = (64,)
+    conv: tuple[ConvLayer, ...] = ()
+    input_shape: tuple[int, ...] | None = None
+    tau_mem_s: float = 0.02
+    tau_syn_s: float = 0.005
+    tau_adapt_s: float = 0.2
+    tau_out_s: float = 0.02
+    tau_jitter: float = 0.0
+    tau_min_s: float | None = None
+    tau_max_s: float = 10.0
+    a_coupling: float = 0.5
+    b_spike: float = 0.5
+    v_threshold: float = 1.0
+    reset_mode: str = "subtract"
+    reset_timing: str = "immediate"
+    detach_reset: bool = True
+    train_tau: bool = True
+    train_threshold: bool = False
+    train_adaptation: bool = True
+    weight_scale: float = 1.0
+    readout_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        _choice(self.kind, MODEL_KINDS, "kind")
+        _choice(self.neuron, NEURON_KINDS, "neuron")
+        _choice(self.reset_mode, ("to_value", "subtract"), "reset_mode")
+        _choice(self.reset_timing, ("immediate", "next_step"), "reset_timing")
+        _check(isinstance(self.hidden, (list, tuple)), f"expected a list of sizes, got {self.hidden!r}", "hidden")
+        for i, n in enumerate(self.hidden):
+            _number(n, f"hidden/{i}", low=1, integer=True)
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        _check(isinstance(self.conv, (list, tuple)), f"expected a list of layers, got {self.conv!r}", "conv")
+        conv = tuple(
+            c if isinstance(c, ConvLayer) else _build(ConvLayer, c, f"conv/{i}") for i, c in enumerate(self.conv)
+        )
+        object.__setattr__(self, "conv", conv)
+        _check(self.kind == "conv" or not conv, "conv layers are only used by kind 'conv'", "conv")
+        _check(self.kind != "conv" or bool(conv), "kind 'conv' needs at least one conv layer", "conv")
+        _check(self.kind != "recurrent" or bool(self.hidden), "kind 'recurrent' needs hidden layers", "hidden")
+        if self.input_shape is not None:
+            _check(isinstance(self.input_shape, (list, tuple)), f"expected a list, got {self.input_shape!r}",
+                   "input_shape")  # fmt: skip
+            for i, n in enumerate(self.input_shape):
+                _number(n, f"input_shape/{i}", low=1, integer=True)
+            object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        _check(self.kind != "conv" or self.input_shape is None or len(self.input_shape) == 3,
+               f"conv models need input_shape [channels, height, width], got {self.input_shape}",
+               "input_shape")  # fmt: skip
+        for name in ("tau_mem_s", "tau_syn_s", "tau_adapt_s", "tau_out_s", "tau_max_s"):
+            _number(getattr(self, name), name)
+            _check(getattr(self, name) > 0, f"expected a time constant > 0 s, got {getattr(self, name)!r}", name)
+        if self.tau_min_s is not None:
+            _number(self.tau_min_s, "tau_min_s")
+            _check(0 < self.tau_min_s < self.tau_max_s, "expected 0 < tau_min_s < tau_max_s", "tau_min_s")
+        for name in ("tau_jitter", "weight_scale", "readout_scale"):
+            _number(getattr(self, name), name, low=0)
+        for name in ("a_coupling", "b_spike", "v_threshold"):
+            _number(getattr(self, name), name)
+        _check(self.v_threshold > 0, "expected a threshold > 0", "v_threshold")
+        for name in ("detach_reset", "train_tau", "train_threshold", "train_adaptation"):
+            _check(isinstance(getattr(self, name), bool), f"expected true or false, got {getattr(self, name)!r}", name)
+
+
+@dataclasses.dataclass(frozen=True)
+class SurrogateConfig:
+    """Pseudo-derivative of the Heaviside spike function."""
+
+    kind: str = "fast_sigmoid"
+    scale: float = 10.0
+
+    def __post_init__(self) -> None:
+        _choice(self.kind, SURROGATES, "kind")
+        _number(self.scale, "scale")
+        _check(self.scale > 0, f"expected a scale > 0, got {self.scale!r}", "scale")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """How readout membrane traces become logits."""
+
+    readout: str = "max"
+
+    def __post_init__(self) -> None:
+        _choice(self.readout, READOUTS, "readout")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Adam with global-norm clipping and a learning-rate schedule."""
+
+    lr: float = 1e-3
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    clip_norm: float | None = 1.0
+    b1: float = 0.9
+    b2: float = 0.999
+
+    def __post_init__(self) -> None:
+        _number(self.lr, "lr")
+        _check(self.lr > 0, f"expected a learning rate > 0, got {self.lr!r}", "lr")
+        _choice(self.schedule, SCHEDULES, "schedule")
+        _number(self.warmup_epochs, "warmup_epochs", low=0, integer=True)
+        if self.clip_norm is not None:
+            _number(self.clip_norm, "clip_norm")
+            _check(self.clip_norm > 0, "expected a norm > 0 or null", "clip_norm")
+        for name in ("b1", "b2"):
+            _number(getattr(self, name), name)
+            _check(0 <= getattr(self, name) < 1, "expected a value in [0, 1)", name)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which dataset and its options; ``options`` go to the loader of ``kind``."""
+
+    kind: str
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _choice(self.kind, DATA_KINDS, "kind")
+        _check(isinstance(self.options, dict), f"expected an object, got {self.options!r}", "options")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole training experiment."""
+
+    data: DataConfig
+    name: str = "experiment"
+    seed: int = 0
+    dt_s: float = 1e-3
+    method: str = "zoh"
+    epochs: int = 10
+    batch_size: int = 32
+    eval_batch_size: int = 256
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    surrogate: SurrogateConfig = dataclasses.field(default_factory=SurrogateConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.name, str) and bool(self.name), f"expected a non-empty string, got {self.name!r}", "name"
+        )
+        _number(self.seed, "seed", low=0, integer=True)
+        object.__setattr__(self, "dt_s", check_step_s(self.dt_s, name="dt_s"))
+        _choice(self.method, METHODS, "method")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            _number(getattr(self, name), name, low=1, integer=True)
+        if self.method == "euler":
+            # Forward Euler is only stable for dt <= tau; the clamp keeps every trained tau there.
+            _check(self.tau_min_s >= self.dt_s, "forward Euler needs model/tau_min_s >= dt_s", "model/tau_min_s")
+
+    @property
+    def tau_min_s(self) -> float:
+        """Smallest time constant training may reach (default: one step)."""
+        return self.model.tau_min_s if self.model.tau_min_s is not None else self.dt_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain JSON data (recorded in checkpoints and bundles)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+_SECTIONS: dict[tuple[str, str], type] = {
+    ("ExperimentConfig", "data"): DataConfig,
+    ("ExperimentConfig", "model"): ModelConfig,
+    ("ExperimentConfig", "surrogate"): SurrogateConfig,
+    ("ExperimentConfig", "loss"): LossConfig,
+    ("ExperimentConfig", "optimizer"): OptimizerConfig,
+}
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from parsed JSON."""
+    raw = dict(raw)
+    data = raw.get("data")
+    if isinstance(data, Mapping) and "options" not in data:
+        # Convenience: {"kind": "synthetic", "n_classes": 4} means kind plus options.
+        raw["data"] = {"kind": data.get("kind"), "options": {k: v for k, v in data.items() if k != "kind"}}
+    return _build(ExperimentConfig, raw, "")
+
+
+def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
+    """Read an experiment configuration from a JSON file."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as f:
+            raw = json.load(f)
+    except OSError as exc:
+        raise OptionError(f"cannot read the configuration: {exc.strerror}", path=name) from exc
+    except json.JSONDecodeError as exc:
+        raise OptionError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=name) from exc
+    try:
+        return config_from_dict(raw)
+    except EdgeSNNError as exc:
+        raise exc.with_prefix(name) from None

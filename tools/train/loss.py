@@ -1,0 +1,26 @@
+"""Readout traces -> logits -> cross-entropy and accuracy."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def logits(trace: jax.Array, readout: str) -> jax.Array:
+    """Reduce a readout membrane trace (T, B, classes) over time: ``"max"`` or ``"mean"``."""
+    return jnp.max(trace, axis=0) if readout == "max" else jnp.mean(trace, axis=0)
+
+
+def cross_entropy(lg: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Mean softmax cross-entropy of logits (B, classes) against int labels (B,), over ``mask``."""
+    losses = optax.softmax_cross_entropy_with_integer_labels(lg, y)
+    if mask is None:
+        return jnp.mean(losses)
+    return jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def correct(lg: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Number of samples whose largest logit is the label (within ``mask``)."""
+    hits = (jnp.argmax(lg, axis=-1) == y).astype(jnp.float32)
+    return jnp.sum(hits if mask is None else hits * mask)

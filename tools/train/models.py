@@ -1,0 +1,235 @@
+"""Network definitions: feed-forward, recurrent and convolutional SNNs with an LI readout.
+
+A :class:`Network` is the static architecture (shapes, neuron kinds, names the
+exported graph will use); parameters are a pytree of arrays::
+
+    {"layers": [{"w": (out, in) or (O, I, kh, kw), "b": conv bias, "w_rec": (n, n),
+                 "neuron": {"log_tau_mem": ..., "log_tau_syn": ..., "log_tau_adapt": ...,
+                            "a_coupling": ..., "b_spike": ..., "v_threshold": ...}}, ...],
+     "readout": {"w": (classes, in), "neuron": {"log_tau_mem": (classes,)}}}
+
+Time constants are trained as log(tau / 1 s) and clamped to [tau_min, tau_max],
+so what is exported are continuous-time taus in seconds. Per-channel parameters
+of conv layers have shape (C, 1, 1) and broadcast over the feature map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from edgesnn.errors import OptionError
+from edgesnn.graph.conv import conv_output_size
+from tools.train import neurons as N
+from tools.train.config import ExperimentConfig
+from tools.train.surrogate import SpikeFn
+
+Params = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One hidden layer: a connection (dense or conv) into a spiking population."""
+
+    name: str
+    kind: str  # "dense" or "conv"
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    recurrent: bool = False
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+
+    @property
+    def param_shape(self) -> tuple[int, ...]:
+        """Shape of per-neuron parameters (per channel for conv layers)."""
+        return (self.out_shape[0], 1, 1) if self.kind == "conv" else self.out_shape
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """The static architecture and the constants of training."""
+
+    input_shape: tuple[int, ...]
+    layers: tuple[LayerSpec, ...]
+    n_classes: int
+    neuron: N.NeuronSpec
+    readout: N.NeuronSpec
+    dt_s: float
+    method: str
+    tau_min_s: float
+    tau_max_s: float
+    train_tau: bool
+    train_threshold: bool
+    train_adaptation: bool
+
+    @property
+    def readout_in(self) -> int:
+        """Number of inputs to the readout (the last layer, flattened)."""
+        return math.prod(self.layers[-1].out_shape) if self.layers else math.prod(self.input_shape)
+
+
+def build_network(cfg: ExperimentConfig, input_shape: tuple[int, ...], n_classes: int) -> Network:
+    """Derive the layer shapes of ``cfg.model`` for inputs of ``input_shape``."""
+    m = cfg.model
+    shape = tuple(m.input_shape) if m.input_shape is not None else tuple(input_shape)
+    if math.prod(shape) != math.prod(input_shape):
+        raise OptionError(f"{shape} holds {math.prod(shape)} values but the data has {math.prod(input_shape)} channels",
+                          path="model/input_shape")  # fmt: skip
+    layers: list[LayerSpec] = []
+    for i, conv in enumerate(m.conv):
+        c, h, w = shape
+        ho, wo = (
+            conv_output_size(n, k, s, p, 1)
+            for n, k, s, p in zip((h, w), conv.kernel, conv.stride, conv.padding, strict=True)
+        )
+        if ho < 1 or wo < 1:
+            raise OptionError(f"kernel {conv.kernel} does not fit the input {shape}", path=f"model/conv/{i}")
+        out = (conv.channels, ho, wo)
+        layers.append(
+            LayerSpec(f"conv{i}", "conv", shape, out, kernel=conv.kernel, stride=conv.stride, padding=conv.padding)
+        )
+        shape = out
+    n_in = math.prod(shape)
+    for i, n in enumerate(m.hidden):
+        layers.append(LayerSpec(f"hidden{i}", "dense", (n_in,), (n,), recurrent=m.kind == "recurrent"))
+        n_in = n
+    spec = N.NeuronSpec(m.neuron, m.reset_mode, m.reset_timing, m.detach_reset)
+    return Network(
+        input_shape=tuple(m.input_shape) if m.input_shape is not None else tuple(input_shape),
+        layers=tuple(layers),
+        n_classes=n_classes,
+        neuron=spec,
+        readout=N.NeuronSpec("li"),
+        dt_s=cfg.dt_s,
+        method=cfg.method,
+        tau_min_s=cfg.tau_min_s,
+        tau_max_s=m.tau_max_s,
+        train_tau=m.train_tau,
+        train_threshold=m.train_threshold,
+        train_adaptation=m.train_adaptation,
+    )
+
+
+def _log_tau(key: jax.Array, shape: tuple[int, ...], tau_s: float, jitter: float) -> jax.Array:
+    # Log-uniform spread by a factor exp(+-jitter) around tau_s.
+    return jnp.log(jnp.float32(tau_s)) + jitter * jax.random.uniform(key, shape, jnp.float32, -1.0, 1.0)
+
+
+def init_params(net: Network, cfg: ExperimentConfig, key: jax.Array) -> Params:
+    """Random initial parameters (deterministic for a given ``key``)."""
+    m = cfg.model
+    layers = []
+    for spec in net.layers:
+        key, kw, kr, kt1, kt2, kt3 = jax.random.split(key, 6)
+        if spec.kind == "conv":
+            c_in = spec.in_shape[0]
+            fan_in = c_in * spec.kernel[0] * spec.kernel[1]
+            w = jax.random.normal(kw, (spec.out_shape[0], c_in, *spec.kernel), jnp.float32)
+            layer: dict[str, Any] = {"w": w * (m.weight_scale / math.sqrt(fan_in)),
+                                     "b": jnp.zeros((spec.out_shape[0],), jnp.float32)}  # fmt: skip
+        else:
+            fan_in = spec.in_shape[0]
+            w = jax.random.normal(kw, (spec.out_shape[0], fan_in), jnp.float32)
+            layer = {"w": w * (m.weight_scale / math.sqrt(fan_in))}
+        if spec.recurrent:
+            n = spec.out_shape[0]
+            layer["w_rec"] = jax.random.normal(kr, (n, n), jnp.float32) * (m.weight_scale / math.sqrt(n))
+        ps = spec.param_shape
+        neuron = {"log_tau_mem": _log_tau(kt1, ps, m.tau_mem_s, m.tau_jitter),
+                  "v_threshold": jnp.full(ps, m.v_threshold, jnp.float32)}  # fmt: skip
+        if net.neuron.has_synapse:
+            neuron["log_tau_syn"] = _log_tau(kt2, ps, m.tau_syn_s, m.tau_jitter)
+        if net.neuron.has_adaptation:
+            neuron["log_tau_adapt"] = _log_tau(kt3, ps, m.tau_adapt_s, m.tau_jitter)
+            neuron["a_coupling"] = jnp.full(ps, m.a_coupling, jnp.float32)
+            neuron["b_spike"] = jnp.full(ps, m.b_spike, jnp.float32)
+        layer["neuron"] = neuron
+        layers.append(layer)
+    key, kw, kt = jax.random.split(key, 3)
+    w_out = jax.random.normal(kw, (net.n_classes, net.readout_in), jnp.float32) * (
+        m.readout_scale / math.sqrt(net.readout_in)
+    )
+    readout = {"w": w_out, "neuron": {"log_tau_mem": _log_tau(kt, (net.n_classes,), m.tau_out_s, m.tau_jitter)}}
+    return {"layers": layers, "readout": readout}
+
+
+def neuron_params(net: Network, p: Params, shape: tuple[int, ...]) -> dict[str, jax.Array]:
+    """Continuous-time neuron parameters (taus in seconds) broadcast to the population ``shape``."""
+    lo, hi = math.log(net.tau_min_s), math.log(net.tau_max_s)
+
+    def tau(name: str) -> jax.Array:
+        t = jnp.exp(jnp.clip(p[name], lo, hi))
+        return t if net.train_tau else jax.lax.stop_gradient(t)
+
+    fixed = lambda a, trained: a if trained else jax.lax.stop_gradient(a)  # noqa: E731
+    out = {"tau_mem_s": tau("log_tau_mem")}
+    if "v_threshold" in p:
+        out["v_threshold"] = fixed(p["v_threshold"], net.train_threshold)
+    if "log_tau_syn" in p:
+        out["tau_syn_s"] = tau("log_tau_syn")
+    if "log_tau_adapt" in p:
+        out["tau_adapt_s"] = tau("log_tau_adapt")
+        out["a_coupling"] = fixed(p["a_coupling"], net.train_adaptation)
+        out["b_spike"] = fixed(p["b_spike"], net.train_adaptation)
+    return {k: jnp.broadcast_to(v, shape) for k, v in out.items()}
+
+
+def _project(spec: LayerSpec, p: Params, h: jax.Array) -> jax.Array:
+    """The layer's synapses applied at every step: (T, B, *in_shape) -> (T, B, *out_shape)."""
+    t, b = h.shape[:2]
+    if spec.kind == "dense":
+        return h.reshape(t, b, -1) @ p["w"].T
+    y = jax.lax.conv_general_dilated(
+        h.reshape(t * b, *spec.in_shape), p["w"], window_strides=spec.stride,
+        padding=[(spec.padding[0],) * 2, (spec.padding[1],) * 2], dimension_numbers=("NCHW", "OIHW", "NCHW"),
+    )  # fmt: skip
+    return (y + p["b"][None, :, None, None]).reshape(t, b, *spec.out_shape)
+
+
+def _population(
+    spec: N.NeuronSpec, spike: SpikeFn, c: N.Coefficients, drive: jax.Array, w_rec: jax.Array | None
+) -> jax.Array:
+    """Run one population over time on its input sequence (T, B, *shape); return its outputs."""
+
+    def body(state: N.NeuronState, x: jax.Array) -> tuple[N.NeuronState, jax.Array]:
+        if w_rec is not None:
+            # The recurrent edge is a back edge: it delivers last step's spikes.
+            x = x + state.z @ w_rec.T
+        return N.step(spec, spike, c, state, x)
+
+    _, out = jax.lax.scan(body, N.initial_state(c, drive.shape[1]), drive)
+    return out
+
+
+def forward(
+    net: Network, spike: SpikeFn, params: Params, x: jax.Array, *, record: bool = False
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Run the network on ``x`` (T, B, *input_shape).
+
+    Returns the readout membrane trace (T, B, classes) and, with ``record``, each
+    hidden layer's spikes by node name. Layers run one after the other over the
+    whole sequence, which for these graphs equals the runtime's step-by-step order.
+    """
+    t, b = x.shape[:2]
+    h = x.reshape(t, b, *net.input_shape)
+    spikes: dict[str, jax.Array] = {}
+    for spec, p in zip(net.layers, params["layers"], strict=True):
+        c = N.coefficients(net.neuron, neuron_params(net, p["neuron"], spec.out_shape), net.dt_s, net.method)
+        h = _population(net.neuron, spike, c, _project(spec, p, h), p.get("w_rec"))
+        if record:
+            spikes[spec.name] = h
+    r = params["readout"]
+    c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,)), net.dt_s, net.method)
+    y = _population(net.readout, spike, c, h.reshape(t, b, -1) @ r["w"].T, None)
+    return y, spikes
+
+
+def count_params(params: Params) -> int:
+    """Number of scalar parameters."""
+    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))

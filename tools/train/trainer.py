@@ -1,0 +1,242 @@
+"""The training loop: BPTT with Adam, evaluation, checkpoint/resume, export of the best model.
+
+Determinism: parameters come from ``jax.random.key(seed)`` and the shuffle of
+epoch ``e`` from ``np.random.default_rng([seed, e])``, so a run resumed from
+its checkpoint continues with exactly the numbers an uninterrupted run has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from edgesnn.errors import StateError
+from tools.train import loss as L
+from tools.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from tools.train.config import ExperimentConfig, OptimizerConfig, SurrogateConfig
+from tools.train.data import Dataset, Split, batches, load_dataset
+from tools.train.export import export_bundle, producer_info, to_model
+from tools.train.models import Network, Params, build_network, count_params, forward, init_params
+from tools.train.surrogate import make_spike_fn
+
+log = logging.getLogger("edgesnn.train")
+
+CHECKPOINT = "checkpoint.msgpack"
+BUNDLE = "model.esnn"
+SUMMARY = "summary.json"
+
+
+def make_optimizer(o: OptimizerConfig, epochs: int, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam with the configured schedule, after global-norm gradient clipping."""
+    total = max(1, epochs * steps_per_epoch)
+    if o.schedule == "constant":
+        lr: float | optax.Schedule = o.lr
+    elif o.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(o.lr, total)
+    else:
+        lr = optax.warmup_cosine_decay_schedule(0.0, o.lr, max(1, o.warmup_epochs * steps_per_epoch), total)
+    parts = [optax.clip_by_global_norm(o.clip_norm)] if o.clip_norm is not None else []
+    return optax.chain(*parts, optax.adam(lr, b1=o.b1, b2=o.b2))
+
+
+# One optimizer object per setting, so that make_steps' cache can key on it.
+_optimizer = functools.lru_cache(maxsize=8)(make_optimizer)
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The jitted functions of one run."""
+
+    train: Callable[..., Any]
+    evaluate: Callable[..., Any]
+
+
+@functools.lru_cache(maxsize=8)
+def make_steps(net: Network, surrogate: SurrogateConfig, readout: str, opt: optax.GradientTransformation) -> Steps:
+    """JIT-compile the training and evaluation steps (cached: a resumed run in-process reuses them)."""
+    spike = make_spike_fn(surrogate.kind, surrogate.scale)
+
+    def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+        trace, _ = forward(net, spike, params, jnp.swapaxes(x, 0, 1))
+        lg = L.logits(trace, readout)
+        return L.cross_entropy(lg, y), lg
+
+    @jax.jit
+    def train(params: Params, opt_state: Any, x: jax.Array, y: jax.Array):  # type: ignore[no-untyped-def]
+        (value, lg), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value, L.correct(lg, y)
+
+    @jax.jit
+    def evaluate(params: Params, x: jax.Array, y: jax.Array, mask: jax.Array):  # type: ignore[no-untyped-def]
+        trace, _ = forward(net, spike, params, jnp.swapaxes(x, 0, 1))
+        lg = L.logits(trace, readout)
+        return L.cross_entropy(lg, y, mask) * jnp.sum(mask), L.correct(lg, y, mask)
+
+    return Steps(train, evaluate)
+
+
+def evaluate(steps: Steps, params: Params, split: Split, batch_size: int) -> dict[str, float]:
+    """Mean loss and accuracy over a whole split (the last batch is padded and masked)."""
+    n = len(split)
+    b = min(batch_size, n)
+    total_loss = total_correct = 0.0
+    for start in range(0, n, b):
+        x, y = split.x[start : start + b], split.y[start : start + b]
+        pad = b - len(y)
+        mask = np.concatenate([np.ones(len(y), np.float32), np.zeros(pad, np.float32)])
+        if pad:
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), np.float32)])
+            y = np.concatenate([y, np.zeros(pad, np.int64)])
+        lsum, hits = steps.evaluate(params, x, y, mask)
+        total_loss += float(lsum)
+        total_correct += float(hits)
+    return {"loss": total_loss / n, "accuracy": total_correct / n}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024.0 if sys.platform != "darwin" else kib / 2**20
+
+
+def _fresh_state(cfg: ExperimentConfig, net: Network, opt: optax.GradientTransformation, data: Dataset) -> TrainState:
+    params = init_params(net, cfg, jax.random.key(cfg.seed))
+    return TrainState(0, params, opt.init(params), params, -1.0, -1, [], cfg.to_dict(), data.sha256,
+                      {"seed": cfg.seed})  # fmt: skip
+
+
+def _resume(path: str, cfg: ExperimentConfig, fresh: TrainState, data: Dataset) -> TrainState:
+    state = load_checkpoint(path, fresh.params, fresh.opt_state)
+    # Only the epoch count may change between the run and its resumption.
+    mine = {k: v for k, v in cfg.to_dict().items() if k != "epochs"}
+    theirs = {k: v for k, v in state.config.items() if k != "epochs"}
+    if mine != theirs:
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        raise StateError(f"the checkpoint was written for another configuration (differs in {', '.join(diff)})",
+                         path=path)  # fmt: skip
+    if state.dataset_sha256 != data.sha256:
+        raise StateError("the checkpoint was trained on different data (dataset hash differs)", path=path)
+    return dataclasses.replace(state, config=cfg.to_dict())
+
+
+def train(
+    cfg: ExperimentConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    data: Dataset | None = None,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir`` (checkpoint, best bundle, summary); return the summary.
+
+    ``data`` overrides the configured dataset (tests); ``stop_after`` ends this
+    call after that many epochs, as an interruption would (the checkpoint stays).
+    """
+    wall0 = time.perf_counter()
+    out = os.fspath(out_dir)
+    os.makedirs(out, exist_ok=True)
+    data = data if data is not None else load_dataset(cfg.data, cfg.dt_s, cfg.seed)
+    train_split = data.splits["train"]
+    if len(train_split) < cfg.batch_size:
+        raise StateError(f"the training split has {len(train_split)} samples, fewer than one batch", path="batch_size")
+    steps_per_epoch = len(train_split) // cfg.batch_size
+    net = build_network(cfg, (data.n_channels,), data.n_classes)
+    opt = _optimizer(cfg.optimizer, cfg.epochs, steps_per_epoch)
+    state = _fresh_state(cfg, net, opt, data)
+    ckpt = os.path.join(out, CHECKPOINT)
+    if resume and os.path.exists(ckpt):
+        state = _resume(ckpt, cfg, state, data)
+        log.info("resumed from %s after epoch %d", ckpt, state.epoch)
+    elif resume:
+        log.info("no checkpoint in %s; starting afresh", out)
+    steps = make_steps(net, cfg.surrogate, cfg.loss.readout, opt)
+    log.info("%s: %d parameters, %d steps of %g s per sample", cfg.name, count_params(state.params),
+             train_split.x.shape[1], cfg.dt_s)  # fmt: skip
+    params, opt_state, history = state.params, state.opt_state, list(state.history)
+    best_params, best_acc, best_epoch = state.best_params, state.best_val_accuracy, state.best_epoch
+    seed = state.rng["seed"]
+    samples = 0
+    train_time = 0.0
+    epoch_times: list[float] = []
+    epoch_samples: list[int] = []
+    last = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
+    for epoch in range(state.epoch, last):
+        t0 = time.perf_counter()
+        losses, hits, seen = [], 0.0, 0
+        order = batches(len(train_split), cfg.batch_size, np.random.default_rng([seed, epoch]))
+        bar = tqdm(order, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=quiet, leave=False)
+        for idx in bar:
+            params, opt_state, value, ok = steps.train(params, opt_state, train_split.x[idx], train_split.y[idx])
+            losses.append(value)
+            hits += float(ok)
+            seen += len(idx)
+            if not quiet:
+                bar.set_postfix(loss=f"{float(value):.4f}", acc=f"{hits / seen:.3f}", refresh=False)
+        jax.block_until_ready(params)
+        dt = time.perf_counter() - t0
+        train_time += dt
+        epoch_times.append(dt)
+        epoch_samples.append(seen)
+        samples += seen
+        val = evaluate(steps, params, data.splits["val"], cfg.eval_batch_size)
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(np.asarray(losses))), "train_accuracy": hits / seen,
+                  "val_loss": val["loss"], "val_accuracy": val["accuracy"], "train_s": dt,
+                  "samples_per_s": seen / dt}  # fmt: skip
+        history.append(record)
+        if val["accuracy"] > best_acc:
+            best_params, best_acc, best_epoch = params, val["accuracy"], epoch + 1
+        state = TrainState(epoch + 1, params, opt_state, best_params, best_acc, best_epoch, history, cfg.to_dict(),
+                           data.sha256, {"seed": seed})  # fmt: skip
+        save_checkpoint(ckpt, state)
+        log.info("epoch %d: loss %.4f, train acc %.3f, val acc %.3f (%.0f samples/s)", epoch + 1,
+                 record["train_loss"], record["train_accuracy"], val["accuracy"], record["samples_per_s"])  # fmt: skip
+        if not quiet:
+            tqdm.write(f"epoch {epoch + 1}: loss {record['train_loss']:.4f} val acc {val['accuracy']:.3f}")
+    finished = state.epoch >= cfg.epochs
+    summary: dict[str, Any] = {
+        "name": cfg.name,
+        "epochs_completed": state.epoch,
+        "finished": finished,
+        "best_epoch": best_epoch,
+        "best_val_accuracy": best_acc,
+        "history": history,
+        "parameters": count_params(params),
+        "dataset_sha256": data.sha256,
+        "dt_s": cfg.dt_s,
+        "method": cfg.method,
+        "train_samples": samples,
+        "train_seconds": train_time,
+        # The first epoch of a call includes XLA compilation; the steady figure leaves it out.
+        "throughput_samples_per_s": samples / train_time if train_time else None,
+        "steady_throughput_samples_per_s": (
+            sum(epoch_samples[1:]) / sum(epoch_times[1:]) if len(epoch_times) > 1 else None),
+        "device": str(jax.devices()[0]),
+        "jax_version": jax.__version__,
+    }  # fmt: skip
+    if finished and best_epoch > 0:
+        test = evaluate(steps, best_params, data.splits["test"], cfg.eval_batch_size)
+        accuracy = {"val": best_acc, "test": test["accuracy"]}
+        producer = producer_info(cfg.to_dict(), data.sha256, accuracy, best_epoch)
+        export_bundle(to_model(net, best_params, labels=data.labels, producer=producer), os.path.join(out, BUNDLE))
+        summary.update(test_accuracy=test["accuracy"], test_loss=test["loss"], bundle=os.path.join(out, BUNDLE))
+    summary["wall_seconds"] = time.perf_counter() - wall0
+    summary["peak_rss_mib"] = peak_rss_mib()
+    with open(os.path.join(out, SUMMARY), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return summary
