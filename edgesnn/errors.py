@@ -21,10 +21,16 @@ __all__ = [
     "NIRImportError",
     "InputError",
     "StateError",
+    "NotFittedError",
     "OptionError",
     "MissingDependencyError",
     "EventFileError",
     "EventStreamError",
+    "NotFoundError",
+    "UnsupportedError",
+    "DeviceError",
+    "CapacityError",
+    "AuthenticationError",
 ]
 
 
@@ -92,6 +98,10 @@ class StateError(EdgeSNNError, ValueError):
     """A saved session state does not belong to this model, dt or batch size."""
 
 
+class NotFittedError(StateError, AttributeError):
+    """A learner was asked to predict before it learned anything (as scikit-learn's NotFittedError)."""
+
+
 class OptionError(EdgeSNNError, ValueError):
     """An option has a value outside its allowed set."""
 
@@ -106,3 +116,23 @@ class EventFileError(EdgeSNNError, ValueError):
 
 class EventStreamError(EdgeSNNError, ValueError):
     """A live event source failed: link lost, framing broken, device misbehaving."""
+
+
+class NotFoundError(EdgeSNNError, LookupError):
+    """A device does not know the model, session or class id it was given."""
+
+
+class UnsupportedError(EdgeSNNError, NotImplementedError):
+    """The device or model cannot do this at all (e.g. learning on a model without a learner)."""
+
+
+class DeviceError(EdgeSNNError, RuntimeError):
+    """A device failed or is unreachable: connection lost, deadline passed, internal failure."""
+
+
+class CapacityError(DeviceError):
+    """A device is out of room for now: too many sessions, a message over the size limit."""
+
+
+class AuthenticationError(DeviceError):
+    """A device refused the call: missing or wrong token."""

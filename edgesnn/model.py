@@ -13,6 +13,8 @@ from edgesnn.neurons import METHODS
 from edgesnn.units import check_step_s
 
 if TYPE_CHECKING:
+    import os
+
     from edgesnn.engine.session import Session, SessionOptions
 
 
@@ -95,13 +97,24 @@ class Model:
         g = self.graph
         return [TensorSpec(n, g.shape(n), "float32", g.nodes[n].unit) for n in g.outputs]  # type: ignore[attr-defined]
 
-    def session(self, dt: float | None = None, batch: int = 1, options: SessionOptions | None = None) -> Session:
+    def session(
+        self,
+        dt: float | None = None,
+        batch: int = 1,
+        options: SessionOptions | None = None,
+        *,
+        store: str | os.PathLike[str] | None = None,
+    ) -> Session:
         """Open a stateful session stepping at ``dt`` seconds (default: the training step).
 
         At another step the model is first adapted with :attr:`adapt_method`.
+        ``store`` is the directory of learned classes of a model that learns
+        (same as ``SessionOptions(store=...)``).
         """
         from edgesnn.adapt import retime_model
-        from edgesnn.engine.session import Session
+        from edgesnn.engine.session import Session, SessionOptions
 
+        if store is not None:
+            options = dataclasses.replace(options or SessionOptions(), store=store)
         model = self if dt is None else retime_model(self, dt)
         return Session(model, dt_s=model.dt_s, batch=batch, options=options)

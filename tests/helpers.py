@@ -145,11 +145,15 @@ def mock_all_nodes_graph(*, include_onnx: bool = False, seed: int = 0) -> Graph:
 def mock_model(graph: Graph, **changes: Any) -> Model:
     """Wrap ``graph`` in a Model with non-default settings (labels, learning, producer)."""
     n_out = int(np.prod(graph.shape(graph.outputs[0])))
+    # A valid learning configuration (edgesnn.learn checks it when a session opens) on the first spiking node.
+    spiking = [name for name, node in graph.nodes.items() if node.spiking]
+    learning = {"rule": "three-factor", "version": 1, "feature_node": spiking[0], "learning_rate": 0.01,
+                "trace_tau_s": 0.05, "weight_bits": 8} if spiking else None  # fmt: skip
     settings: dict[str, Any] = {
         "dt_s": 0.5e-3,
         "method": "euler",
         "labels": tuple(f"class_{i}" for i in range(n_out)),
-        "learning": {"rule": "three_factor", "lr": 0.01, "plastic": [graph.outputs[0]], "trace_tau_s": [0.02, 0.05]},
+        "learning": learning,
         "producer": {"framework": "tests", "profile": "nir", "notes": {"seed": 0}},
     }
     settings.update(changes)

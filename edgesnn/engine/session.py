@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -12,10 +13,11 @@ import numpy as np
 from edgesnn.engine import backends
 from edgesnn.engine._state import pack_state, unpack_state
 from edgesnn.engine.plan import Plan, compile_plan
-from edgesnn.errors import InputError, OptionError
+from edgesnn.errors import InputError, OptionError, UnsupportedError
 from edgesnn.units import check_step_s
 
 if TYPE_CHECKING:
+    from edgesnn.learn.head import PlasticHead
     from edgesnn.model import Model, TensorSpec
 
 log = logging.getLogger("edgesnn.engine")
@@ -34,13 +36,22 @@ class SessionOptions:
         used (``"native"`` is the compiled kernel, ``"numpy"`` the reference).
     num_threads : int
         Threads for BLAS and ONNX parts. One is fastest for batch-1 streaming.
+    store : str or None
+        Directory of the class store of a model that learns (see
+        :mod:`edgesnn.learn`): learned classes are loaded from it when the
+        session opens and written to it, durably, by every learn and forget.
     """
 
     backends: tuple[str, ...] = ("native", "numpy")
     num_threads: int = 1
+    store: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backends", tuple(self.backends))
+        if self.store is not None:
+            if not isinstance(self.store, (str, os.PathLike)) or not os.fspath(self.store):
+                raise OptionError(f"expected a directory path, got {self.store!r}", path="store")
+            object.__setattr__(self, "store", os.fspath(self.store))
         if not isinstance(self.num_threads, int) or self.num_threads < 1:
             raise OptionError(f"expected an int >= 1, got {self.num_threads!r}", path="num_threads")
 
@@ -61,6 +72,13 @@ class Session:
         if not isinstance(batch, (int, np.integer)) or batch < 1:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
         self._options = options or SessionOptions()
+        self._head: PlasticHead | None = None
+        if model.learning is None and self._options.store is not None:
+            raise UnsupportedError(
+                "the model has no learning configuration, so there is nothing to store;"
+                " add one with edgesnn.learn.enable_learning",
+                path="store",
+            )
         self._build(model, check_step_s(dt_s), int(batch))
 
     def _build(self, model: Model, dt_s: float, batch: int) -> None:
@@ -72,6 +90,69 @@ class Session:
         self._in_bufs = [self._plan.buffers[n] for n in self._in_names]
         self._out_items = [(n, self._plan.buffers[n]) for n in self._out_names]
         self._single = self._in_bufs[0] if len(self._in_bufs) == 1 else None
+        self._named = self._plan.buffers
+        if model.learning is not None:
+            self._attach_head(model)
+
+    # -- learning (edgesnn.learn) ---------------------------------------------
+    def _attach_head(self, model: Model) -> None:
+        # The plastic head advances after every step of the static graph; models
+        # without learning keep the plain step function and output list.
+        from edgesnn.learn.head import PlasticHead
+
+        if self._head is None:
+            self._head = PlasticHead(model, self._plan, self._options, self._options.store)
+        else:
+            self._head.attach(self._plan, model)
+        head, step = self._head, self._step
+
+        def step_with_head() -> None:
+            step()
+            head.advance()
+
+        self._step = step_with_head
+        self._refresh_scores()
+
+    def _refresh_scores(self) -> None:
+        from edgesnn.learn.config import SCORES
+
+        scores = self._learner().scores
+        self._out_items = [(n, self._plan.buffers[n]) for n in self._out_names] + [(SCORES, scores)]
+        self._named = {**self._plan.buffers, SCORES: scores}
+
+    def _learner(self) -> PlasticHead:
+        if self._head is None:
+            raise UnsupportedError(
+                "the model has no learning configuration; add one with edgesnn.learn.enable_learning", path="learning"
+            )
+        return self._head
+
+    def learn(self, label: str, example: ArrayFeed) -> dict:
+        """Teach class ``label`` one example (T, *input_shape) or (T, 1, *input_shape); returns what happened.
+
+        The example runs from rest through a private copy of the graph, so the
+        live stream is not disturbed; a new label gets a new score column, a
+        known one is reinforced. With a store, the class is on disk before this
+        returns. The result has ``label``, ``new``, ``action`` (added or
+        reinforced), ``epochs``, ``updates``, ``classes`` and timings in µs.
+        """
+        info = self._learner().learn(label, example)
+        self._refresh_scores()
+        return info
+
+    def forget(self, label: str) -> dict:
+        """Remove a learned class (durably, with a store); its score column disappears."""
+        info = self._learner().forget(label)
+        self._refresh_scores()
+        return info
+
+    def classes(self) -> list[str]:
+        """Learned labels, in the column order of the ``"classes"`` output."""
+        return self._learner().classes()
+
+    def decide(self) -> list[str | None]:
+        """Per stream, the learned label scoring highest now (None while nothing is learned)."""
+        return self._learner().decide()
 
     def retime(self, dt: float, method: str | None = None) -> None:
         """Switch this session to step ``dt`` (seconds), adapting the model, keeping its state.
@@ -119,8 +200,13 @@ class Session:
 
     @property
     def outputs(self) -> list[TensorSpec]:
-        """Output specs (name, shape without batch, dtype, unit)."""
-        return self._model.outputs
+        """Output specs (name, shape without batch, dtype, unit); ``"classes"`` too when the model learns."""
+        if self._head is None:
+            return self._model.outputs
+        from edgesnn.learn.config import SCORES
+        from edgesnn.model import TensorSpec
+
+        return [*self._model.outputs, TensorSpec(SCORES, (len(self._head.classes()),), "float32", "score")]
 
     # -- stepping -------------------------------------------------------------
     def step(self, x: ArrayFeed, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -139,15 +225,15 @@ class Session:
         self._step()
         if outputs is None:
             return {n: b.copy() for n, b in self._out_items}
-        bufs = self._plan.buffers
+        bufs = self._named
         return {n: bufs[n].copy() for n in self._check_names(outputs)}
 
     def run(self, xs: ArrayFeed, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Step through a whole sequence; arrays have a leading time axis (T, batch, *shape)."""
         feeds = self._split_sequence(xs)
-        names = self._out_names if outputs is None else self._check_names(outputs)
+        names = [n for n, _ in self._out_items] if outputs is None else self._check_names(outputs)
         steps = len(feeds[0]) if feeds else 0
-        bufs = self._plan.buffers
+        bufs = self._named
         result = {n: np.empty((steps, *bufs[n].shape), np.float32) for n in names}
         for t in range(steps):
             for buf, seq in zip(self._in_bufs, feeds, strict=True):
@@ -175,8 +261,8 @@ class Session:
     def _check_names(self, names: Iterable[str]) -> list[str]:
         names = list(names)
         for n in names:
-            if n not in self._plan.buffers:
-                raise InputError(f"no node named {n!r}; nodes are {', '.join(self._plan.buffers)}", path="outputs")
+            if n not in self._named:
+                raise InputError(f"no node named {n!r}; nodes are {', '.join(self._named)}", path="outputs")
         return names
 
     def _coerce(self, name: str, value: object, want: tuple[int, ...]) -> np.ndarray:
