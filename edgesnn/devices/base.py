@@ -1,0 +1,176 @@
+"""The Device interface: what every place a model can run on offers, in process or over gRPC.
+
+Every class here is abstract; :class:`~edgesnn.devices.local.LocalDevice`,
+:class:`~edgesnn.devices.remote.RemoteDevice` and the firmware bridges are final
+leaves. A :class:`DeviceSession` has the Python API of an engine
+:class:`~edgesnn.engine.session.Session` (``step``, ``run``, ``reset``, ``state``,
+``load_state``, ``retime``, ``inputs``, ``outputs``), so user code does not change when
+the model moves to a device. ``tests/conformance/test_device_contract.py`` holds
+every implementation to the same results.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+import numpy as np
+
+from edgesnn.model import TensorSpec
+
+__all__ = ["Capabilities", "ModelInfo", "Device", "DeviceSession", "ModelSource"]
+
+#: A bundle given as a path, its bytes, or an open binary file.
+ModelSource = str | bytes | IO[bytes] | Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a device is and what it can run; limits of 0 mean no fixed limit."""
+
+    device_kind: str
+    device_name: str
+    simulated: bool
+    neuron_models: tuple[str, ...]
+    max_neurons: int
+    max_synapses: int
+    learning: bool
+    adaptation_methods: tuple[str, ...]
+    numerics: str
+    version: str
+    backends: tuple[str, ...] = ()
+    max_sessions: int = 0
+    max_message_bytes: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """A model loaded on a device: its id (sha256 of the bundle) and what it takes and gives."""
+
+    model_id: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    dt_s: float
+    method: str
+    labels: tuple[str, ...]
+    learning: bool
+    adapt_method: str
+
+
+class DeviceSession(abc.ABC):
+    """A stateful session on a device; the same API as an engine ``Session``."""
+
+    @property
+    @abc.abstractmethod
+    def model_id(self) -> str:
+        """Id of the model this session runs."""
+
+    @property
+    @abc.abstractmethod
+    def dt_s(self) -> float:
+        """Step of this session in seconds."""
+
+    @property
+    @abc.abstractmethod
+    def batch(self) -> int:
+        """Number of independent streams stepped together."""
+
+    @property
+    @abc.abstractmethod
+    def adapt_method(self) -> str:
+        """Time-resolution adaptation method :meth:`retime` uses by default."""
+
+    @property
+    @abc.abstractmethod
+    def backend(self) -> str:
+        """Name of the backend running this session on the device."""
+
+    @property
+    @abc.abstractmethod
+    def inputs(self) -> list[TensorSpec]:
+        """Input specs (name, shape without batch, dtype, unit)."""
+
+    @property
+    @abc.abstractmethod
+    def outputs(self) -> list[TensorSpec]:
+        """Output specs (name, shape without batch, dtype, unit)."""
+
+    @abc.abstractmethod
+    def step(
+        self, x: np.ndarray | Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Advance one step; arrays (batch, *shape); returns fresh float32 arrays (batch, *shape)."""
+
+    @abc.abstractmethod
+    def run(
+        self, xs: np.ndarray | Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Step through a sequence (T, batch, *shape); returns (T, batch, *shape) per output."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Forget the past: membranes to rest, currents, traces and delays to zero."""
+
+    @abc.abstractmethod
+    def state(self) -> bytes:
+        """All state, serialised (msgpack), for :meth:`load_state`."""
+
+    @abc.abstractmethod
+    def load_state(self, data: bytes) -> None:
+        """Restore state saved by :meth:`state` for the same model, dt and batch size."""
+
+    @abc.abstractmethod
+    def retime(self, dt: float, method: str | None = None) -> None:
+        """Switch to step ``dt`` seconds (adapting the model), keeping the state."""
+
+    @abc.abstractmethod
+    def learn(self, label: str, example: np.ndarray) -> dict[str, Any]:
+        """Learn one labelled example on the device; returns what the learner reports."""
+
+    @abc.abstractmethod
+    def forget(self, label: str) -> dict[str, Any]:
+        """Forget a learned class; returns what the learner reports."""
+
+    @abc.abstractmethod
+    def classes(self) -> list[str]:
+        """Classes the session's learner knows."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Free the session on the device; later calls fail with NotFoundError."""
+
+
+class Device(abc.ABC):
+    """Somewhere models run: capabilities, model loading, sessions."""
+
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What the device is and what it can run."""
+
+    @abc.abstractmethod
+    def load_model(self, source: ModelSource) -> str:
+        """Load a bundle (path, bytes or binary file); return its id. Loading it again is a no-op."""
+
+    @abc.abstractmethod
+    def unload_model(self, model_id: str) -> None:
+        """Forget a loaded model; sessions already open on it keep running."""
+
+    @abc.abstractmethod
+    def model_info(self, model_id: str) -> ModelInfo:
+        """Specs of a loaded model."""
+
+    @abc.abstractmethod
+    def models(self) -> list[ModelInfo]:
+        """Every loaded model."""
+
+    @abc.abstractmethod
+    def open_session(
+        self, model_id: str, *, dt: float | None = None, batch: int = 1, adapt_method: str | None = None
+    ) -> DeviceSession:
+        """Open a session on a loaded model at step ``dt`` (default: the model's own)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close every session and release the device (flushes stores)."""

@@ -1,0 +1,144 @@
+"""The ``serve`` and ``devices`` commands; ``add_serve_commands`` hooks them into a CLI parser."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from edgesnn.errors import DeviceError, OptionError
+
+log = logging.getLogger("edgesnn.serve")
+
+DEFAULT_PORT = 50051
+#: Where ``edgesnn devices`` looks when given no address.
+DEFAULT_ADDRESSES = (f"127.0.0.1:{DEFAULT_PORT}",)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a LocalDevice (or forward to a bridge) until SIGTERM/SIGINT, then drain and exit 0."""
+    from edgesnn.devices import LocalDevice, RemoteDevice
+    from edgesnn.serve.logs import configure_json_logging
+    from edgesnn.serve.server import TLSConfig, create_server
+
+    configure_json_logging(logging.DEBUG if getattr(args, "debug", False) else logging.INFO)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise OptionError("give both --tls-cert and --tls-key, or neither", path="tls")
+    tls = TLSConfig.from_files(args.tls_cert, args.tls_key) if args.tls_cert else None
+    if args.forward:
+        device: Any = RemoteDevice(args.forward, token=args.forward_token)
+        device.wait_ready()
+    else:
+        device = LocalDevice(store=args.store)
+    addresses = [args.unix if args.unix.startswith("unix:") else f"unix:{args.unix}"] if args.unix else []
+    if args.unix is None or args.port is not None:
+        addresses.insert(0, f"{args.host}:{DEFAULT_PORT if args.port is None else args.port}")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    servers = []
+    try:
+        for model in args.model or ():
+            model_id = device.load_model(model)
+            log.info("model preloaded", extra={"model": model_id, "path": model})
+        for address in addresses:
+            server, port = create_server(
+                device, address, token=args.token, tls=tls, max_sessions=args.max_sessions,
+                max_message_mb=args.max_message_mb,
+            )  # fmt: skip
+            servers.append(server)
+            log.info("listening", extra={"address": address, "port": port})
+        stop.wait()
+        log.info("shutdown requested")
+    finally:
+        for server in servers:
+            server.drain(args.grace)
+        device.close()  # closes sessions; stores were written before every acknowledgement
+        log.info("exited")
+    return 0
+
+
+def probe(address: str, token: str | None, timeout_s: float) -> dict[str, Any]:
+    """Capabilities and loaded models of the device at ``address``, or why it is unreachable."""
+    import dataclasses
+
+    from edgesnn.devices import RemoteDevice
+
+    device = RemoteDevice(address, token=token, timeout_s=timeout_s)
+    try:
+        device.wait_ready(timeout_s)
+        caps = dataclasses.asdict(device.capabilities())
+        models = [{"model_id": m.model_id, "dt_s": m.dt_s, "learning": m.learning} for m in device.models()]
+        return {"address": address, "reachable": True, "capabilities": caps, "models": models}
+    except DeviceError as exc:
+        return {"address": address, "reachable": False, "error": str(exc)}
+    finally:
+        device.close()
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """List reachable devices with their capabilities (JSON with --json); exit 1 if none is reachable."""
+    found = [probe(a, args.token, args.timeout) for a in (args.address or DEFAULT_ADDRESSES)]
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        for d in found:
+            if not d["reachable"]:
+                print(f"{d['address']}: unreachable ({d['error']})")
+                continue
+            c = d["capabilities"]
+            sim = " (simulated)" if c["simulated"] else ""
+            print(f"{d['address']}: {c['device_kind']}{sim} {c['device_name']}, edgesnn {c['version']},"
+                  f" {c['numerics']}, learning {'yes' if c['learning'] else 'no'},"
+                  f" {len(d['models'])} model(s) loaded")  # fmt: skip
+            print(f"  neuron models: {', '.join(c['neuron_models'])}")
+            print(f"  adaptation: {', '.join(c['adaptation_methods'])}")
+    return 0 if any(d["reachable"] for d in found) else 1
+
+
+def add_serve_commands(subparsers: Any) -> None:
+    """Add ``serve`` and ``devices`` to an argparse subparsers object."""
+    p = subparsers.add_parser("serve", help="serve a device over gRPC (edgesnn.v1.DeviceService)")
+    p.add_argument("--model", action="append", help="bundle to preload (repeatable)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
+    p.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--unix", metavar="PATH", help="also (or, without --port, only) serve on a unix socket")
+    p.add_argument("--token", help="require 'authorization: Bearer TOKEN' on every call")
+    p.add_argument("--tls-cert", help="PEM certificate chain")
+    p.add_argument("--tls-key", help="PEM private key")
+    p.add_argument("--max-sessions", type=int, default=16)
+    p.add_argument("--max-message-mb", type=float, default=16.0)
+    p.add_argument("--store", help="directory of learned classes (kept across restarts)")
+    p.add_argument("--forward", metavar="ADDRESS", help="serve the device at ADDRESS (a bridge) instead of this CPU")
+    p.add_argument("--forward-token", help="token for --forward")
+    p.add_argument("--grace", type=float, default=5.0, help="seconds to finish calls in flight on SIGTERM")
+    p.set_defaults(func=cmd_serve)
+
+    p = subparsers.add_parser("devices", help="list reachable devices and their capabilities")
+    p.add_argument("address", nargs="*", help=f"host:port or unix:/path (default {', '.join(DEFAULT_ADDRESSES)})")
+    p.add_argument("--token")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devices)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edgesnn.serve``: the serve and devices commands without the rest of the CLI."""
+    from edgesnn.cli import exit_code_for
+
+    parser = argparse.ArgumentParser(prog="python -m edgesnn.serve")
+    parser.add_argument("--debug", action="store_true")
+    add_serve_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # user errors end as one line and an exit code, as in edgesnn.cli
+        if args.debug:
+            raise
+        print(f"edgesnn {args.command}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)  # fmt: skip
+        return exit_code_for(exc)

@@ -1,0 +1,147 @@
+"""create_server: a gRPC server for any Device, with health, reflection, limits and auth."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from edgesnn._proto.edgesnn.v1 import device_pb2 as pb
+from edgesnn._proto.edgesnn.v1 import device_pb2_grpc as pb_grpc
+from edgesnn.devices.base import Device
+from edgesnn.errors import OptionError
+from edgesnn.serve.auth import TokenAuthInterceptor
+from edgesnn.serve.servicer import DeviceServicer
+from edgesnn.serve.sessions import SessionTable
+
+log = logging.getLogger("edgesnn.serve")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DeviceService"].full_name
+MIB = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSConfig:
+    """Server certificate chain and private key (PEM bytes)."""
+
+    cert_chain: bytes
+    private_key: bytes
+
+    @classmethod
+    def from_files(cls, cert: str | Path, key: str | Path) -> TLSConfig:
+        """Read PEM files."""
+        return cls(Path(cert).read_bytes(), Path(key).read_bytes())
+
+
+def is_local_address(address: str) -> bool:
+    """True for unix sockets and loopback hosts (127.0.0.0/8, ::1, localhost)."""
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = address.rsplit(":", 1)[0] if ":" in address else address
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+class DeviceServer:
+    """A running server: the grpc.Server plus what shutting down gracefully needs."""
+
+    def __init__(self, server: grpc.Server, health_servicer: health.HealthServicer, sessions: SessionTable) -> None:
+        self.grpc_server = server
+        self.health = health_servicer
+        self.sessions = sessions
+
+    def start(self) -> None:
+        """Start serving (create_server already did)."""
+        self.grpc_server.start()
+
+    def stop(self, grace: float | None = None) -> threading.Event:
+        """Stop at once (or after ``grace`` seconds for calls in flight); closes every session."""
+        self.health.enter_graceful_shutdown()
+        event = self.grpc_server.stop(grace)
+        event.wait()
+        self.sessions.close_all("server stopped")
+        return event
+
+    def drain(self, grace_s: float) -> None:
+        """Graceful shutdown: report NOT_SERVING, refuse new calls, answer calls in flight for up to ``grace_s``."""
+        log.info("draining", extra={"grace_s": grace_s, "open_sessions": len(self.sessions)})
+        self.stop(grace_s)
+        log.info("stopped")
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        """Block until the server stops."""
+        return self.grpc_server.wait_for_termination(timeout)
+
+
+def create_server(
+    device: Device,
+    address: str = "127.0.0.1:0",
+    *,
+    token: str | None = None,
+    tls: TLSConfig | None = None,
+    max_sessions: int = 16,
+    max_message_mb: float = 16.0,
+    max_model_mb: float = 512.0,
+    idle_timeout_s: float = 300.0,
+    workers: int | None = None,
+) -> tuple[DeviceServer, int]:
+    """Serve ``device`` on ``address`` ("host:port", port 0 picks one, or "unix:/path"); returns (server, port).
+
+    The server is started. A non-loopback address needs a ``token``; calls then need
+    ``authorization: Bearer <token>`` metadata (health checks excepted). Messages over
+    ``max_message_mb`` are refused with RESOURCE_EXHAUSTED; so is a session beyond
+    ``max_sessions`` (after closing sessions idle for more than ``idle_timeout_s``).
+    Each open stream holds one worker thread: ``workers`` defaults to max_sessions + 8.
+    """
+    if not is_local_address(address) and not token:
+        raise OptionError(f"binding the non-loopback address {address!r} needs a token (--token)", path="address")
+    if max_sessions < 1:
+        raise OptionError(f"expected an int >= 1, got {max_sessions!r}", path="max_sessions")
+    if max_message_mb <= 0:
+        raise OptionError(f"expected a positive size in MiB, got {max_message_mb!r}", path="max_message_mb")
+    max_bytes = int(max_message_mb * MIB)
+    options = [
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_send_message_length", max_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    interceptors = [TokenAuthInterceptor(token)] if token else []
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers or max_sessions + 8, thread_name_prefix="edgesnn-serve"),
+        options=options,
+        interceptors=interceptors,
+    )
+    sessions = SessionTable(device, max_sessions=max_sessions, idle_timeout_s=idle_timeout_s)
+    servicer = DeviceServicer(device, sessions, max_model_bytes=int(max_model_mb * MIB), max_message_bytes=max_bytes)
+    pb_grpc.add_DeviceServiceServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    try:
+        if tls is not None:
+            port = server.add_secure_port(address, grpc.ssl_server_credentials([(tls.private_key, tls.cert_chain)]))
+        else:
+            if token and not is_local_address(address):
+                log.warning("token sent in clear text: serve with TLS (--tls-cert/--tls-key) off loopback")
+            port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpc reports a failed bind this way
+        raise OptionError(f"cannot bind {address!r}: in use, or not an address of this machine ({exc})",
+                          path="address") from exc  # fmt: skip
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving", extra={"address": address, "port": port, "tls": tls is not None, "auth": bool(token),
+                               "max_sessions": max_sessions, "max_message_bytes": max_bytes})  # fmt: skip
+    return DeviceServer(server, health_servicer, sessions), port

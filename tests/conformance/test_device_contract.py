@@ -1,0 +1,194 @@
+"""The Device contract: every Device gives the engine's own results, errors and state.
+
+Parametrised over every implementation; a bridge is done when it passes here.
+The reference is a plain engine Session of the same model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from edgesnn.devices import Device, LocalDevice
+from edgesnn.errors import InputError, NotFoundError, OptionError, StateError, UnsupportedError
+from tests.conformance._models import N_IN, bundle_bytes, learning_model, remote, served, small_model, spikes
+
+DEVICES = ("local", "remote")
+
+
+@pytest.fixture(scope="module")
+def server_address() -> Iterator[str]:
+    with served(LocalDevice(), max_sessions=64) as (_, address):
+        yield address
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest, server_address: str) -> Iterator[Device]:
+    if request.param == "local":
+        dev = LocalDevice()
+        yield dev
+        dev.close()
+    else:
+        with remote(server_address) as dev:
+            yield dev
+
+
+@pytest.fixture(scope="module")
+def model_bytes() -> bytes:
+    return bundle_bytes(small_model())
+
+
+def test_capabilities_describe_the_device(device: Device) -> None:
+    caps = device.capabilities()
+    assert caps.device_kind and caps.version and caps.numerics
+    assert "LIF" in caps.neuron_models
+    assert "zoh-rate" in caps.adaptation_methods
+    assert isinstance(caps.simulated, bool) and isinstance(caps.learning, bool)
+
+
+def test_load_is_idempotent_by_content_hash(device: Device, model_bytes: bytes) -> None:
+    model_id = device.load_model(model_bytes)
+    assert model_id == hashlib.sha256(model_bytes).hexdigest()
+    assert device.load_model(model_bytes) == model_id
+    info = device.model_info(model_id)
+    model = small_model()
+    assert list(info.inputs) == model.inputs and list(info.outputs) == model.outputs
+    assert info.dt_s == model.dt_s and not info.learning
+    assert [m.model_id for m in device.models()].count(model_id) == 1
+
+
+def test_step_matches_the_engine_bit_for_bit(device: Device, model_bytes: bytes) -> None:
+    xs = spikes(40)
+    ref = small_model().session()
+    with device.open_session(device.load_model(model_bytes)) as s:
+        for t in range(40):
+            got, want = s.step(xs[t]), ref.step(xs[t])
+            assert got.keys() == want.keys()
+            np.testing.assert_array_equal(got["out"], want["out"])
+        assert got["out"].dtype == np.float32 and got["out"].flags.writeable
+
+
+def test_step_records_named_nodes_and_takes_a_dict(device: Device, model_bytes: bytes) -> None:
+    xs = spikes(5)
+    ref = small_model().session()
+    with device.open_session(device.load_model(model_bytes)) as s:
+        for t in range(5):
+            got = s.step({"in": xs[t]}, outputs=["lif", "out"])
+            want = ref.step({"in": xs[t]}, outputs=["lif", "out"])
+            for k in ("lif", "out"):
+                np.testing.assert_array_equal(got[k], want[k])
+        assert got["lif"].shape == (1, 24)
+
+
+def test_run_and_batches_match_the_engine(device: Device, model_bytes: bytes) -> None:
+    xs = spikes(30, batch=3)
+    want = small_model().session(batch=3).run(xs)
+    with device.open_session(device.load_model(model_bytes), batch=3) as s:
+        assert s.batch == 3
+        got = s.run(xs)
+    np.testing.assert_array_equal(got["out"], want["out"])
+    assert got["out"].shape == (30, 3, 4)
+
+
+def test_state_round_trips_and_moves_between_devices(device: Device, model_bytes: bytes) -> None:
+    xs = spikes(20)
+    with device.open_session(device.load_model(model_bytes)) as s:
+        s.run(xs[:10])
+        saved = s.state()
+        first = s.run(xs[10:])
+        s.load_state(saved)
+        np.testing.assert_array_equal(s.run(xs[10:])["out"], first["out"])
+        ref = small_model().session()  # the same bytes restore an engine session
+        ref.load_state(saved)
+        np.testing.assert_array_equal(ref.run(xs[10:])["out"], first["out"])
+        s.reset()
+        np.testing.assert_array_equal(s.run(xs[:10])["out"], small_model().session().run(xs[:10])["out"])
+
+
+def test_retime_matches_engine_adaptation(device: Device, model_bytes: bytes) -> None:
+    xs = spikes(20)
+    ref = small_model().session()
+    with device.open_session(device.load_model(model_bytes)) as s:
+        np.testing.assert_array_equal(s.run(xs[:10])["out"], ref.run(xs[:10])["out"])
+        s.retime(0.5e-3, "integral")
+        ref.retime(0.5e-3, "integral")
+        assert s.dt_s == pytest.approx(0.5e-3)
+        np.testing.assert_array_equal(s.run(xs[10:])["out"], ref.run(xs[10:])["out"])
+
+
+def test_open_at_another_step_with_a_method(device: Device, model_bytes: bytes) -> None:
+    import dataclasses
+
+    xs = spikes(15)
+    want = dataclasses.replace(small_model(), adapt_method="bilinear-rate").session(dt=2e-3).run(xs)
+    with device.open_session(device.load_model(model_bytes), dt=2e-3, adapt_method="bilinear-rate") as s:
+        assert s.dt_s == pytest.approx(2e-3) and s.adapt_method == "bilinear-rate"
+        np.testing.assert_array_equal(s.run(xs)["out"], want["out"])
+
+
+def test_bad_input_raises_the_engines_errors(device: Device, model_bytes: bytes) -> None:
+    ref = small_model().session()
+    with device.open_session(device.load_model(model_bytes)) as s:
+        for bad in (np.ones((1, N_IN + 1), np.float32), np.array([["a"] * N_IN])):
+            with pytest.raises(InputError) as got:
+                s.step(bad)
+            with pytest.raises(InputError) as want:
+                ref.step(bad)
+            assert str(got.value) == str(want.value)
+        with pytest.raises(InputError, match="nope"):
+            s.step(spikes(1)[0], outputs=["nope"])
+        with pytest.raises(StateError):
+            s.load_state(b"not a state")
+        with pytest.raises(OptionError):
+            s.retime(-1.0)
+        s.step(spikes(1)[0])  # the session still works after every failure
+
+
+def test_unknown_ids_and_closed_sessions_are_not_found(device: Device, model_bytes: bytes) -> None:
+    with pytest.raises(NotFoundError):
+        device.open_session("0" * 64)
+    with pytest.raises(NotFoundError):
+        device.model_info("0" * 64)
+    s = device.open_session(device.load_model(model_bytes))
+    s.close()
+    with pytest.raises(NotFoundError):
+        s.step(spikes(1)[0])
+    with pytest.raises(OptionError):
+        device.open_session(device.load_model(model_bytes), batch=0)
+
+
+def test_unload_keeps_open_sessions_running(device: Device) -> None:
+    model_id = device.load_model(bundle_bytes(small_model(seed=5)))
+    with device.open_session(model_id) as s:
+        device.unload_model(model_id)
+        with pytest.raises(NotFoundError):
+            device.unload_model(model_id)
+        s.step(spikes(1)[0])
+        with pytest.raises(NotFoundError):
+            device.open_session(model_id)
+
+
+def test_learning_matches_the_engine(device: Device) -> None:
+    xs = spikes(40, seed=3)
+    ref = learning_model().session()
+    with device.open_session(device.load_model(bundle_bytes(learning_model()))) as s:
+        for label, seed in (("wave", 3), ("stop", 4), ("wave", 5)):
+            example = spikes(40, seed=seed)[:, 0]
+            got, want = s.learn(label, example), ref.learn(label, example)
+            for key in ("label", "new", "action", "classes"):
+                assert got[key] == want[key]
+        assert s.classes() == ref.classes() == ["wave", "stop"]
+        np.testing.assert_array_equal(s.run(xs)["classes"], ref.run(xs)["classes"])
+        s.forget("wave")
+        assert s.classes() == ["stop"]
+
+
+def test_learning_needs_a_learning_model(device: Device, model_bytes: bytes) -> None:
+    with device.open_session(device.load_model(model_bytes)) as s:
+        with pytest.raises(UnsupportedError):
+            s.learn("wave", spikes(10)[:, 0])
+        with pytest.raises(UnsupportedError):
+            s.classes()
