@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgesnn-installed
 BUILD_INPUTS := pyproject.toml setup.py $(wildcard edgesnn/*/_*.c)
 PYTEST_ARGS ?=
-SYSTEM_PACKAGES := python3-venv python3-dev gcc
+SYSTEM_PACKAGES := python3-venv python3-dev gcc espeak-ng
 
 .PHONY: venv sysdeps demo test bench clean distclean
 
@@ -20,12 +20,14 @@ $(STAMP): $(BUILD_INPUTS)
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -qq --upgrade pip
 	$(VPY) -m pip install -qq --editable '.[dev]'
+	$(VPY) -m pip install -qq --no-deps tonic==1.7.0 importRosbag
 	@if [ -f edgesnn/engine/_ckernels.c ] && ! ls edgesnn/engine/_ckernels*.so >/dev/null 2>&1; then \
 		echo "edgesnn: the C kernels did not build (see sysdeps above); the engine will use numpy"; fi
 	@touch $@
 
 # Debian 12's python3 needs python3-venv for `-m venv`; the optional C kernels need the
-# Python headers and a C compiler. Installs them only as root with apt-get; otherwise says what is missing.
+# Python headers and a C compiler; the spoken-keyword dataset generator needs espeak-ng.
+# Installs them only as root with apt-get; otherwise says what is missing.
 sysdeps:
 	@missing=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
@@ -33,6 +35,7 @@ sysdeps:
 		|| missing="$$missing python3-dev"; \
 	cc=$$($(PYTHON) -c "import sysconfig; print((sysconfig.get_config_var('CC') or 'cc').split()[0])"); \
 	command -v "$$cc" >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "edgesnn: installing system packages:$$missing"; \
@@ -49,8 +52,11 @@ demo: venv
 test: venv
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 
+# Engine figures; the event decoders against the peer libraries installed by the `bench` extra.
 bench: venv
+	$(VPY) -m pip install -qq expelliarmus evlib
 	$(VPY) tools/bench/engine.py
+	$(VPY) tools/bench/events.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache $(STAMP)

@@ -5,6 +5,7 @@ from typing import IO as _IO
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 if _TYPE_CHECKING:
+    from edgesnn.devices.remote import RemoteDevice
     from edgesnn.model import Model
 
 __version__ = "0.1.0"
@@ -36,3 +37,10 @@ def load(path: "str | _os.PathLike[str] | _IO[bytes]") -> "Model":
     from edgesnn.bundle import read_bundle
 
     return read_bundle(path)
+
+
+def connect(address: str, **kwargs: object) -> "RemoteDevice":
+    """Connect to an ``edgesnn serve`` daemon or a bridge; sessions then work as local ones do."""
+    from edgesnn.devices import connect as _connect
+
+    return _connect(address, **kwargs)  # type: ignore[arg-type]

@@ -21,25 +21,34 @@ from edgesnn import __version__
 from edgesnn.adapt import METHODS as ADAPT_METHODS
 from edgesnn.errors import (
     BundleError,
+    DeviceError,
     EdgeSNNError,
+    EventFileError,
     InputError,
     MissingDependencyError,
     ModelError,
+    NotFoundError,
     OptionError,
     StateError,
+    UnsupportedError,
 )  # fmt: skip
 from edgesnn.units import parse_duration_s
 
 log = logging.getLogger("edgesnn.cli")
 
-#: First matching class wins: usage 2, bundle 3, model 4, state 5, missing extra 6, other 1.
+#: First matching class wins: usage or unknown name 2, bundle or file 3, model or unsupported 4,
+#: state 5, missing extra 6, device (capacity, authentication, link) 7, other 1.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (MissingDependencyError, 6),
     (OptionError, 2),
     (InputError, 2),
+    (NotFoundError, 2),
     (BundleError, 3),
+    (EventFileError, 3),
     (StateError, 5),
     (ModelError, 4),
+    (UnsupportedError, 4),
+    (DeviceError, 7),
     (EdgeSNNError, 1),
     (OSError, 3),
 )
@@ -320,6 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", help="comma-separated backends in order of preference (native,numpy)")
     _add_nir_flags(p)
     p.set_defaults(func=cmd_bench)
+
+    from edgesnn.events.cli import add_events_commands
+    from edgesnn.learn.cli import add_learn_commands
+    from edgesnn.serve.cli import add_serve_commands
+
+    add_learn_commands(sub)
+    add_events_commands(sub)
+    add_serve_commands(sub)
     return parser
 
 
