@@ -229,7 +229,7 @@ def test_a_client_that_disconnects_mid_stream_frees_its_session(server, model_by
     assert next(call).id == 1
     assert len(srv.sessions) == 1
     channel.close()  # the client goes away without half-closing its stream
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # generous: the cancellation reaches the server late on a loaded machine
     while len(srv.sessions) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(srv.sessions) == 0
