@@ -85,6 +85,18 @@ class DeviceServer:
         return self.grpc_server.wait_for_termination(timeout)
 
 
+def _start_all_workers(pool: futures.ThreadPoolExecutor, n: int) -> None:
+    """Create every worker thread now, so the daemon's memory does not creep up under load later.
+
+    ThreadPoolExecutor starts threads lazily, one per task that finds none idle; each new
+    thread's stack and allocator arena then show up as RSS growth long after start-up.
+    """
+    barrier = threading.Barrier(n + 1)
+    for _ in range(n):
+        pool.submit(barrier.wait)  # each waits, so the next submit finds no idle thread
+    barrier.wait()
+
+
 def create_server(
     device: Device,
     address: str = "127.0.0.1:0",
@@ -118,8 +130,11 @@ def create_server(
         ("grpc.so_reuseport", 0),
     ]
     interceptors = [TokenAuthInterceptor(token)] if token else []
+    n_workers = workers or max_sessions + 8
+    pool = futures.ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="edgesnn-serve")
+    _start_all_workers(pool, n_workers)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers or max_sessions + 8, thread_name_prefix="edgesnn-serve"),
+        pool,
         options=options,
         interceptors=interceptors,
     )

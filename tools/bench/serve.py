@@ -233,6 +233,9 @@ def _stream_worker(args: tuple[str, int, bool, float, float]) -> dict[str, Any]:
     }
 
 
+WARMUP_S = 10.0
+
+
 def many_streams(pool: Any, address: str, streams: int, duration: float, chunk: bool) -> dict[str, Any]:
     """``streams`` client processes, each one closed-loop stream, started together for ``duration`` s."""
     start_at = time.time() + 3.0  # time for every worker to connect and warm up
@@ -317,8 +320,10 @@ def main(argv: list[str] | None = None) -> int:
 
             ctx = mp.get_context("spawn")
             with ctx.Pool(args.streams) as pool:
-                for s in servers.values():  # warm up: every worker thread and buffer of the servers exists
-                    many_streams(pool, s.tcp, args.streams, 2.0, chunk=False)
+                # Warm up at the measured load until allocator arenas and gRPC buffers exist, so
+                # that the RSS growth below reflects what the run keeps, not start-up allocation.
+                for s in servers.values():
+                    many_streams(pool, s.tcp, args.streams, WARMUP_S, chunk=False)
                 rss_before = servers["edgesnn"].rss_mib()
                 multi = {k: many_streams(pool, s.tcp, args.streams, duration, chunk=False) for k, s in servers.items()}
                 rss_after = servers["edgesnn"].rss_mib()
