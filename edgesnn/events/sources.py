@@ -111,22 +111,23 @@ class FileSource:
 
 
 class _WordDecoder:
-    """Incremental EVT 2.0 / 3.0 decoder over engineer E's reference state machine.
+    """Incremental EVT 2.0 / 3.0 decoder: the file readers' state machine fed from a byte stream.
 
     Holds the decoder state (time base, current row, vector base, flags) between blocks and the
     bytes of an incomplete trailing word, so a block boundary may fall anywhere, even inside a
-    word. Uses ``edgesnn.events._npdecoders.decode`` (the numpy twin of the C kernels, same state
-    array) until a public incremental decoder exists.
+    word. Decodes with the C kernel when it is built, else with its numpy twin (same state array).
     """
 
     def __init__(self, fmt: str, geometry: tuple[int, int] | None, lenient: bool) -> None:
         from edgesnn.events import _kinds as K
         from edgesnn.events import _npdecoders
+        from edgesnn.events._wordstream import NATIVE
 
         kinds = {"evt2": K.EVT2, "evt3": K.EVT3}
         if fmt not in kinds:
             raise OptionError(f"must be 'evt2' or 'evt3', got {fmt!r}", path="format")
-        self._K, self._decode = K, _npdecoders.decode
+        self._K, self._decode_np = K, _npdecoders.decode
+        self._native = NATIVE
         self.kind = kinds[fmt]
         self.word = K.WORD_SIZE[self.kind]
         self.width, self.height = geometry if geometry is not None else (0, 0)
@@ -136,19 +137,32 @@ class _WordDecoder:
         self.carry = b""
         self.offset = 0  # stream byte offset of self.carry[0]
 
+    def _decode(self, words: bytes) -> tuple[np.ndarray, int, int]:
+        """Decode whole words; returns (events, words consumed, error code or 0)."""
+        if not self._native:
+            events, consumed, err, _ = self._decode_np(
+                self.kind, words, self.state, self.counts, self.width, self.height, self.flags, 1 << 62
+            )
+            return np.asarray(events, dtype=EVENT_DTYPE), consumed, err
+        from edgesnn.events import _evtkernels
+
+        out = np.empty(len(words) // self.word * self._K.MAX_EVENTS_PER_WORD[self.kind], EVENT_DTYPE)
+        n, consumed, err, _ = _evtkernels.decode(
+            self.kind, words, 0, out, 0, self.state, self.counts, self.width, self.height, self.flags, (1 << 63) - 1
+        )
+        return out[:n], consumed, err
+
     def feed(self, data: bytes) -> tuple[np.ndarray, tuple[int, str] | None]:
         """Decode what ``data`` completes; returns (events, None) or (events so far, (byte offset, error text))."""
         buf = self.carry + data
         usable = len(buf) - len(buf) % self.word
-        events, consumed, err, _ = self._decode(
-            self.kind, buf[:usable], self.state, self.counts, self.width, self.height, self.flags, 1 << 62
-        )
+        events, consumed, err = self._decode(buf[:usable])
         failure = None
         if err:
             failure = (self.offset + consumed * self.word, self._K.ERROR_TEXT.get(err, f"error {err}"))
         self.carry = buf[consumed * self.word :] if not err else b""
         self.offset += consumed * self.word
-        return np.asarray(events, dtype=EVENT_DTYPE), failure
+        return events, failure
 
     def skipped(self) -> dict[str, int]:
         return {name: int(self.counts[code]) for code, name in self._K.ERROR_NAMES.items() if self.counts[code]}
