@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgesnn-installed
 BUILD_INPUTS := pyproject.toml setup.py $(wildcard edgesnn/*/_*.c)
 PYTEST_ARGS ?=
-SYSTEM_PACKAGES := python3-venv python3-dev gcc espeak-ng
+SYSTEM_PACKAGES := python3-venv python3-dev gcc espeak-ng fonts-noto-core
 
 .PHONY: venv sysdeps demo test bench clean distclean
 
@@ -26,7 +26,8 @@ $(STAMP): $(BUILD_INPUTS)
 	@touch $@
 
 # Debian 12's python3 needs python3-venv for `-m venv`; the optional C kernels need the
-# Python headers and a C compiler; the spoken-keyword dataset generator needs espeak-ng.
+# Python headers and a C compiler; the dataset generators need espeak-ng (spoken keywords)
+# and fonts-noto-core (glyphs of many scripts).
 # Installs them only as root with apt-get; otherwise says what is missing.
 sysdeps:
 	@missing=""; \
@@ -36,6 +37,7 @@ sysdeps:
 	cc=$$($(PYTHON) -c "import sysconfig; print((sysconfig.get_config_var('CC') or 'cc').split()[0])"); \
 	command -v "$$cc" >/dev/null 2>&1 || missing="$$missing gcc"; \
 	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	[ -d /usr/share/fonts/truetype/noto ] || missing="$$missing fonts-noto-core"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "edgesnn: installing system packages:$$missing"; \
