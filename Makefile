@@ -1,5 +1,5 @@
 # Two-command set-up: `make demo` and `make test` each create or refresh .venv first.
-# Targets: venv, sysdeps, demo, test, bench, clean, distclean.
+# Targets: venv, sysdeps, bridges, demo, test, bench, clean, distclean.
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +10,7 @@ BUILD_INPUTS := pyproject.toml setup.py $(wildcard edgesnn/*/_*.c)
 PYTEST_ARGS ?=
 SYSTEM_PACKAGES := python3-venv python3-dev gcc espeak-ng fonts-noto-core
 
-.PHONY: venv sysdeps demo test bench clean distclean
+.PHONY: venv sysdeps bridges demo test bench clean distclean
 
 venv: $(STAMP)
 
@@ -51,7 +51,11 @@ sysdeps:
 demo: venv
 	$(VPY) -m edgesnn.demo
 
-test: venv
+# The Loihi 2 bridge runs Lava in its own environment (numpy<2); its tests use it.
+bridges:
+	bash firmware_bridges/loihi2/setup.sh
+
+test: venv bridges
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 
 # Engine figures; the event decoders against the peer libraries installed by the `bench` extra.

@@ -104,17 +104,21 @@ class Model:
         options: SessionOptions | None = None,
         *,
         store: str | os.PathLike[str] | None = None,
+        numerics: str | None = None,
     ) -> Session:
         """Open a stateful session stepping at ``dt`` seconds (default: the training step).
 
         At another step the model is first adapted with :attr:`adapt_method`.
         ``store`` is the directory of learned classes of a model that learns
-        (same as ``SessionOptions(store=...)``).
+        (same as ``SessionOptions(store=...)``); ``numerics="loihi"`` runs Loihi 2's
+        fixed-point numerics (same as ``SessionOptions(numerics=...)``).
         """
         from edgesnn.adapt import retime_model
         from edgesnn.engine.session import Session, SessionOptions
 
         if store is not None:
             options = dataclasses.replace(options or SessionOptions(), store=store)
+        if numerics is not None:
+            options = dataclasses.replace(options or SessionOptions(), numerics=numerics)
         model = self if dt is None else retime_model(self, dt)
         return Session(model, dt_s=model.dt_s, batch=batch, options=options)

@@ -171,6 +171,17 @@ KERNELS = {
 }
 
 
+def _register_loihi() -> None:
+    # The Loihi fixed-point ops (numerics="loihi") have numpy kernels only; the native
+    # backend finds them here too. Imported late: _loihi builds on this module.
+    from edgesnn.engine import _loihi
+
+    KERNELS.update(_loihi.KERNELS)
+
+
+_register_loihi()
+
+
 def make_step(ops: tuple[O.Op, ...]):
     """Return a function that runs one step of ``ops`` with the numpy kernels."""
     calls = [(KERNELS[type(op)], op) for op in ops]

@@ -73,8 +73,21 @@ def _is_binary(graph: Graph, name: str) -> bool:
     return False
 
 
-def compile_plan(graph: Graph, dt_s: float, method: str, batch: int, *, num_threads: int = 1) -> Plan:
-    """Allocate buffers and state for ``batch`` samples and list the ops of one step."""
+NUMERICS = ("float", "loihi")
+
+
+def compile_plan(
+    graph: Graph, dt_s: float, method: str, batch: int, *, num_threads: int = 1, numerics: str = "float"
+) -> Plan:
+    """Allocate buffers and state for ``batch`` samples and list the ops of one step.
+
+    ``numerics="loihi"`` quantises the graph to Loihi's fixed-point CUBA LIF and runs
+    it in integers (:mod:`edgesnn.engine._loihi`).
+    """
+    if numerics == "loihi":
+        from edgesnn.engine._loihi import compile_loihi_plan
+
+        return compile_loihi_plan(graph, dt_s, method, batch)
     buffers: dict[str, np.ndarray] = {}
     state: dict[str, np.ndarray] = {}
     initial: dict[str, np.ndarray] = {}

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgesnn.engine import backends
 from edgesnn.engine._state import pack_state, unpack_state
-from edgesnn.engine.plan import Plan, compile_plan
+from edgesnn.engine.plan import NUMERICS, Plan, compile_plan
 from edgesnn.errors import InputError, OptionError, UnsupportedError
 from edgesnn.units import check_step_s
 
@@ -40,14 +40,22 @@ class SessionOptions:
         Directory of the class store of a model that learns (see
         :mod:`edgesnn.learn`): learned classes are loaded from it when the
         session opens and written to it, durably, by every learn and forget.
+    numerics : {"float", "loihi"}
+        ``"float"`` runs the model's float32 dynamics; ``"loihi"`` quantises it to
+        Loihi 2's fixed-point CUBA LIF (:mod:`edgesnn.loihi`) and steps the same
+        integers as Lava's bit-accurate simulation, including its one-step
+        synaptic delay, so the CPU predicts the chip.
     """
 
     backends: tuple[str, ...] = ("native", "numpy")
     num_threads: int = 1
     store: str | None = None
+    numerics: str = "float"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backends", tuple(self.backends))
+        if self.numerics not in NUMERICS:
+            raise OptionError(f"expected one of {', '.join(NUMERICS)}, got {self.numerics!r}", path="numerics")
         if self.store is not None:
             if not isinstance(self.store, (str, os.PathLike)) or not os.fspath(self.store):
                 raise OptionError(f"expected a directory path, got {self.store!r}", path="store")
@@ -79,11 +87,19 @@ class Session:
                 " add one with edgesnn.learn.enable_learning",
                 path="store",
             )
+        if model.learning is not None and self._options.numerics != "float":
+            raise UnsupportedError(
+                "on-device learning runs with float numerics only; open the session with numerics='float'",
+                path="numerics",
+            )
         self._build(model, check_step_s(dt_s), int(batch))
 
     def _build(self, model: Model, dt_s: float, batch: int) -> None:
         self._model = model
-        self._plan: Plan = compile_plan(model.graph, dt_s, model.method, batch, num_threads=self._options.num_threads)
+        self._plan: Plan = compile_plan(
+            model.graph, dt_s, model.method, batch, num_threads=self._options.num_threads,
+            numerics=self._options.numerics,
+        )  # fmt: skip
         self._backend, self._step = backends.make_runner(self._plan, self._options)
         self._in_names = model.graph.inputs
         self._out_names = model.graph.outputs

@@ -1,0 +1,130 @@
+"""LavaDevice: bundles compiled to Lava processes behind the edgesnn Device interface."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import platform
+import threading
+
+from edgesnn import __version__
+from edgesnn.devices.base import Capabilities, Device, ModelInfo, ModelSource
+from edgesnn.devices.local import _bundle_bytes, model_info
+from edgesnn.errors import NotFoundError, OptionError, UnsupportedError
+from edgesnn.loihi import quantize
+from edgesnn.model import Model
+from firmware_bridges.loihi2.compile import TAGS
+from firmware_bridges.loihi2.worker import WorkerSession
+
+NEURON_MODELS = ("LIF", "CubaLIF", "LI", "CubaLI", "IF", "Integrator")
+
+
+class LavaDevice(Device):
+    """Loihi 2 through Lava's simulator (``Loihi2SimCfg``), fixed-point or float process models.
+
+    ``tag="fixed_pt"`` runs Lava's bit-accurate integer models (numerics
+    ``"loihi-fixed"``, equal to the runtime's ``numerics="loihi"``); ``"floating_pt"`` runs
+    the same processes in float64 (numerics ``"float"``). Simulated: no chip is used.
+    """
+
+    def __init__(self, *, tag: str = "fixed_pt", name: str | None = None) -> None:
+        if tag not in TAGS:
+            raise OptionError(f"expected one of {', '.join(TAGS)}, got {tag!r}", path="tag")
+        self._tag = tag
+        self._name = name or f"lava-loihi2-sim@{platform.node() or 'localhost'}"
+        self._models: dict[str, tuple[Model, ModelInfo, bytes]] = {}
+        self._sessions: set[WorkerSession] = set()
+        self._lock = threading.Lock()
+
+    def capabilities(self) -> Capabilities:
+        """Loihi 2 simulated by Lava; no learning served; adaptation re-quantises at the new step."""
+        from edgesnn.adapt import METHODS
+
+        return Capabilities(
+            device_kind="loihi2", device_name=self._name, simulated=True, neuron_models=NEURON_MODELS,
+            max_neurons=0, max_synapses=0, learning=False, adaptation_methods=tuple(METHODS),
+            numerics="loihi-fixed" if self._tag == "fixed_pt" else "float", version=__version__,
+            backends=(f"lava-sim-{self._tag}",), max_sessions=0,
+        )  # fmt: skip
+
+    def load_model(self, source: ModelSource) -> str:
+        """Load a bundle and check it quantises to Loihi (unsupported graphs fail here, naming the node)."""
+        data, name = _bundle_bytes(source)
+        model_id = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            if model_id in self._models:
+                return model_id
+        from edgesnn.bundle import read_bundle
+
+        f = io.BytesIO(data)
+        f.name = name
+        model = read_bundle(f)
+        if model.learning is not None:
+            raise UnsupportedError("the Loihi 2 bridge does not serve models that learn", path="learning")
+        quantize(model)
+        with self._lock:
+            self._models.setdefault(model_id, (model, model_info(model_id, model), data))
+        return model_id
+
+    def _loaded(self, model_id: str) -> tuple[Model, ModelInfo, bytes]:
+        if model_id not in self._models:
+            raise NotFoundError(f"no model with id {model_id!r} is loaded", path="model_id")
+        return self._models[model_id]
+
+    def unload_model(self, model_id: str) -> None:
+        """Forget a loaded model; open sessions keep running."""
+        with self._lock:
+            self._loaded(model_id)
+            del self._models[model_id]
+
+    def model_info(self, model_id: str) -> ModelInfo:
+        """Specs of a loaded model."""
+        with self._lock:
+            return self._loaded(model_id)[1]
+
+    def models(self) -> list[ModelInfo]:
+        """Every loaded model."""
+        with self._lock:
+            return [info for _, info, _ in self._models.values()]
+
+    def open_session(
+        self, model_id: str, *, dt: float | None = None, batch: int = 1, adapt_method: str | None = None
+    ) -> WorkerSession:
+        """Compile the model to Lava processes in a worker process of its own (one stream: batch 1)."""
+        with self._lock:
+            _, _, data = self._loaded(model_id)
+        if not isinstance(batch, int) or batch < 1:
+            raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
+        if batch != 1:
+            raise UnsupportedError("a Lava session runs one stream; open one session per stream", path="batch")
+        session = _TrackedSession(self, model_id, data, dt, adapt_method, self._tag)
+        with self._lock:
+            self._sessions.add(session)
+        return session
+
+    def _forget(self, session: WorkerSession) -> None:
+        with self._lock:
+            self._sessions.discard(session)
+
+    def close(self) -> None:
+        """Close every session (stopping their Lava runtimes) and unload every model."""
+        with self._lock:
+            sessions = list(self._sessions)
+        for s in sessions:
+            s.close()
+        with self._lock:
+            self._models.clear()
+
+
+class _TrackedSession(WorkerSession):
+    """A WorkerSession that tells its device when it closes."""
+
+    def __init__(self, device: LavaDevice, model_id: str, data: bytes, dt: float | None, adapt_method: str | None,
+                 tag: str) -> None:  # fmt: skip
+        self._device = device
+        super().__init__(model_id, data, dt, adapt_method, tag)
+
+    def close(self) -> None:
+        """Stop the worker and leave the device's session set."""
+        super().close()
+        self._device._forget(self)
