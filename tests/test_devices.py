@@ -117,3 +117,37 @@ def test_the_store_keeps_classes_across_devices(tmp_path: Path) -> None:
     s.close()
     again = LocalDevice(store=tmp_path)  # as after a restart
     assert again.open_session(again.load_model(data)).classes() == ["wave"]
+
+
+def _self_signed_cert(tmp_path: Path) -> tuple[Path, Path]:
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls_serves_clients_that_trust_the_certificate(tmp_path: Path) -> None:
+    from edgesnn.serve.server import TLSConfig, create_server
+
+    cert, key = _self_signed_cert(tmp_path)
+    server, port = create_server(LocalDevice(), "127.0.0.1:0", tls=TLSConfig.from_files(cert, key))
+    try:
+        with connect(f"localhost:{port}", tls=str(cert)) as dev:
+            model_id = dev.load_model(bundle_bytes(small_model()))
+            s = dev.open_session(model_id)
+            out = s.step(spikes(1)[0])
+            want = small_model().session().step(spikes(1)[0])
+            np.testing.assert_array_equal(out["out"], want["out"])
+        with pytest.raises(DeviceError):  # a plaintext client cannot talk to a TLS port
+            with connect(f"localhost:{port}", connect_timeout_s=2) as dev:
+                dev.capabilities()
+    finally:
+        server.stop(0)
