@@ -218,22 +218,45 @@ def test_events_bin_into_the_input(stub, model_bytes: bytes) -> None:
         assert code == BAD and expect in details
 
 
+_DYING_CLIENT = """
+import queue, sys, numpy as np
+import grpc
+from edgesnn._proto.edgesnn.v1 import device_pb2 as pb, device_pb2_grpc as pb_grpc
+from edgesnn.devices._codec import encode_tensor
+stub = pb_grpc.DeviceServiceStub(grpc.insecure_channel(sys.argv[1]))
+outbox = queue.Queue()
+call = stub.Stream(iter(outbox.get, None))
+x = np.zeros((1, int(sys.argv[3])), np.float32)
+outbox.put(pb.StepRequest(session_id=sys.argv[2], id=1, inputs=[encode_tensor("in", x)]))
+print(next(call).id, flush=True)
+sys.stdin.read()  # keep the stream open until killed
+"""
+
+
 def test_a_client_that_disconnects_mid_stream_frees_its_session(server, model_bytes: bytes) -> None:
+    # The client process dies (kill -9) with its stream open: its connection drops, and the
+    # server must close the session the stream was stepping.
     srv, address = server
-    channel = grpc.insecure_channel(address)
-    stub = pb_grpc.DeviceServiceStub(channel)
+    stub = pb_grpc.DeviceServiceStub(grpc.insecure_channel(address))
     s = open_session(stub, model_bytes)
-    outbox: queue.Queue = queue.Queue()
-    call = stub.Stream(iter(outbox.get, None))
-    outbox.put(step_request(s.session_id, spikes(1)[0], id=1))
-    assert next(call).id == 1
-    assert len(srv.sessions) == 1
-    channel.close()  # the client goes away without half-closing its stream
-    deadline = time.monotonic() + 30  # generous: the cancellation reaches the server late on a loaded machine
-    while len(srv.sessions) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(srv.sessions) == 0
-    outbox.put(None)
+    client = subprocess.Popen(
+        [sys.executable, "-c", _DYING_CLIENT, address, s.session_id, str(N_IN)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert client.stdout.readline().strip() == "1"  # one step answered on the stream
+        assert len(srv.sessions) == 1
+        client.kill()
+        client.wait(timeout=10)
+        deadline = time.monotonic() + 30  # generous: a loaded machine may notice the dropped connection late
+        while len(srv.sessions) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(srv.sessions) == 0
+    finally:
+        client.kill()
+        client.wait(timeout=10)
+        client.stdin.close()
+        client.stdout.close()
 
 
 # -- auth, health, reflection, transports ------------------------------------------------

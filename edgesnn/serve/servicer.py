@@ -61,6 +61,16 @@ def session_info(session_id: str, s: DeviceSession) -> pb.SessionInfo:
     )  # fmt: skip
 
 
+def _was_cancelled(context: grpc.ServicerContext) -> bool:
+    """True when a finished call ended cancelled (client gone), not with its status delivered.
+
+    The synchronous ServicerContext has no public accessor for this; grpc's server records it
+    in the call state as ``client == "cancelled"``. Unknown state counts as cancelled, so a
+    future grpc only makes sessions close more eagerly, never leak.
+    """
+    return getattr(getattr(context, "_state", None), "client", "cancelled") == "cancelled"
+
+
 class DeviceServicer(pb_grpc.DeviceServiceServicer):
     """Serves one Device; sessions live in a :class:`SessionTable`."""
 
@@ -210,8 +220,10 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
         finished = False
 
         def on_end() -> None:
-            # a stream that did not end by the client's half-close was broken: its client is gone
-            if not finished and stepped:
+            # A stream that did not end by the client's half-close was broken: its client is gone.
+            # A dying client's connection can also end the request iterator first, so the call's
+            # own end state decides too.
+            if stepped and (not finished or _was_cancelled(context)):
                 self._sessions.discard(stepped, "stream broken (client disconnected or cancelled)")
 
         context.add_callback(on_end)
@@ -226,6 +238,8 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                 resp = pb.StepResponse(id=req.id, error=pb.Error(code=code.value[0], message=message,
                                                                  type=p["type"], path=p["path"]))  # fmt: skip
             yield resp
+        # A cancelled call (client gone) can also end the request iterator quietly: only a call
+        # still active after it ended was half-closed by its client.
         finished = True
 
     @_unary
