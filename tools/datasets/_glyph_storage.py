@@ -27,7 +27,6 @@ Within a sample events are sorted by time (ties by pixel), as the simulator emit
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from edgesnn.errors import EventFileError
 from edgesnn.events._dtype import EVENT_DTYPE
+from tools.datasets._npz import read_members, write_members
 
 _MEMBERS: dict[str, tuple[str, int]] = {
     "x": ("uint16", 1),
@@ -103,39 +103,14 @@ class GlyphSplit:
         return out
 
 
-def _dtype_ok(array: np.ndarray, expected: str) -> bool:
-    return array.dtype.kind == "U" if expected == "str" else array.dtype == np.dtype(expected)
-
-
 def write_glyph_split(path: Path, split: GlyphSplit) -> None:
     """Write ``split`` to ``path`` atomically (temporary file, then rename)."""
-    arrays = {f.name: getattr(split, f.name) for f in fields(GlyphSplit)}
-    for name, (dtype, ndim) in _MEMBERS.items():
-        if not _dtype_ok(arrays[name], dtype) or arrays[name].ndim != ndim:
-            raise EventFileError(f"expected {dtype} with {ndim} dims, got {arrays[name].dtype} {arrays[name].shape}",
-                                 path=f"{path}/{name}")  # fmt: skip
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_members(path, {f.name: getattr(split, f.name) for f in fields(GlyphSplit)}, _MEMBERS)
 
 
 def read_glyph_split(path: Path) -> GlyphSplit:
     """Read and validate one split file; EventFileError names the file and member at fault."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files if name in _MEMBERS}
-    except (OSError, ValueError) as exc:
-        raise EventFileError(f"cannot read as .npz: {exc}", path=str(path)) from exc
-    missing = sorted(set(_MEMBERS) - set(arrays))
-    if missing:
-        raise EventFileError(f"not a glyph event split: missing members {', '.join(missing)}", path=str(path))
-    for name, (dtype, ndim) in _MEMBERS.items():
-        a = arrays[name]
-        if not _dtype_ok(a, dtype) or a.ndim != ndim:
-            raise EventFileError(f"expected {dtype} with {ndim} dims, got {a.dtype} {a.shape}", path=f"{path}/{name}")
+    arrays = read_members(path, _MEMBERS, "glyph event split")
     _check_consistency(path, arrays)
     return GlyphSplit(**arrays)
 
