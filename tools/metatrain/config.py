@@ -15,8 +15,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from edgesnn.errors import EdgeSNNError, OptionError
+from edgesnn.errors import OptionError
 from edgesnn.learn import LearningConfig
+from tools.train.config import load_json_config
 
 DATA_KINDS = ("keywords", "glyphs", "synthetic")
 #: Hyperparameters meta-training can tune by gradient; ``t_epoch`` is searched on a grid instead.
@@ -246,15 +247,4 @@ def config_from_dict(raw: Mapping[str, Any]) -> MetaConfig:
 
 def load_config(path: str | os.PathLike[str]) -> MetaConfig:
     """Read a meta-training configuration from a JSON file."""
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as f:
-            raw = json.load(f)
-    except OSError as exc:
-        raise OptionError(f"cannot read the configuration: {exc.strerror}", path=name) from exc
-    except json.JSONDecodeError as exc:
-        raise OptionError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=name) from exc
-    try:
-        return config_from_dict(raw)
-    except EdgeSNNError as exc:
-        raise exc.with_prefix(name) from None
+    return load_json_config(path, config_from_dict)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from edgesnn.errors import EdgeSNNError, OptionError
 from edgesnn.neurons import METHODS
@@ -266,8 +266,11 @@ def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
     return _build(ExperimentConfig, raw, "")
 
 
-def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
-    """Read an experiment configuration from a JSON file."""
+T = TypeVar("T")
+
+
+def load_json_config(path: str | os.PathLike[str], build: Callable[[Any], T]) -> T:
+    """Read a JSON configuration file and ``build`` it; errors name the file and the key."""
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as f:
@@ -277,6 +280,11 @@ def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
     except json.JSONDecodeError as exc:
         raise OptionError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=name) from exc
     try:
-        return config_from_dict(raw)
+        return build(raw)
     except EdgeSNNError as exc:
         raise exc.with_prefix(name) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
+    """Read an experiment configuration from a JSON file."""
+    return load_json_config(path, config_from_dict)
