@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from edgesnn.errors import EventFileError
+from edgesnn.errors import EventFileError, OptionError
+
+S = TypeVar("S")
 
 #: member name -> (dtype name or "str", number of dimensions)
 Members = dict[str, tuple[str, int]]
@@ -47,3 +51,25 @@ def read_members(path: Path, members: Members, what: str) -> dict[str, np.ndarra
         raise EventFileError(f"not a {what}: missing members {', '.join(missing)}", path=str(path))
     _check(path, arrays, members)
     return arrays
+
+
+def split_file(path_or_dir: str | Path, split: str, splits: tuple[str, ...]) -> Path:
+    """The .npz of ``split``: ``<dir>/<split>.npz``, or the file itself when one is given."""
+    if split not in splits:
+        raise OptionError(f"expected one of {', '.join(splits)}, got {split!r}", path="split")
+    path = Path(path_or_dir)
+    path = path / f"{split}.npz" if path.is_dir() else path
+    if not path.is_file():
+        raise EventFileError(
+            "no such file; expected a dataset directory holding <split>.npz, or a split file", path=str(path)
+        )
+    return path
+
+
+def read_split_of(path_or_dir: str | Path, split: str, splits: tuple[str, ...], reader: Callable[[Path], S]) -> S:
+    """Read ``split`` with ``reader`` and check the file says it holds that split."""
+    path = split_file(path_or_dir, split, splits)
+    data = reader(path)
+    if str(data.split) != split:  # type: ignore[attr-defined]
+        raise OptionError(f"file holds split {str(data.split)!r}, not {split!r}", path=str(path))  # type: ignore[attr-defined]
+    return data

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.errors import EdgeSNNError, EventFileError, MissingDependencyError, OptionError
+from edgesnn.errors import EdgeSNNError, MissingDependencyError, OptionError
 from edgesnn.events._dtype import EVENT_DTYPE
 from edgesnn.events.functional.to_histogram import to_time_bins
 from tools.datasets import _fonts, _saccades, _scripts
@@ -53,6 +53,7 @@ from tools.datasets._glyph_plan import (
     split_alphabets,
 )
 from tools.datasets._glyph_storage import GlyphSplit, read_glyph_split, write_glyph_split
+from tools.datasets._npz import read_split_of
 
 __all__ = [
     "SIZES",
@@ -203,24 +204,9 @@ def write(splits: dict[str, GlyphSplit], out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def _split_path(path_or_dir: str | Path, split: str) -> Path:
-    if split not in SPLITS:
-        raise OptionError(f"expected one of {', '.join(SPLITS)}, got {split!r}", path="split")
-    path = Path(path_or_dir)
-    path = path / f"{split}.npz" if path.is_dir() else path
-    if not path.is_file():
-        raise EventFileError("no such file; expected a dataset directory holding <split>.npz, or a split file",
-                             path=str(path))  # fmt: skip
-    return path
-
-
 def read_split(path_or_dir: str | Path, split: str) -> GlyphSplit:
     """Read one split (raw events and metadata) from a dataset directory or a split file."""
-    path = _split_path(path_or_dir, split)
-    data = read_glyph_split(path)
-    if str(data.split) != split:
-        raise OptionError(f"file holds split {str(data.split)!r}, not {split!r}", path=str(path))
-    return data
+    return read_split_of(path_or_dir, split, SPLITS, read_glyph_split)
 
 
 def load_split(

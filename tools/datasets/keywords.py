@@ -34,10 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.errors import EdgeSNNError, EventFileError, MissingDependencyError, OptionError
+from edgesnn.errors import EdgeSNNError, MissingDependencyError, OptionError
 from tools.datasets import _cochlea, _speech, _voices
 from tools.datasets._binning import bin_samples, bin_spikes, n_bins
 from tools.datasets._mix import NOISE_KINDS
+from tools.datasets._npz import read_split_of
 from tools.datasets._plan import GENERATOR_VERSION, SPEAKER_PARAM_NAMES, DatasetConfig, Utterance, plan_split
 from tools.datasets._render import Rendered, render
 from tools.datasets._storage import SpikeSplit, read_split_file, write_split_file
@@ -154,24 +155,9 @@ def write(splits: dict[str, SpikeSplit], out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def _split_path(path_or_dir: str | Path, split: str) -> Path:
-    if split not in _voices.SPLITS:
-        raise OptionError(f"expected one of {', '.join(_voices.SPLITS)}, got {split!r}", path="split")
-    path = Path(path_or_dir)
-    path = path / f"{split}.npz" if path.is_dir() else path
-    if not path.is_file():
-        raise EventFileError("no such file; expected a dataset directory holding <split>.npz, or a split file",
-                             path=str(path))  # fmt: skip
-    return path
-
-
 def read_split(path_or_dir: str | Path, split: str) -> SpikeSplit:
     """Read one split (raw spikes and metadata) from a dataset directory or a split file."""
-    path = _split_path(path_or_dir, split)
-    data = read_split_file(path)
-    if str(data.split) != split:
-        raise OptionError(f"file holds split {str(data.split)!r}, not {split!r}", path=str(path))
-    return data
+    return read_split_of(path_or_dir, split, _voices.SPLITS, read_split_file)
 
 
 def load_split(
