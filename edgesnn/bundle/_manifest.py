@@ -45,6 +45,19 @@ def part_member(node: str) -> str:
     return f"parts/{node}.onnx"
 
 
+#: Attachment names: a lowercase word with dots, dashes or underscores (``detect.onnx``).
+_ATTACHMENT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def attachment_member(name: str) -> str:
+    """Zip member holding attachment ``name``: bytes a model carries beside its graph (a detector's ANN)."""
+    if not isinstance(name, str) or not _ATTACHMENT.fullmatch(name):
+        raise BundleValidationError(
+            f"expected 1-64 characters of a-z, 0-9, '.', '_', '-', got {name!r}", path="attachments"
+        )
+    return f"attachments/{name}"
+
+
 @dataclasses.dataclass(frozen=True)
 class TensorEntry:
     """Index entry of one ``.npy`` member."""

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from edgesnn.bundle._files import Target, display_name, open_source
-from edgesnn.bundle._manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, decode_json, parse_manifest
+from edgesnn.bundle._manifest import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    attachment_member,
+    decode_json,
+    parse_manifest,
+)
 from edgesnn.bundle._members import ZIP_READ_ERRORS, read_part, read_tensor
 from edgesnn.bundle._nodes import build_node
 from edgesnn.errors import BundleFormatError, BundleValidationError, EdgeSNNError, OptionError
@@ -39,6 +46,29 @@ def read_bundle(source: Target) -> Model:
             model = _read(zf)
     log.debug("read bundle %s: %d nodes", name, len(model.graph.nodes))
     return model
+
+
+def read_attachment(source: Target, name: str) -> bytes:
+    """The bytes of attachment ``name`` (see ``write_bundle``), checked against the manifest's size and sha256.
+
+    Raises :class:`BundleFormatError` naming ``attachments/<name>`` when the bundle has no such
+    attachment, :class:`BundleIntegrityError` when its bytes are corrupt.
+    """
+    member = attachment_member(name)
+    with open_source(source) as f:
+        try:
+            zf = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+            raise BundleFormatError(
+                f"not a readable zip file (truncated or not a .esnn bundle): {exc}", path=display_name(source)
+            ) from exc
+        with zf:
+            m = read_manifest(zf)
+            if member not in m.parts:
+                raise BundleFormatError(
+                    "the bundle has no such attachment (not listed in the parts index)", path=member
+                )
+            return read_part(zf, member, m.parts[member])
 
 
 def read_manifest(zf: zipfile.ZipFile) -> Manifest:

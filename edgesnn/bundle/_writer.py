@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from collections.abc import Mapping
 from typing import IO, Any
 
 from edgesnn.bundle._files import Target, is_path, write_atomic
-from edgesnn.bundle._manifest import MANIFEST_NAME, SCHEMA_VERSION, encode_json, jsonable
+from edgesnn.bundle._manifest import MANIFEST_NAME, SCHEMA_VERSION, attachment_member, encode_json, jsonable
 from edgesnn.bundle._members import TENSOR_DTYPE, encode_tensor, sha256
 from edgesnn.bundle._nodes import node_entry
-from edgesnn.errors import ModelError
+from edgesnn.errors import BundleValidationError, ModelError
 from edgesnn.model import Model
 
 log = logging.getLogger("edgesnn.bundle")
@@ -33,8 +34,10 @@ def producer_record(producer: dict[str, Any]) -> dict[str, Any]:
     return {"name": "edgesnn", "version": __version__, **record}
 
 
-def build_bundle(model: Model) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Return the manifest and the data members (name -> bytes) of ``model``."""
+def build_bundle(
+    model: Model, attachments: Mapping[str, bytes] | None = None
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Return the manifest and the data members (name -> bytes) of ``model`` and its ``attachments``."""
     if not isinstance(model, Model):
         raise ModelError(f"expected an edgesnn Model, got {type(model).__name__}")
     graph = model.graph
@@ -52,6 +55,13 @@ def build_bundle(model: Model) -> tuple[dict[str, Any], dict[str, bytes]]:
         for member, data in node_parts.items():
             members[member] = data
             parts[member] = {"sha256": sha256(data), "size": len(data)}
+    for name, data in (attachments or {}).items():
+        # Indexed with the ONNX parts (sha256 and size), so the reader checks them the same way.
+        member = attachment_member(name)
+        if not isinstance(data, (bytes, bytearray)) or not data:
+            raise BundleValidationError("expected non-empty bytes", path=member)
+        members[member] = bytes(data)
+        parts[member] = {"sha256": sha256(members[member]), "size": len(data)}
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "producer": jsonable(producer_record(model.producer), "producer"),
@@ -94,9 +104,13 @@ def _write_zip(f: IO[bytes], manifest: dict[str, Any], members: dict[str, bytes]
             zf.writestr(_zip_info(member), data, zipfile.ZIP_STORED)
 
 
-def write_bundle(model: Model, target: Target) -> None:
-    """Write ``model`` as a .esnn bundle to a path (atomically) or to an open binary file."""
-    manifest, members = build_bundle(model)
+def write_bundle(model: Model, target: Target, *, attachments: Mapping[str, bytes] | None = None) -> None:
+    """Write ``model`` as a .esnn bundle to a path (atomically) or to an open binary file.
+
+    ``attachments`` maps names (``detect.onnx``) to bytes stored as ``attachments/<name>``
+    members, hashed in the manifest's parts index; :func:`read_attachment` reads one back.
+    """
+    manifest, members = build_bundle(model, attachments)
     if is_path(target):
         write_atomic(target, lambda f: _write_zip(f, manifest, members))  # type: ignore[arg-type]
     else:
