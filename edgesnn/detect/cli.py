@@ -1,0 +1,123 @@
+"""``edgesnn detect MODEL RECORDING --out boxes.jsonl [--render out.gif]``: boxes for every window of a recording.
+
+The recording is any file :func:`edgesnn.events.open_events` reads (EVT 2.0/2.1/3.0 RAW, DAT,
+AEDAT4, npy/npz, HDF5, CSV), streamed chunk by chunk; damaged files fail with the events
+package's :class:`~edgesnn.errors.EventFileError` (exit 3) unless ``--lenient`` skips and counts
+the damage. Each output line is one box: ``t_us`` (window end), ``x``, ``y``, ``w``, ``h``
+(pixels, top-left corner), ``class_id``, ``class`` and ``score``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgesnn.errors import OptionError
+from edgesnn.events._dtype import empty_events
+
+
+def _geometry_arg(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 304x240, got {text!r}") from None
+    return w, h
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Stream the recording through the detector; write JSON lines, optionally a GIF."""
+    from edgesnn.detect import load_detector
+    from edgesnn.events.io import open_events
+
+    if args.render and Path(args.render).suffix.lower() != ".gif":
+        raise OptionError(f"expected a .gif file, got {args.render!r}", path="--render")
+    if args.max_frames < 1:
+        raise OptionError(f"must be at least 1, got {args.max_frames}", path="--max-frames")
+    det = load_detector(args.model)
+    cfg = det.config
+    post = {k: v for k, v in (("score_threshold", args.score_threshold),) if v is not None}
+    if post:
+        import dataclasses
+
+        from edgesnn.detect import Detector, DetectorConfig
+
+        det = Detector(det.front, det.ann, DetectorConfig(**{**dataclasses.asdict(cfg), **post}))
+        cfg = det.config
+    frames: list = []
+    n_boxes = n_windows = n_events = 0
+    with open_events(args.recording, format=args.input_format, lenient=args.lenient, geometry=args.geometry) as reader:
+        if reader.geometry is not None and tuple(reader.geometry) != (cfg.width, cfg.height):
+            w, h = reader.geometry
+            raise OptionError(f"recording is {w}x{h}, the model expects {cfg.width}x{cfg.height}", path="recording")
+        session = det.session(num_threads=1)
+        recent = empty_events()
+        out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+        try:
+
+            def emit(results: list[np.ndarray]) -> None:
+                nonlocal n_boxes, n_windows
+                for boxes in results:
+                    n_windows += 1
+                    for b in boxes:
+                        row = {"t_us": int(b["t_us"]), "x": round(float(b["x"]), 2), "y": round(float(b["y"]), 2),
+                               "w": round(float(b["w"]), 2), "h": round(float(b["h"]), 2),
+                               "class_id": int(b["class_id"]), "class": cfg.classes[int(b["class_id"])],
+                               "score": round(float(b["score"]), 4)}  # fmt: skip
+                        out.write(json.dumps(row) + "\n")
+                    n_boxes += len(boxes)
+                    if args.render and len(frames) < args.max_frames:
+                        from edgesnn.detect.render import draw_window
+
+                        end = origin + n_windows * cfg.window_us  # windows are consecutive from the first event
+                        t = recent["t"]
+                        lo, hi = np.searchsorted(t, end - cfg.window_us), np.searchsorted(t, end)
+                        frames.append(draw_window(recent[lo:hi], boxes, width=cfg.width, height=cfg.height,
+                                                  classes=cfg.classes))  # fmt: skip
+
+            origin = 0
+            for chunk in reader.chunks():
+                if n_events == 0 and len(chunk):
+                    origin = int(chunk["t"][0])
+                n_events += len(chunk)
+                if args.render:
+                    recent = np.concatenate((recent, chunk))
+                emit(session.push(chunk))
+                if args.render and len(recent):
+                    # keep only what the window still being filled can need
+                    recent = recent[recent["t"] >= int(recent["t"][-1]) - 2 * cfg.window_us]
+            emit(session.finish())
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        skipped = dict(reader.skipped)
+    if args.render:
+        if not frames:
+            raise OptionError("no events to render", path=args.recording)
+        from edgesnn.detect.render import save_gif
+
+        save_gif(frames, args.render, frame_ms=cfg.window_us // 1000)
+    if not getattr(args, "quiet", False):
+        extra = f", skipped {skipped}" if any(skipped.values()) else ""
+        print(f"{n_events} events, {n_windows} windows, {n_boxes} boxes -> {args.out}{extra}", file=sys.stderr)
+    return 0
+
+
+def add_detect_command(subparsers) -> argparse.ArgumentParser:
+    """Add ``detect`` to the ``edgesnn`` command's subparsers."""
+    p = subparsers.add_parser("detect", help="detect objects in an event recording with a detector bundle")
+    p.add_argument("model", help="detector .esnn (python -m tools.train_detect)")
+    p.add_argument("recording", help="event file: .raw (EVT2/2.1/3), .dat, .aedat4, .npy/.npz, .h5, .csv")
+    p.add_argument("--out", required=True, help="boxes.jsonl, or - for stdout")
+    p.add_argument("--render", help="also draw the boxes on each window's events into this .gif")
+    p.add_argument("--max-frames", type=int, default=300, help="at most this many GIF frames (default 300)")
+    p.add_argument("--score-threshold", type=float, help="override the bundle's score threshold")
+    p.add_argument("--input-format", help="input format, when detection fails (evt2, evt21, evt3, dat, ...)")
+    p.add_argument("--lenient", action="store_true", help="skip and count damaged words instead of failing")
+    p.add_argument("--geometry", type=_geometry_arg, help="sensor WIDTHxHEIGHT when the file records none")
+    p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no summary line")
+    p.set_defaults(func=cmd_detect)
+    return p
