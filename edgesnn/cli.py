@@ -330,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_nir_flags(p)
     p.set_defaults(func=cmd_bench)
 
+    from edgesnn.detect.cli import add_detect_command
     from edgesnn.events.cli import add_events_commands
     from edgesnn.learn.cli import add_learn_commands
     from edgesnn.serve.cli import add_serve_commands
@@ -337,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_learn_commands(sub)
     add_events_commands(sub)
     add_serve_commands(sub)
+    add_detect_command(sub)
     return parser
 
 
