@@ -158,19 +158,31 @@ class DetectorSession:
 
     def predict_window(self, events: np.ndarray, t_start_us: int) -> np.ndarray:
         """The head's raw predictions (cells, 5 + classes) for one window, advancing the SNN state."""
-        cfg = self.config
         t0 = time.perf_counter()
-        hist = to_time_bins(
-            events, sensor_size=(cfg.width, cfg.height, 2), n_bins=cfg.n_bins, t_start_us=t_start_us,
-            t_end_us=t_start_us + cfg.window_us, count_cutoff=cfg.count_cutoff, dtype=np.float32,
-        )  # fmt: skip
+        hist = self.histograms(events, t_start_us)
         t1 = time.perf_counter()
-        spikes = self._snn.run(hist[:, None], outputs=[cfg.front_output])[cfg.front_output]  # (T, 1, C, h, w)
+        spikes = self._front(hist)
         t2 = time.perf_counter()
-        raw = self._ort.run([self._out_name], {self._in_name: np.ascontiguousarray(spikes.transpose(1, 0, 2, 3, 4))})
+        raw = self._ort.run([self._out_name], {self._in_name: spikes[None]})
         t3 = time.perf_counter()
         self.last_timings_us = dict(zip(STAGES[:3], np.diff([t0, t1, t2, t3]) * 1e6, strict=True))
         return raw[0][0]
+
+    def histograms(self, events: np.ndarray, t_start_us: int) -> np.ndarray:
+        """The window's input: event counts (T, 2, height, width) float32 per bin and polarity."""
+        cfg = self.config
+        return to_time_bins(
+            events, sensor_size=(cfg.width, cfg.height, 2), n_bins=cfg.n_bins, t_start_us=t_start_us,
+            t_end_us=t_start_us + cfg.window_us, count_cutoff=cfg.count_cutoff, dtype=np.float32,
+        )  # fmt: skip
+
+    def front_window(self, events: np.ndarray, t_start_us: int) -> np.ndarray:
+        """Only the SNN front on one window (advancing its state): output (T, C, h, w), the ONNX part's input."""
+        return self._front(self.histograms(events, t_start_us))
+
+    def _front(self, hist: np.ndarray) -> np.ndarray:
+        out = self.config.front_output
+        return np.ascontiguousarray(self._snn.run(hist[:, None], outputs=[out])[out][:, 0])
 
     def run(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Detections of every window of a chunked stream (any events source), the last partial one included."""
