@@ -27,14 +27,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=TrainConfig.batch)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup-windows", type=int, default=TrainConfig.warmup_windows,
+                        help="windows the SNN runs before the labelled one (0: from rest at its start)")  # fmt: skip
+    parser.add_argument("--init", help="start from these parameters (.npz written by an earlier run)")
     parser.add_argument("--score-threshold", type=float, default=0.05)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     logging.getLogger("jax").setLevel(logging.WARNING)
     spec = preset(args.variant)
-    cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
-    params, history = train(load_split(args.data, "train"), spec, cfg)
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                      warmup_windows=args.warmup_windows)  # fmt: skip
+    init = dict(np.load(args.init)) if args.init else None
+    params, history = train(load_split(args.data, "train"), spec, cfg, init)
     np.savez(args.out + ".npz", **params)
     detector = build_detector(params, spec, score_threshold=args.score_threshold)
     write_detector(detector, args.out)
