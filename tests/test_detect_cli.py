@@ -49,6 +49,14 @@ def test_every_format_gives_the_same_boxes(files, name, capsys):
         assert out.read_text() == reference.read_text()
 
 
+def test_realtime_replay_gives_the_same_boxes(files):
+    out = files / "paced.jsonl"
+    args = ["detect", str(files / "m.esnn"), str(files / "rec.npz"), "--out", str(out), "--quiet"]
+    assert main([*args, "--realtime", "--speed", "20"]) == 0
+    assert main([*args[:3], "--out", str(files / "fast.jsonl"), "--quiet"]) == 0
+    assert out.read_text() == (files / "fast.jsonl").read_text() and out.read_text()
+
+
 def test_render_writes_one_gif_frame_per_window(files):
     from PIL import Image
 

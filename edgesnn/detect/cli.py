@@ -4,7 +4,9 @@ The recording is any file :func:`edgesnn.events.open_events` reads (EVT 2.0/2.1/
 AEDAT4, npy/npz, HDF5, CSV), streamed chunk by chunk; damaged files fail with the events
 package's :class:`~edgesnn.errors.EventFileError` (exit 3) unless ``--lenient`` skips and counts
 the damage. Each output line is one box: ``t_us`` (window end), ``x``, ``y``, ``w``, ``h``
-(pixels, top-left corner), ``class_id``, ``class`` and ``score``.
+(pixels, top-left corner), ``class_id``, ``class`` and ``score``. ``--realtime`` replays the
+file paced by its timestamps through :class:`~edgesnn.events.FileSource`, as a live camera
+delivers events; in Python, any source's chunks go to ``DetectorSession.push``.
 """
 
 from __future__ import annotations
@@ -79,7 +81,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
                                                   classes=cfg.classes))  # fmt: skip
 
             origin = 0
-            for chunk in reader.chunks():
+            chunks = reader.chunks()
+            if args.realtime:
+                from edgesnn.events.sources import FileSource
+
+                chunks = iter(FileSource(reader, realtime=True, speed=args.speed, slice_us=cfg.bin_us))
+            for chunk in chunks:
                 if n_events == 0 and len(chunk):
                     origin = int(chunk["t"][0])
                 n_events += len(chunk)
@@ -114,6 +121,8 @@ def add_detect_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="boxes.jsonl, or - for stdout")
     p.add_argument("--render", help="also draw the boxes on each window's events into this .gif")
     p.add_argument("--max-frames", type=int, default=300, help="at most this many GIF frames (default 300)")
+    p.add_argument("--realtime", action="store_true", help="replay paced by the timestamps, as a live camera")
+    p.add_argument("--speed", type=float, default=1.0, help="with --realtime: this many times faster")
     p.add_argument("--score-threshold", type=float, help="override the bundle's score threshold")
     p.add_argument("--input-format", help="input format, when detection fails (evt2, evt21, evt3, dat, ...)")
     p.add_argument("--lenient", action="store_true", help="skip and count damaged words instead of failing")
