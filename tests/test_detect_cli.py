@@ -57,6 +57,13 @@ def test_realtime_replay_gives_the_same_boxes(files):
     assert out.read_text() == (files / "fast.jsonl").read_text() and out.read_text()
 
 
+def test_windows_can_start_at_a_given_time(files):
+    out = files / "start.jsonl"
+    assert main(["detect", str(files / "m.esnn"), str(files / "rec.npz"), "--out", str(out), "--quiet",
+                 "--start-us", "-10000"]) == 0  # fmt: skip
+    assert {json.loads(line)["t_us"] for line in out.read_text().splitlines()} == {10_000, 30_000, 50_000, 70_000}
+
+
 def test_render_writes_one_gif_frame_per_window(files):
     from PIL import Image
 

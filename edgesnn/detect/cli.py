@@ -55,7 +55,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         if reader.geometry is not None and tuple(reader.geometry) != (cfg.width, cfg.height):
             w, h = reader.geometry
             raise OptionError(f"recording is {w}x{h}, the model expects {cfg.width}x{cfg.height}", path="recording")
-        session = det.session(num_threads=1)
+        session = det.session(num_threads=1, start_us=args.start_us)
         recent = empty_events()
         out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
         try:
@@ -121,6 +121,7 @@ def add_detect_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="boxes.jsonl, or - for stdout")
     p.add_argument("--render", help="also draw the boxes on each window's events into this .gif")
     p.add_argument("--max-frames", type=int, default=300, help="at most this many GIF frames (default 300)")
+    p.add_argument("--start-us", type=int, help="start of the first window in µs (default: the first event's time)")
     p.add_argument("--realtime", action="store_true", help="replay paced by the timestamps, as a live camera")
     p.add_argument("--speed", type=float, default=1.0, help="with --realtime: this many times faster")
     p.add_argument("--score-threshold", type=float, help="override the bundle's score threshold")
