@@ -134,6 +134,19 @@ def test_config_errors_name_the_key(tmp_path) -> None:
         load_config(bad)
 
 
+def test_recurrent_weights_have_their_own_initial_scale() -> None:
+    def rec_std(**model: object) -> float:
+        cfg = config_from_dict(tiny_config(kind="recurrent", hidden=[400], **model))
+        net = build_network(cfg, (12,), 3)
+        return float(np.std(np.asarray(init_params(net, cfg, jax.random.key(0))["layers"][0]["w_rec"])))
+
+    # std = scale / sqrt(n): the feed-forward scale by default, recurrent_scale when given.
+    assert rec_std() == pytest.approx(5.0 / 20.0, rel=0.02)
+    assert rec_std(recurrent_scale=1.0) == pytest.approx(1.0 / 20.0, rel=0.02)
+    with pytest.raises(OptionError, match="model/recurrent_scale: expected a value >= 0"):
+        config_from_dict(tiny_config(recurrent_scale=-1.0))
+
+
 def test_example_configs_are_valid() -> None:
     names = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".json"))
     assert {"synthetic_lif.json", "synthetic_recurrent_adlif.json", "synthetic_conv_cubalif.json"} <= set(names)

@@ -105,6 +105,7 @@ class ModelConfig:
     train_threshold: bool = False
     train_adaptation: bool = True
     weight_scale: float = 1.0
+    recurrent_scale: float | None = None
     readout_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -141,6 +142,8 @@ class ModelConfig:
             _check(0 < self.tau_min_s < self.tau_max_s, "expected 0 < tau_min_s < tau_max_s", "tau_min_s")
         for name in ("tau_jitter", "weight_scale", "readout_scale"):
             _number(getattr(self, name), name, low=0)
+        if self.recurrent_scale is not None:
+            _number(self.recurrent_scale, "recurrent_scale", low=0)
         for name in ("a_coupling", "b_spike", "v_threshold"):
             _number(getattr(self, name), name)
         _check(self.v_threshold > 0, "expected a threshold > 0", "v_threshold")

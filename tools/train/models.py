@@ -139,7 +139,10 @@ def init_params(net: Network, cfg: ExperimentConfig, key: jax.Array) -> Params:
             layer = {"w": w * (m.weight_scale / math.sqrt(fan_in))}
         if spec.recurrent:
             n = spec.out_shape[0]
-            layer["w_rec"] = jax.random.normal(kr, (n, n), jnp.float32) * (m.weight_scale / math.sqrt(n))
+            # Recurrent weights get their own scale (default: the feed-forward one): strong
+            # recurrence at the feed-forward scale makes the initial network explode.
+            rec_scale = m.weight_scale if m.recurrent_scale is None else m.recurrent_scale
+            layer["w_rec"] = jax.random.normal(kr, (n, n), jnp.float32) * (rec_scale / math.sqrt(n))
         ps = spec.param_shape
         neuron = {"log_tau_mem": _log_tau(kt1, ps, m.tau_mem_s, m.tau_jitter),
                   "v_threshold": jnp.full(ps, m.v_threshold, jnp.float32)}  # fmt: skip
