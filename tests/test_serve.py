@@ -203,6 +203,53 @@ def test_stream_answers_in_order_and_survives_bad_requests(stub, model_bytes: by
     stub.Step(step_request(s.session_id, xs[0]))  # a cleanly ended stream keeps its session
 
 
+def test_stream_checks_every_request_that_differs_from_the_last(stub, model_bytes: bytes) -> None:
+    # After a first request, a stream takes requests of the same signature without decoding
+    # them again: every change of session, shape, datatype or name must still be checked.
+    a, b = open_session(stub, model_bytes), open_session(stub, model_bytes)
+    xs = spikes(4)
+    wrong_shape = pb.Tensor(name="in", datatype="FP32", shape=[N_IN, 1], raw=xs[0].tobytes())
+    wrong_type = pb.Tensor(name="in", datatype="INT32", shape=[1, N_IN], raw=xs[0].astype(np.int32).tobytes())
+    reqs = [
+        step_request(a.session_id, xs[0], id=1),
+        step_request(a.session_id, xs[1], id=2),  # same signature
+        pb.StepRequest(session_id=a.session_id, id=3, inputs=[wrong_shape]),
+        step_request(b.session_id, xs[0], id=4),  # another session
+        step_request(a.session_id, xs[2][0], id=5),  # (N_IN,): batch 1 left out
+        pb.StepRequest(session_id=a.session_id, id=6, inputs=[wrong_type]),  # valid, cast by the engine
+        pb.StepRequest(session_id=a.session_id, id=7, inputs=[encode_tensor("nope", xs[3])]),
+        step_request(a.session_id, xs[3], id=8, outputs=["out"]),
+    ]
+    responses = list(stub.Stream(iter(reqs)))
+    assert [r.id for r in responses] == [1, 2, 3, 4, 5, 6, 7, 8]
+    errors = {r.id: r.error for r in responses if r.HasField("error")}
+    assert set(errors) == {3, 7}
+    assert errors[3].code == BAD.value[0] and f"got ({N_IN}, 1)" in errors[3].message and errors[3].path == "inputs/in"
+    assert errors[7].code == BAD.value[0] and "nope" in errors[7].message
+    ref_a, ref_b = small_model().session(), small_model().session()
+    want = {1: ref_a.step(xs[0]), 2: ref_a.step(xs[1]), 4: ref_b.step(xs[0]), 5: ref_a.step(xs[2]),
+            6: ref_a.step(xs[0].astype(np.int32)), 8: ref_a.step(xs[3])}  # fmt: skip
+    for r in responses:
+        if r.id in want:
+            got = np.frombuffer(r.outputs[0].raw, "<f4").reshape(tuple(r.outputs[0].shape))
+            np.testing.assert_array_equal(got, want[r.id]["out"])
+
+
+def test_stream_reports_a_session_closed_under_it(stub, model_bytes: bytes) -> None:
+    s = open_session(stub, model_bytes)
+    outbox: queue.Queue = queue.Queue()
+    call = stub.Stream(iter(outbox.get, None))
+    for i in range(2):
+        outbox.put(step_request(s.session_id, spikes(1)[0], id=i))
+        assert not next(call).HasField("error")
+    stub.CloseSession(pb.CloseSessionRequest(session_id=s.session_id))
+    outbox.put(step_request(s.session_id, spikes(1)[0], id=2))
+    r = next(call)
+    assert r.id == 2 and r.error.code == grpc.StatusCode.NOT_FOUND.value[0] and s.session_id in r.error.message
+    outbox.put(None)
+    assert list(call) == []
+
+
 def test_events_bin_into_the_input(stub, model_bytes: bytes) -> None:
     s = open_session(stub, model_bytes)
     events = make_events([0, 3, 3, 11], [0, 0, 0, 0], [1, 0, 1, 1], [10, 20, 30, 40])
@@ -408,3 +455,20 @@ def test_kill_9_during_learn_loses_no_acknowledged_class(tmp_path: Path) -> None
         dev.close()
     finally:
         _stop(proc)
+
+
+def test_stream_responses_are_refilled_only_up_to_a_bound() -> None:
+    # Bytes assigned to a message stay in its arena until it is freed: a response refilled
+    # forever would grow without bound on a long-lived stream.
+    from edgesnn.serve import streaming
+
+    cache = streaming.StreamCache()
+    big = np.zeros((1, 1 << 14), np.float32)  # 64 KiB per response
+    last, built = cache.respond(0, {"out": big}), 1
+    for i in range(1, 2 * streaming._REFILL_BYTES // big.nbytes + 2):
+        resp = cache.respond(i, {"out": big + i})
+        assert resp.id == i and np.frombuffer(resp.outputs[0].raw, "<f4")[0] == i
+        built += resp is not last
+        last = resp
+    assert 2 <= built <= 4
+    assert cache.respond(99, {"out": big, "v": big}).outputs[1].name == "v"  # other outputs: a new message

@@ -20,6 +20,7 @@ from edgesnn.errors import CapacityError, InputError
 from edgesnn.serve.errors import abort, error_payload, status_for
 from edgesnn.serve.events import bin_events
 from edgesnn.serve.sessions import SessionTable
+from edgesnn.serve.streaming import StreamCache
 
 log = logging.getLogger("edgesnn.serve")
 
@@ -190,24 +191,22 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
             raise InputError("no inputs given", path="inputs")
         return feed
 
-    def _step(self, req: pb.StepRequest, reuse: pb.StepResponse | None = None) -> pb.StepResponse:
-        """Step a session; ``reuse`` is a response of an earlier request to refill if its outputs match."""
+    def _step(self, req: pb.StepRequest, stream: StreamCache | None = None) -> pb.StepResponse:
+        """Step a session; ``stream`` remembers the last request's input signature and response."""
+        if stream is not None:
+            resp = stream.step_again(req, self._sessions)
+            if resp is not None:
+                return resp
         entry = self._sessions.entry(req.session_id)
         session = entry.session
         feed = self._feed(req, session, entry.only_input)
         names = list(req.outputs) if len(req.outputs) else None
         outs = session.run(feed, names) if req.sequence else session.step(feed, names)
-        if reuse is not None and len(reuse.outputs) == len(outs):
-            # refilling bytes is cheaper than building messages: same names and shapes as last time
-            for t, (name, arr) in zip(reuse.outputs, outs.items(), strict=True):
-                if t.name != name or t.shape != list(arr.shape):
-                    break
-            else:
-                for t, arr in zip(reuse.outputs, outs.values(), strict=True):
-                    t.raw = arr.astype("<f4", copy=False).tobytes()
-                reuse.id = req.id
-                return reuse
-        return pb.StepResponse(id=req.id, outputs=[codec.encode_output(n, a) for n, a in outs.items()])
+        if stream is None:
+            return pb.StepResponse(id=req.id, outputs=[codec.encode_output(n, a) for n, a in outs.items()])
+        if names is None and isinstance(feed, np.ndarray):
+            stream.remember(req, entry, feed)
+        return stream.respond(req.id, outs)
 
     @_unary
     def Step(self, request: pb.StepRequest, context: grpc.ServicerContext) -> pb.StepResponse:
@@ -227,10 +226,10 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                 self._sessions.discard(stepped, "stream broken (client disconnected or cancelled)")
 
         context.add_callback(on_end)
-        last: pb.StepResponse | None = None  # grpc serialises a response before asking for the next
+        cache = StreamCache()
         for req in request_iterator:
             try:
-                resp = last = self._step(req, last)
+                resp = self._step(req, cache)
                 stepped.add(req.session_id)
             except Exception as exc:  # a failing request is answered, the stream goes on
                 code, message = status_for(exc)
