@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "processor": platform.processor() or platform.machine(),
             "threads": 1,
+            "cores": os.cpu_count(),
+            "load_average_1min": os.getloadavg()[0],
         },  # fmt: skip
         "model": args.model or "hybrid preset, random weights",
         "geometry": [det.config.width, det.config.height],
