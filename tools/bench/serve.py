@@ -4,17 +4,20 @@ Both servers run in their own processes and get the same messages (a W1 input
 step, 700 float32 spikes; or a chunk of 100 steps as uint8) on the same
 DeviceService.Stream method; the echo server's handler only answers a prebuilt
 response of the same size. Clients run closed loop: send a step, wait for its
-answer, send the next. Prints one JSON document:
+answer, send the next. The two servers take turns (repeats of the single stream, slices
+of the timed runs), so that other work on the machine weighs on both alike. Prints one
+JSON document:
 
 - closed loop, 1 stream, loopback TCP and a unix socket: p50/p99 round trip (median over
   repeats) of both servers, and the engine's own step time measured in this process;
   target edgesnn <= 1.3 x (echo + engine step);
-- 8 concurrent streams (one client process each) for --duration s: aggregate step
-  rate of both, errors, edgesnn server RSS growth; targets within 1.3x of echo, zero
-  errors, growth < 5 %;
+- 8 concurrent streams (one client process each) for --duration s per server, in
+  --slices turns: aggregate step rate of both, errors, edgesnn server RSS growth from
+  before the first turn to after the last; targets within 1.3x of echo, zero errors,
+  growth < 5 %;
 - throughput mode (100 steps per message, 8 streams): target >= 50,000 steps/s.
 
-    python tools/bench/serve.py [--quick] [--duration 60] [--repeats 3]
+    python tools/bench/serve.py [--quick] [--duration 60] [--slices 6] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -68,8 +71,12 @@ class EchoServicer(pb_grpc.DeviceServiceServicer):
         return pb.SessionInfo(session_id="echo")
 
     def Stream(self, request_iterator, context):
+        responses = {}  # this stream's own copies: streams run in parallel threads
+        for k, template in self._responses.items():
+            responses[k] = pb.StepResponse()
+            responses[k].CopyFrom(template)
         for req in request_iterator:
-            resp = self._responses[req.sequence]
+            resp = responses[req.sequence]
             resp.id = req.id
             yield resp
 
@@ -201,17 +208,27 @@ def _percentiles(ns: list[int]) -> dict[str, float]:
             "mean_us": float(a.mean())}  # fmt: skip
 
 
-def one_stream(address: str, steps: int, repeats: int) -> dict[str, Any]:
-    """Closed-loop round trips on one stream: median over repeats of p50 and p99."""
-    loop = ClosedLoop(address, SEED, chunk=False)
-    for _ in range(300):
-        loop.step()
-    runs = [_percentiles([loop.step() for _ in range(steps)]) for _ in range(repeats)]
-    loop.close()
-    out = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    out["round_trips_per_s"] = 1e6 / out["mean_us"]
-    out["errors"] = loop.errors
-    return out
+def one_stream(addresses: dict[str, str], steps: int, repeats: int) -> dict[str, dict[str, Any]]:
+    """Closed-loop round trips on one stream per server: median over repeats of p50 and p99.
+
+    The servers take turns, one repeat each, so that both see the same load on the machine.
+    """
+    loops = {k: ClosedLoop(a, SEED, chunk=False) for k, a in addresses.items()}
+    for loop in loops.values():
+        for _ in range(300):
+            loop.step()
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in loops}
+    for _ in range(repeats):
+        for k, loop in loops.items():
+            runs[k].append(_percentiles([loop.step() for _ in range(steps)]))
+    result = {}
+    for k, loop in loops.items():
+        loop.close()
+        out = {m: statistics.median(r[m] for r in runs[k]) for m in runs[k][0]}
+        out["round_trips_per_s"] = 1e6 / out["mean_us"]
+        out["errors"] = loop.errors
+        result[k] = out
+    return result
 
 
 def _stream_worker(args: tuple[str, int, bool, float, float]) -> dict[str, Any]:
@@ -240,14 +257,40 @@ def many_streams(pool: Any, address: str, streams: int, duration: float, chunk: 
     """``streams`` client processes, each one closed-loop stream, started together for ``duration`` s."""
     start_at = time.time() + 3.0  # time for every worker to connect and warm up
     results = pool.map(_stream_worker, [(address, SEED + i, chunk, start_at, duration) for i in range(streams)])
-    messages = sum(r["messages"] for r in results)
-    per_message = CHUNK if chunk else 1
     return {
-        "steps_per_s": messages * per_message / duration,
-        "messages": messages,
+        "messages": sum(r["messages"] for r in results),
         "errors": sum(r["errors"] for r in results),
         "worst_stream_p99_us": max(r["p99_us"] for r in results),
     }
+
+
+def many_streams_interleaved(
+    pool: Any, addresses: dict[str, str], streams: int, duration: float, slices: int, chunk: bool, between: Any = None
+) -> dict[str, Any]:
+    """:func:`many_streams` on each server for ``duration`` s in all, in ``slices`` turns taken alternately.
+
+    Other work on the machine comes and goes over a minute; alternating slices exposes
+    both servers to it alike. ``between(i)`` runs before slice ``i`` of every server.
+    """
+    per = duration / slices
+    parts: dict[str, list[dict[str, Any]]] = {k: [] for k in addresses}
+    for i in range(slices):
+        for k, address in addresses.items():
+            if between is not None:
+                between(i)
+            parts[k].append(many_streams(pool, address, streams, per, chunk))
+    per_message = CHUNK if chunk else 1
+    out: dict[str, Any] = {}
+    for k, ps in parts.items():
+        messages = sum(p["messages"] for p in ps)
+        out[k] = {
+            "steps_per_s": messages * per_message / duration,
+            "messages": messages,
+            "errors": sum(p["errors"] for p in ps),
+            "worst_stream_p99_us": max(p["worst_stream_p99_us"] for p in ps),
+            "slice_steps_per_s": [round(p["messages"] * per_message / per, 1) for p in ps],
+        }
+    return out
 
 
 # -- the engine alone -----------------------------------------------------------------------
@@ -276,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, help="closed-loop round trips per repeat (default 3000; 1000 quick)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--streams", type=int, default=8)
+    ap.add_argument("--slices", type=int, help="turns each server takes in the timed runs (default 6; 2 quick)")
     ap.add_argument("--echo-server", nargs="+", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.echo_server:
@@ -284,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     duration = args.duration or (5.0 if args.quick else 60.0)
     tput_duration = args.throughput_duration or (5.0 if args.quick else 20.0)
     steps = args.steps or (1000 if args.quick else 3000)
+    args.slices = args.slices or (2 if args.quick else 6)
 
     from edgesnn.bundle import write_bundle
     from tools.bench.workloads import w1
@@ -309,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             closed: dict[str, Any] = {}
             for transport in ("tcp", "unix"):
-                res = {k: one_stream(getattr(s, transport), steps, args.repeats) for k, s in servers.items()}
+                res: dict[str, Any] = one_stream({k: getattr(s, transport) for k, s in servers.items()},
+                                                 steps, args.repeats)  # fmt: skip
                 for p in ("p50", "p99"):
                     budget = res["echo"][f"{p}_us"] + engine_us
                     res[f"{p}_target_us"] = TARGET_RATIO * budget
@@ -318,31 +364,36 @@ def main(argv: list[str] | None = None) -> int:
                 closed[transport] = res
             report["closed_loop_1_stream"] = closed
 
+            tcp = {k: s.tcp for k, s in servers.items()}
             ctx = mp.get_context("spawn")
             with ctx.Pool(args.streams) as pool:
                 # Warm up at the measured load until allocator arenas and gRPC buffers exist, so
                 # that the RSS growth below reflects what the run keeps, not start-up allocation.
-                for s in servers.values():
-                    many_streams(pool, s.tcp, args.streams, WARMUP_S, chunk=False)
-                rss_before = servers["edgesnn"].rss_mib()
-                multi = {k: many_streams(pool, s.tcp, args.streams, duration, chunk=False) for k, s in servers.items()}
-                rss_after = servers["edgesnn"].rss_mib()
+                many_streams_interleaved(pool, tcp, args.streams, WARMUP_S, 1, chunk=False)
+                rss = [servers["edgesnn"].rss_mib()]
+                multi: dict[str, Any] = many_streams_interleaved(
+                    pool, tcp, args.streams, duration, args.slices, chunk=False,
+                    between=lambda i: rss.append(servers["edgesnn"].rss_mib()),
+                )  # fmt: skip
+                rss.append(servers["edgesnn"].rss_mib())
                 multi.update(
                     duration_s=duration,
+                    slices=args.slices,
                     streams=args.streams,
                     echo_over_edgesnn=multi["echo"]["steps_per_s"] / max(multi["edgesnn"]["steps_per_s"], 1e-9),
                     server_rss_mib={
-                        "before": rss_before,
-                        "after": rss_after,
-                        "growth_pct": 100 * (rss_after - rss_before) / rss_before,
+                        "before": rss[0],
+                        "after": rss[-1],
+                        "growth_pct": 100 * (rss[-1] - rss[0]) / rss[0],
+                        "during": [round(r, 1) for r in rss],
                     },  # fmt: skip
                 )
                 multi["pass"] = (multi["echo_over_edgesnn"] <= TARGET_RATIO and multi["edgesnn"]["errors"] == 0
                                  and multi["server_rss_mib"]["growth_pct"] < TARGET_RSS_GROWTH_PCT)  # fmt: skip
                 report["streams_8"] = multi
 
-                tput = {k: many_streams(pool, s.tcp, args.streams, tput_duration, chunk=True)
-                        for k, s in servers.items()}  # fmt: skip
+                tput: dict[str, Any] = many_streams_interleaved(pool, tcp, args.streams, tput_duration,
+                                                                args.slices, chunk=True)  # fmt: skip
                 tput.update(duration_s=tput_duration, steps_per_message=CHUNK, target_steps_per_s=TARGET_THROUGHPUT)
                 tput["pass"] = tput["edgesnn"]["steps_per_s"] >= TARGET_THROUGHPUT and tput["edgesnn"]["errors"] == 0
                 report["throughput"] = tput
