@@ -138,3 +138,23 @@ def test_bad_settings_name_the_field(detector, tmp_path):
     with pytest.raises(BundleValidationError) as err:
         load_detector(path)
     assert err.value.path == "graph/metadata/detect/iou_threshold"
+
+
+def test_mismatched_parts_are_model_errors(detector):
+    import dataclasses
+
+    from edgesnn.detect import Detector
+    from edgesnn.errors import ModelError
+    from tools.train_detect.export import ann_onnx, front_model
+
+    other = dataclasses.replace(SPEC, front_channels=(8, 16, 8))
+    with pytest.raises(ModelError) as err:
+        Detector(detector.front, ann_onnx(init_params(other), other), detector.config)
+    assert err.value.path == "ann/input"
+    with pytest.raises(ModelError) as err:
+        Detector(detector.front, detector.ann, dataclasses.replace(detector.config, classes=("a", "b", "c")))
+    assert err.value.path == "ann/output"
+    wide = dataclasses.replace(SPEC, width=96)
+    with pytest.raises(ModelError) as err:
+        Detector(front_model(init_params(wide), wide), detector.ann, detector.config)
+    assert err.value.path == "front/inputs"
