@@ -147,6 +147,38 @@ def test_recurrent_weights_have_their_own_initial_scale() -> None:
         config_from_dict(tiny_config(recurrent_scale=-1.0))
 
 
+def test_rate_penalty_counts_only_the_excess_over_the_bound_in_hz() -> None:
+    from tools.train.loss import rate_penalty
+
+    # 100 steps of 1 ms: 10 spikes = 100 Hz, 2 spikes = 20 Hz; bound 50 Hz.
+    z = np.zeros((100, 1, 2), np.float32)
+    z[::10, 0, 0] = 1.0
+    z[:2, 0, 1] = 1.0
+    value = float(rate_penalty({"h": jnp.asarray(z)}, 1e-3, 50.0))
+    assert value == pytest.approx(((100 / 50 - 1) ** 2 + 0.0) / 2)
+    # The same spikes binned at 2 ms over the same second give the same penalty.
+    coarse = z.reshape(50, 2, 1, 2).sum(axis=1)
+    assert float(rate_penalty({"h": jnp.asarray(coarse)}, 2e-3, 50.0)) == pytest.approx(value)
+    with pytest.raises(OptionError, match="loss/max_rate_hz: expected a rate > 0 Hz"):
+        config_from_dict({"data": {"kind": "synthetic"}, "loss": {"max_rate_hz": 0.0}})
+
+
+def test_rate_penalty_lowers_the_trained_firing_rate(tmp_path) -> None:
+    def rate(**loss: object) -> float:
+        raw = tiny_config(epochs=3)
+        raw["loss"] = {"readout": "max", **loss}
+        cfg = config_from_dict(raw)
+        data = load_dataset(cfg.data, cfg.dt_s, cfg.seed)
+        train(cfg, tmp_path / str(sorted(loss.items())), quiet=True, data=data)
+        model = read_bundle(tmp_path / str(sorted(loss.items())) / BUNDLE)
+        x = data.splits["val"].x
+        out = model.session(batch=len(x)).run(np.ascontiguousarray(x.transpose(1, 0, 2)), outputs=["hidden0"])
+        return float(out["hidden0"].mean() / cfg.dt_s)
+
+    free = rate()
+    assert rate(max_rate_hz=5.0, rate_weight=10.0) < 0.5 * free
+
+
 def test_example_configs_are_valid() -> None:
     names = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".json"))
     assert {"synthetic_lif.json", "synthetic_recurrent_adlif.json", "synthetic_conv_cubalif.json"} <= set(names)

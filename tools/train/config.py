@@ -166,12 +166,21 @@ class SurrogateConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """How readout membrane traces become logits."""
+    """How readout membrane traces become logits, and the firing-rate penalty added to the loss."""
 
     readout: str = "max"
+    # Upper bound on each hidden neuron's rate over a sample, in Hz (None: no penalty). A network
+    # that stays well below one spike per step does not rely on the step's saturation, so its
+    # behaviour carries over to other time steps (edgesnn.adapt).
+    max_rate_hz: float | None = None
+    rate_weight: float = 1.0
 
     def __post_init__(self) -> None:
         _choice(self.readout, READOUTS, "readout")
+        if self.max_rate_hz is not None:
+            _number(self.max_rate_hz, "max_rate_hz")
+            _check(self.max_rate_hz > 0, f"expected a rate > 0 Hz, got {self.max_rate_hz!r}", "max_rate_hz")
+        _number(self.rate_weight, "rate_weight", low=0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,19 @@ def logits(trace: jax.Array, readout: str) -> jax.Array:
     return jnp.max(trace, axis=0) if readout == "max" else jnp.mean(trace, axis=0)
 
 
+def rate_penalty(spikes: dict[str, jax.Array], dt_s: float, max_rate_hz: float) -> jax.Array:
+    """Mean over layers of the mean squared excess of each neuron's rate over ``max_rate_hz``.
+
+    Rates are per sample and neuron (spikes over the sample's duration, in Hz); the excess
+    is relative to the bound, so the penalty is dimensionless and independent of ``dt_s``.
+    """
+    terms = []
+    for z in spikes.values():  # (T, B, *shape)
+        rate_hz = jnp.sum(z, axis=0) / (z.shape[0] * dt_s)
+        terms.append(jnp.mean(jnp.square(jax.nn.relu(rate_hz / max_rate_hz - 1.0))))
+    return jnp.mean(jnp.stack(terms)) if terms else jnp.float32(0.0)
+
+
 def cross_entropy(lg: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """Mean softmax cross-entropy of logits (B, classes) against int labels (B,), over ``mask``."""
     losses = optax.softmax_cross_entropy_with_integer_labels(lg, y)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from edgesnn.errors import StateError
 from tools.train import loss as L
 from tools.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from tools.train.config import ExperimentConfig, OptimizerConfig, SurrogateConfig
+from tools.train.config import ExperimentConfig, LossConfig, OptimizerConfig, SurrogateConfig
 from tools.train.data import Dataset, Split, batches, load_dataset
 from tools.train.export import export_bundle, producer_info, to_model
 from tools.train.models import Network, Params, build_network, count_params, forward, init_params
@@ -66,14 +66,19 @@ class Steps:
 
 
 @functools.lru_cache(maxsize=8)
-def make_steps(net: Network, surrogate: SurrogateConfig, readout: str, opt: optax.GradientTransformation) -> Steps:
+def make_steps(net: Network, surrogate: SurrogateConfig, loss: LossConfig, opt: optax.GradientTransformation) -> Steps:
     """JIT-compile the training and evaluation steps (cached: a resumed run in-process reuses them)."""
     spike = make_spike_fn(surrogate.kind, surrogate.scale)
+    readout = loss.readout
+    penalise = loss.max_rate_hz is not None and loss.rate_weight > 0
 
     def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-        trace, _ = forward(net, spike, params, jnp.swapaxes(x, 0, 1))
+        trace, spikes = forward(net, spike, params, jnp.swapaxes(x, 0, 1), record=penalise)
         lg = L.logits(trace, readout)
-        return L.cross_entropy(lg, y), lg
+        value = L.cross_entropy(lg, y)
+        if penalise:
+            value = value + loss.rate_weight * L.rate_penalty(spikes, net.dt_s, loss.max_rate_hz)
+        return value, lg
 
     @jax.jit
     def train(params: Params, opt_state: Any, x: jax.Array, y: jax.Array):  # type: ignore[no-untyped-def]
@@ -165,7 +170,7 @@ def train(
         log.info("resumed from %s after epoch %d", ckpt, state.epoch)
     elif resume:
         log.info("no checkpoint in %s; starting afresh", out)
-    steps = make_steps(net, cfg.surrogate, cfg.loss.readout, opt)
+    steps = make_steps(net, cfg.surrogate, cfg.loss, opt)
     log.info("%s: %d parameters, %d steps of %g s per sample", cfg.name, count_params(state.params),
              train_split.x.shape[1], cfg.dt_s)  # fmt: skip
     params, opt_state, history = state.params, state.opt_state, list(state.history)
