@@ -17,7 +17,7 @@ JSON document:
   growth < 5 %;
 - throughput mode (100 steps per message, 8 streams): target >= 50,000 steps/s.
 
-    python tools/bench/serve.py [--quick] [--duration 60] [--slices 6] [--repeats 3]
+    python tools/bench/serve.py [--quick] [--duration 60] [--slices 6] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -231,43 +231,84 @@ def one_stream(addresses: dict[str, str], steps: int, repeats: int) -> dict[str,
     return result
 
 
-def _stream_worker(args: tuple[str, int, bool, float, float]) -> dict[str, Any]:
-    address, seed, chunk, start_at, duration = args
-    loop = ClosedLoop(address, seed, chunk)
-    for _ in range(20):
-        loop.step()
-    warm_sent, warm_errors = loop.sent, loop.errors
-    time.sleep(max(0.0, start_at - time.time()))
-    end = time.time() + duration
-    rtts = []
-    while time.time() < end:
-        rtts.append(loop.step())
-    loop.close()
-    return {
-        "messages": loop.sent - warm_sent,
-        "errors": loop.errors - warm_errors,
-        "p99_us": _percentiles(rtts)["p99_us"],
-    }
+def _stream_client(conn: Any, seed: int) -> None:
+    """A client process: one closed-loop stream per (address, mode), kept open between runs.
+
+    Takes (address, chunk, start_at, duration) and answers messages, errors and p99 of the
+    run; None closes the streams and ends the process.
+    """
+    loops: dict[tuple[str, bool], ClosedLoop] = {}
+    while (cmd := conn.recv()) is not None:
+        address, chunk, start_at, duration = cmd
+        try:
+            loop = loops.get((address, chunk))
+            if loop is None:
+                loop = loops[address, chunk] = ClosedLoop(address, seed, chunk)
+            for _ in range(20):
+                loop.step()
+            sent, errors = loop.sent, loop.errors
+            time.sleep(max(0.0, start_at - time.time()))
+            end = time.time() + duration
+            rtts = []
+            while time.time() < end:
+                rtts.append(loop.step())
+            conn.send({"messages": loop.sent - sent, "errors": loop.errors - errors,
+                       "p99_us": _percentiles(rtts)["p99_us"]})  # fmt: skip
+        except Exception as exc:  # reported to the parent, which raises it
+            conn.send(exc)
+    for loop in loops.values():
+        loop.close()
+    conn.send(None)
+
+
+class StreamClients:
+    """``n`` client processes driving one closed-loop stream each; streams stay open between runs."""
+
+    def __init__(self, n: int) -> None:
+        ctx = mp.get_context("spawn")
+        self._conns = []
+        self._procs = []
+        self._connected: set[tuple[str, bool]] = set()
+        for i in range(n):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_stream_client, args=(child, SEED + i), daemon=True)
+            proc.start()
+            self._conns.append(parent)
+            self._procs.append(proc)
+
+    def run(self, address: str, duration: float, chunk: bool) -> dict[str, Any]:
+        """Every stream on ``address``, started together, for ``duration`` s."""
+        # time for every client to connect (the first time) and warm up
+        start_at = time.time() + (1.0 if (address, chunk) in self._connected else 3.0)
+        self._connected.add((address, chunk))
+        for conn in self._conns:
+            conn.send((address, chunk, start_at, duration))
+        results = [conn.recv() for conn in self._conns]
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return {
+            "messages": sum(r["messages"] for r in results),
+            "errors": sum(r["errors"] for r in results),
+            "worst_stream_p99_us": max(r["p99_us"] for r in results),
+        }
+
+    def close(self) -> None:
+        """Close every stream and end the client processes."""
+        for conn in self._conns:
+            conn.send(None)
+        for conn, proc in zip(self._conns, self._procs, strict=True):
+            conn.recv()
+            proc.join(10)
 
 
 WARMUP_S = 10.0
 
 
-def many_streams(pool: Any, address: str, streams: int, duration: float, chunk: bool) -> dict[str, Any]:
-    """``streams`` client processes, each one closed-loop stream, started together for ``duration`` s."""
-    start_at = time.time() + 3.0  # time for every worker to connect and warm up
-    results = pool.map(_stream_worker, [(address, SEED + i, chunk, start_at, duration) for i in range(streams)])
-    return {
-        "messages": sum(r["messages"] for r in results),
-        "errors": sum(r["errors"] for r in results),
-        "worst_stream_p99_us": max(r["p99_us"] for r in results),
-    }
-
-
 def many_streams_interleaved(
-    pool: Any, addresses: dict[str, str], streams: int, duration: float, slices: int, chunk: bool, between: Any = None
+    clients: StreamClients, addresses: dict[str, str], duration: float, slices: int, chunk: bool, between: Any = None
 ) -> dict[str, Any]:
-    """:func:`many_streams` on each server for ``duration`` s in all, in ``slices`` turns taken alternately.
+    """Every client's stream on each server for ``duration`` s in all, in ``slices`` turns taken alternately.
 
     Other work on the machine comes and goes over a minute; alternating slices exposes
     both servers to it alike. ``between(i)`` runs before slice ``i`` of every server.
@@ -278,7 +319,7 @@ def many_streams_interleaved(
         for k, address in addresses.items():
             if between is not None:
                 between(i)
-            parts[k].append(many_streams(pool, address, streams, per, chunk))
+            parts[k].append(clients.run(address, per, chunk))
     per_message = CHUNK if chunk else 1
     out: dict[str, Any] = {}
     for k, ps in parts.items():
@@ -317,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, help="seconds of the 8-stream run (default 60; 5 with --quick)")
     ap.add_argument("--throughput-duration", type=float, help="seconds of the throughput run (default 20; 5 quick)")
     ap.add_argument("--steps", type=int, help="closed-loop round trips per repeat (default 3000; 1000 quick)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--streams", type=int, default=8)
     ap.add_argument("--slices", type=int, help="turns each server takes in the timed runs (default 6; 2 quick)")
     ap.add_argument("--echo-server", nargs="+", metavar="ADDRESS", help=argparse.SUPPRESS)
@@ -365,14 +406,14 @@ def main(argv: list[str] | None = None) -> int:
             report["closed_loop_1_stream"] = closed
 
             tcp = {k: s.tcp for k, s in servers.items()}
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(args.streams) as pool:
+            clients = StreamClients(args.streams)
+            try:
                 # Warm up at the measured load until allocator arenas and gRPC buffers exist, so
                 # that the RSS growth below reflects what the run keeps, not start-up allocation.
-                many_streams_interleaved(pool, tcp, args.streams, WARMUP_S, 1, chunk=False)
+                many_streams_interleaved(clients, tcp, WARMUP_S, 1, chunk=False)
                 rss = [servers["edgesnn"].rss_mib()]
                 multi: dict[str, Any] = many_streams_interleaved(
-                    pool, tcp, args.streams, duration, args.slices, chunk=False,
+                    clients, tcp, duration, args.slices, chunk=False,
                     between=lambda i: rss.append(servers["edgesnn"].rss_mib()),
                 )  # fmt: skip
                 rss.append(servers["edgesnn"].rss_mib())
@@ -392,11 +433,13 @@ def main(argv: list[str] | None = None) -> int:
                                  and multi["server_rss_mib"]["growth_pct"] < TARGET_RSS_GROWTH_PCT)  # fmt: skip
                 report["streams_8"] = multi
 
-                tput: dict[str, Any] = many_streams_interleaved(pool, tcp, args.streams, tput_duration,
-                                                                args.slices, chunk=True)  # fmt: skip
+                tput: dict[str, Any] = many_streams_interleaved(clients, tcp, tput_duration, args.slices,
+                                                                chunk=True)  # fmt: skip
                 tput.update(duration_s=tput_duration, steps_per_message=CHUNK, target_steps_per_s=TARGET_THROUGHPUT)
                 tput["pass"] = tput["edgesnn"]["steps_per_s"] >= TARGET_THROUGHPUT and tput["edgesnn"]["errors"] == 0
                 report["throughput"] = tput
+            finally:
+                clients.close()
         finally:
             for s in servers.values():
                 s.close()
