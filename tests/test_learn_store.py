@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from edgesnn.errors import StateError, UnsupportedVersionError
-from edgesnn.learn import ClassStore, StoreRecord
-from edgesnn.learn.store import FORMAT, decode_record, encode_record
+from edgesnn.learn import ClassStore, StoreRecord, _journal
+from edgesnn.learn.store import FORMAT, JOURNAL, decode_record, encode_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,13 +114,143 @@ def test_format_and_version_are_checked():
     outer = msgpack.unpackb(encode_record(record()))
     with pytest.raises(StateError, match="f/format: not a class store"):
         decode_record(msgpack.packb({**outer, "format": "something else"}), path="f")
-    with pytest.raises(UnsupportedVersionError, match="f/version: class store version 2 is newer than this edgesnn"):
-        decode_record(msgpack.packb({**outer, "version": 2}), path="f")
+    with pytest.raises(UnsupportedVersionError, match="f/version: class store version 3 is newer than this edgesnn"):
+        decode_record(msgpack.packb({**outer, "version": 3}), path="f")
+    assert decode_record(msgpack.packb({**outer, "version": 1}), path="f").labels == record().labels
     with pytest.raises(StateError, match="f/sha256: the content does not match its checksum"):
         decode_record(msgpack.packb({**outer, "sha256": "0" * 64}), path="f")
     with pytest.raises(StateError, match="f: not a class store, or a corrupted one"):
         decode_record(b"\xc1garbage", path="f")
     assert outer["format"] == FORMAT
+
+
+# -- the journal -----------------------------------------------------------------------
+def evolve(rec: StoreRecord, rng, *, add: str | None = None, drop: str | None = None) -> StoreRecord:
+    """The next generation: one row changed (or a class added / dropped), as a learn or forget would."""
+    labels, examples, w = list(rec.labels), list(rec.examples), rec.weights.copy()
+    if add is not None:
+        labels.append(add)
+        examples.append(1)
+        w = np.vstack([w, rng.normal(size=(1, w.shape[1])).astype(np.float32)])
+    elif drop is not None:
+        i = labels.index(drop)
+        del labels[i], examples[i]
+        w = np.delete(w, i, axis=0)
+    else:
+        i = int(rng.integers(len(labels)))
+        examples[i] += 1
+        w[i] += rng.normal(size=w.shape[1]).astype(np.float32)
+    return StoreRecord(rec.model_key, tuple(labels), tuple(examples), w, rec.threshold + 0.01, rec.generation + 1)
+
+
+def same(a: StoreRecord, b: StoreRecord) -> bool:
+    return (a.labels, a.examples, a.threshold, a.generation) == (b.labels, b.examples, b.threshold, b.generation) and (
+        np.array_equal(a.weights, b.weights)
+    )
+
+
+def history(n: int, seed: int = 0) -> list[StoreRecord]:
+    rng = np.random.default_rng(seed)
+    recs = [record(n_classes=1, generation=1)]
+    for i in range(n):
+        kind = i % 4
+        recs.append(evolve(recs[-1], rng, add=f"new {i}" if kind == 0 else None,
+                           drop=recs[-1].labels[0] if kind == 3 else None))  # fmt: skip
+    return recs
+
+
+def test_changes_are_appended_to_the_journal_and_replayed(tmp_path):
+    store = ClassStore(tmp_path, compact_every=5)
+    recs = history(12)
+    snapshots = []
+    for rec in recs:
+        store.write(rec)
+        snapshots.append((tmp_path / "classes.msgpack").read_bytes())
+        assert same(ClassStore(tmp_path).read(), rec)  # a fresh reader sees exactly the last write
+    # The snapshot is rewritten only at the first write and then once per compact_every appended changes.
+    rewrites = [i for i in range(1, len(recs)) if snapshots[i] != snapshots[i - 1]]
+    assert rewrites == [6, 12], rewrites
+    # A writer that opens the store later goes on appending where the last one stopped.
+    later = ClassStore(tmp_path, compact_every=5)
+    later.read()
+    size = (tmp_path / JOURNAL).stat().st_size
+    later.write(evolve(recs[-1], np.random.default_rng(1)))
+    assert (tmp_path / JOURNAL).stat().st_size > size and (tmp_path / "classes.msgpack").read_bytes() == snapshots[-1]
+
+
+def test_a_frame_holds_only_the_rows_that_changed(tmp_path):
+    store = ClassStore(tmp_path)
+    rec = record(n_classes=20, n_features=64, generation=1)
+    store.write(rec)
+    size = (tmp_path / JOURNAL).stat().st_size
+    store.write(evolve(rec, np.random.default_rng(0)))
+    assert (tmp_path / JOURNAL).stat().st_size - size < 2 * 64 * 4 + 20 * 40  # one row + the class list, not 20 rows
+
+
+def test_a_torn_last_frame_is_ignored_and_cut_off_by_the_next_writer(tmp_path):
+    recs = history(3)
+    store = ClassStore(tmp_path)
+    for rec in recs[:-1]:
+        store.write(rec)
+    start = (tmp_path / JOURNAL).stat().st_size
+    store.write(recs[-1])
+    journal = (tmp_path / JOURNAL).read_bytes()
+    for cut in range(start, len(journal)):  # every truncation inside the last frame, and garbage where it was
+        for tail in (journal[start:cut], b"\0" * (cut - start), bytes(reversed(journal[start:cut]))):
+            (tmp_path / JOURNAL).write_bytes(journal[:start] + tail)
+            assert same(ClassStore(tmp_path).read(), recs[-2]), cut
+    writer = ClassStore(tmp_path)
+    writer.read()
+    nxt = evolve(recs[-2], np.random.default_rng(5))
+    writer.write(nxt)
+    assert same(ClassStore(tmp_path).read(), nxt)
+
+
+def test_journal_damage_before_the_end_is_an_error_naming_the_frame(tmp_path):
+    store = ClassStore(tmp_path)
+    for rec in history(3):
+        store.write(rec)
+    journal = bytearray((tmp_path / JOURNAL).read_bytes())
+    first = len(_journal.header("0" * 64))
+    journal[first + 12] ^= 0x40  # inside frame 1's payload; frames 2 and 3 follow
+    (tmp_path / JOURNAL).write_bytes(bytes(journal))
+    with pytest.raises(StateError, match=r"classes\.journal/frame 1: the checksum does not match at byte \d+"):
+        ClassStore(tmp_path).read()
+
+
+def test_journal_header_stale_newer_or_orphaned(tmp_path, caplog):
+    store = ClassStore(tmp_path)
+    recs = history(2)
+    for rec in recs:
+        store.write(rec)
+    journal = (tmp_path / JOURNAL).read_bytes()
+    # A journal continuing another snapshot: a compaction was interrupted after the new snapshot was in place.
+    other = ClassStore(tmp_path)
+    other.compact(recs[1])
+    (tmp_path / JOURNAL).write_bytes(_journal.header("f" * 64) + journal[len(_journal.header("0" * 64)) :])
+    with caplog.at_level("INFO", logger="edgesnn.learn.store"):
+        assert same(ClassStore(tmp_path).read(), recs[1])
+    assert "stale journal" in caplog.text
+    head = _journal.frame(msgpack.packb({"format": _journal.FORMAT, "version": 9, "snapshot": "0" * 64}))
+    (tmp_path / JOURNAL).write_bytes(head)
+    with pytest.raises(UnsupportedVersionError, match="classes.journal/frame 0/version: class journal version 9"):
+        ClassStore(tmp_path).read()
+    (tmp_path / JOURNAL).write_bytes(b"")
+    with pytest.raises(StateError, match="classes.journal/frame 0: the journal has no header"):
+        ClassStore(tmp_path).read()
+    (tmp_path / "classes.msgpack").unlink()
+    with pytest.raises(StateError, match="classes.journal: a journal without its snapshot"):
+        ClassStore(tmp_path).read()
+
+
+def test_a_version_1_store_without_a_journal_still_loads(tmp_path):
+    outer = msgpack.unpackb(encode_record(record(generation=7)))
+    (tmp_path / "classes.msgpack").write_bytes(msgpack.packb({**outer, "version": 1}))
+    store = ClassStore(tmp_path)
+    assert same(store.read(), record(generation=7))
+    nxt = evolve(record(generation=7), np.random.default_rng(0))
+    store.write(nxt)  # the first write of a store without a journal compacts
+    assert same(ClassStore(tmp_path).read(), nxt) and (tmp_path / JOURNAL).exists()
 
 
 # -- kill -9 -----------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The persistent class store: learned labels, plastic weights and rule state in one atomically replaced file.
+"""The persistent class store: a snapshot of the learned classes, and a journal of the changes since.
 
-Layout: a directory holding ``classes.msgpack``. The file is a msgpack map
-``{"format": "edgesnn.class-store", "version": 1, "sha256": hex, "body": bytes}``
+Layout: a directory holding ``classes.msgpack`` (the snapshot) and
+``classes.journal`` (:mod:`edgesnn.learn._journal`). The snapshot is a msgpack map
+``{"format": "edgesnn.class-store", "version": 2, "sha256": hex, "body": bytes}``
 where ``body`` is itself msgpack::
 
     {"model": <store key: sha256 of the model fingerprint and the learning config>,
@@ -10,15 +11,26 @@ where ``body`` is itself msgpack::
      "rule": {"threshold": float},
      "generation": int}                                           # +1 per write
 
-Writing puts the bytes in a fresh temporary file in the same directory, flushes
-and fsyncs it, renames it over ``classes.msgpack`` (``os.replace``, atomic on
-POSIX) and fsyncs the directory, so a crash at any point leaves either the old
-or the new file. A crash can leave a ``.classes.*.tmp`` file behind; opening the
-store removes those. One session writes a store at a time (there is no lock).
+Version 2 means a journal may continue the snapshot (version 1 stores, written
+before the journal, have none and still load; an edgesnn that reads only version
+1 refuses a version 2 store instead of silently missing the journal).
+
+A change (learn, forget) is one frame appended to the journal and one
+``fdatasync``: the rows that changed, the class list and the rule state. Every
+``compact_every`` changes, or once the journal outgrows twice the snapshot, the
+store compacts: it writes the whole state as a new snapshot (temporary file,
+fsync, rename over ``classes.msgpack``, directory fsync) and then a fresh journal
+naming that snapshot's checksum (the same way). A journal naming another
+snapshot is a stale one left by a crash between those two steps; its changes are
+all in the snapshot, so readers ignore it. A crash at any point therefore leaves
+the state of the last acknowledged change, or of the one in flight, never a mix.
+A crash can leave a ``.classes.*.tmp`` file behind; opening the store removes
+those. One session writes a store at a time (there is no lock).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -32,6 +44,7 @@ import msgpack
 import numpy as np
 
 from edgesnn.errors import StateError, UnsupportedVersionError
+from edgesnn.learn import _journal
 
 if TYPE_CHECKING:
     from edgesnn.learn.config import LearningConfig
@@ -40,8 +53,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgesnn.learn.store")
 
 FORMAT = "edgesnn.class-store"
-VERSION = 1
+VERSION = 2
 FILENAME = "classes.msgpack"
+JOURNAL = "classes.journal"
 _TMP_PREFIX = ".classes."
 _TMP_SUFFIX = ".tmp"
 _BODY_KEYS = ("model", "classes", "weights", "rule", "generation")
@@ -67,7 +81,12 @@ def store_key(model: Model, config: LearningConfig) -> str:
 
 # -- encoding ----------------------------------------------------------------------
 def encode_record(record: StoreRecord) -> bytes:
-    """The bytes of a store file for ``record``."""
+    """The bytes of a snapshot file for ``record``."""
+    return _encode_snapshot(record)[0]
+
+
+def _encode_snapshot(record: StoreRecord) -> tuple[bytes, str]:
+    """The snapshot bytes and the sha256 of their body."""
     w = np.ascontiguousarray(record.weights, dtype="<f4")
     body = msgpack.packb(
         {
@@ -81,8 +100,8 @@ def encode_record(record: StoreRecord) -> bytes:
         },
         use_bin_type=True,
     )
-    outer = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(body).hexdigest(), "body": body}
-    return msgpack.packb(outer, use_bin_type=True)
+    sha = hashlib.sha256(body).hexdigest()
+    return msgpack.packb({"format": FORMAT, "version": VERSION, "sha256": sha, "body": body}, use_bin_type=True), sha
 
 
 def _unpack(data: bytes, path: str) -> Any:
@@ -102,7 +121,12 @@ def _need(doc: dict, key: str, types: type | tuple[type, ...], what: str, path: 
 
 
 def decode_record(data: bytes, *, path: str) -> StoreRecord:
-    """Decode and check store bytes; errors name ``path`` (the file) and the field."""
+    """Decode and check snapshot bytes; errors name ``path`` (the file) and the field."""
+    return _decode_snapshot(data, path)[0]
+
+
+def _decode_snapshot(data: bytes, path: str) -> tuple[StoreRecord, str]:
+    """The record and the sha256 of its body (what a journal names to continue this snapshot)."""
     outer = _unpack(data, path)
     if not isinstance(outer, dict) or outer.get("format") != FORMAT:
         raise StateError(f"not a class store (expected format {FORMAT!r})", path=f"{path}/format")
@@ -130,7 +154,7 @@ def decode_record(data: bytes, *, path: str) -> StoreRecord:
     if not np.isfinite(threshold) or threshold < 0:
         raise StateError(f"expected a finite number >= 0, got {threshold!r}", path=f"{path}/rule/threshold")
     generation = _need(doc, "generation", int, "an int", path)
-    return StoreRecord(model_key, labels, examples, weights, threshold, generation)
+    return StoreRecord(model_key, labels, examples, weights, threshold, generation), outer["sha256"]
 
 
 def _decode_classes(items: list, path: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
@@ -195,9 +219,11 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-@dataclasses.dataclass(frozen=True)
 class ClassStore:
-    """A directory holding one class-store file.
+    """A directory holding a class store: a snapshot and the journal of changes since.
+
+    The object remembers the state it last read or wrote, so that a write can
+    append only what changed; one object (one session) writes a store at a time.
 
     Examples
     --------
@@ -205,25 +231,63 @@ class ClassStore:
     >>> store.read()                                           # None until the first write
     """
 
-    directory: Path
+    def __init__(self, directory: str | os.PathLike[str], *, compact_every: int = 64) -> None:
+        self.directory = Path(directory)
+        self.compact_every = compact_every
+        self._state: StoreRecord | None = None  # what the files hold, as this object last saw them
+        self._snapshot_sha = ""
+        self._snapshot_size = 0
+        self._journal_end: int | None = None  # None: no journal continuing the snapshot (write compacts)
+        self._changes = 0
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "directory", Path(self.directory))
+    def __repr__(self) -> str:
+        return f"ClassStore({str(self.directory)!r})"
 
     @property
     def file(self) -> Path:
-        """The store file."""
+        """The snapshot file."""
         return self.directory / FILENAME
 
+    @property
+    def journal(self) -> Path:
+        """The journal file."""
+        return self.directory / JOURNAL
+
+    # -- reading ---------------------------------------------------------------------
     def read(self) -> StoreRecord | None:
-        """The stored record, or None when the store has never been written."""
+        """The stored state (snapshot plus journal), or None when the store has never been written.
+
+        A torn last journal frame (a crash during an append, never acknowledged) is left out.
+        """
         if self.directory.exists() and not self.directory.is_dir():
             raise StateError("expected a directory (the class store), got a file", path=str(self.directory))
         try:
             data = self.file.read_bytes()
         except FileNotFoundError:
+            if self.journal.exists():
+                raise StateError(f"a journal without its snapshot {FILENAME} (was it deleted?)",
+                                 path=str(self.journal)) from None  # fmt: skip
+            self._forget_state()
             return None
-        return decode_record(data, path=str(self.file))
+        record, sha = _decode_snapshot(data, str(self.file))
+        self._state, self._snapshot_sha, self._snapshot_size = record, sha, len(data)
+        self._journal_end, self._changes = None, 0
+        try:
+            journal = self.journal.read_bytes()
+        except FileNotFoundError:
+            return record  # a version 1 store, or a crash before the first journal was in place
+        scan = _journal.scan(journal, str(self.journal), record.weights.shape[1])
+        if scan.snapshot != sha:
+            log.info("%s: ignoring a stale journal (a compaction was interrupted; the snapshot holds it all)",
+                     self.journal)  # fmt: skip
+            return record
+        for i, change in enumerate(scan.changes, 1):
+            record = _apply(record, change, f"{self.journal}/frame {i}")
+        if scan.end < scan.size:
+            log.info("%s: ignoring a torn last frame (%d bytes; an interrupted, unacknowledged write)",
+                     self.journal, scan.size - scan.end)  # fmt: skip
+        self._state, self._journal_end, self._changes = record, scan.end, len(scan.changes)
+        return record
 
     def load(self, model_key: str, n_features: int) -> StoreRecord | None:
         """The stored record if it belongs to ``model_key``; a foreign store raises :class:`StateError`."""
@@ -241,10 +305,69 @@ class ClassStore:
                              path=f"{self.file}/weights/shape")  # fmt: skip
         return record
 
+    # -- writing ---------------------------------------------------------------------
     def write(self, record: StoreRecord) -> None:
-        """Write ``record`` atomically and durably (returns once it is on disk)."""
+        """Make ``record`` the stored state, durably (returns once it is on disk).
+
+        Appends a journal frame when ``record`` is the next generation of the state
+        this object last read or wrote; otherwise, and every ``compact_every``
+        changes, writes a new snapshot and journal.
+        """
+        prev = self._state
+        if (
+            prev is None
+            or self._journal_end is None
+            or record.generation != prev.generation + 1
+            or record.model_key != prev.model_key
+            or record.weights.shape[1] != prev.weights.shape[1]
+            or self._changes >= self.compact_every
+            or self._journal_end > max(1 << 20, 2 * self._snapshot_size)
+        ):
+            self.compact(record)
+        else:
+            self._append(prev, record, self._journal_end)
+
+    def compact(self, record: StoreRecord) -> None:
+        """Write ``record`` as the snapshot, then an empty journal continuing it (each atomically)."""
+        self._forget_state()  # if this fails half way, the next write compacts again
         self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.file, encode_record(record))
+        data, sha = _encode_snapshot(record)
+        write_atomic(self.file, data)
+        head = _journal.header(sha)
+        write_atomic(self.journal, head)
+        self._state, self._snapshot_sha, self._snapshot_size = record, sha, len(data)
+        self._journal_end, self._changes = len(head), 0
+
+    def _append(self, prev: StoreRecord, record: StoreRecord, end: int) -> None:
+        before = {lb: i for i, lb in enumerate(prev.labels)}
+        w = np.ascontiguousarray(record.weights, np.float32)
+        rows = {i: w[i] for i, lb in enumerate(record.labels)
+                if lb not in before or not np.array_equal(w[i], prev.weights[before[lb]])}  # fmt: skip
+        change = _journal.Change(record.generation, tuple(record.labels), tuple(record.examples),
+                                 float(record.threshold), rows)  # fmt: skip
+        frame = _journal.encode_change(change)
+        fd = os.open(self.journal, os.O_WRONLY)
+        try:
+            if os.fstat(fd).st_size != end:  # a torn frame of a crash: cut it off
+                os.ftruncate(fd, end)
+            written = 0
+            while written < len(frame):
+                written += os.pwrite(fd, frame[written:], end + written)
+            _fdatasync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a failed write leaves nothing a reader would take for a change
+                os.ftruncate(fd, end)
+            raise
+        finally:
+            os.close(fd)
+        self._state = StoreRecord(record.model_key, tuple(record.labels), tuple(record.examples), w.copy(),
+                                  float(record.threshold), record.generation)  # fmt: skip
+        self._journal_end = end + len(frame)
+        self._changes += 1
+
+    def _forget_state(self) -> None:
+        self._state, self._snapshot_sha, self._snapshot_size = None, "", 0
+        self._journal_end, self._changes = None, 0
 
     def remove_leftovers(self) -> int:
         """Delete temporary files a crashed writer left behind; returns how many."""
@@ -257,3 +380,25 @@ class ClassStore:
         if count:
             log.info("%s: removed %d temporary file(s) left by an interrupted write", self.directory, count)
         return count
+
+
+def _apply(record: StoreRecord, change: _journal.Change, path: str) -> StoreRecord:
+    """The state after one journal change."""
+    if change.generation != record.generation + 1:
+        raise StateError(f"expected generation {record.generation + 1}, got {change.generation}",
+                         path=f"{path}/generation")  # fmt: skip
+    before = {lb: i for i, lb in enumerate(record.labels)}
+    weights = np.empty((len(change.labels), record.weights.shape[1]), np.float32)
+    for i, label in enumerate(change.labels):
+        if i in change.rows:
+            weights[i] = change.rows[i]
+        elif label in before:
+            weights[i] = record.weights[before[label]]
+        else:
+            raise StateError(f"no weights for the new class {label!r} (row {i})", path=f"{path}/rows")
+    return StoreRecord(record.model_key, change.labels, change.examples, weights, change.threshold, change.generation)
+
+
+def _fdatasync(fd: int) -> None:
+    # fdatasync flushes the data and the size (what a reader needs), not timestamps; not every platform has it.
+    getattr(os, "fdatasync", os.fsync)(fd)

@@ -3,10 +3,20 @@
 Prints one JSON document: per configuration, medians over the repeats of what
 ``session.learn`` reports: ``forward_us`` (the example through the private
 batch-1 copy of the graph), ``rule_us`` (initial row, the three-factor rule,
-quantisation: the cost beyond the forward pass), ``store_us`` (the durable
-store write: temp file, fsync, rename, directory fsync) and ``elapsed_us``.
-Each repeat adds a new class to a readout that already holds ``--classes``
-classes, then forgets it (not timed) so every repeat sees the same size.
+quantisation: the cost beyond the forward pass), ``store_us`` (making the
+change durable: one checksummed journal frame and an fdatasync, and every
+``compact_every`` changes a new snapshot and journal, see
+:mod:`edgesnn.learn.store`) and ``elapsed_us``. Each repeat adds a new class to
+a readout that already holds ``--classes`` classes, then forgets it (not timed,
+though its journal frame counts toward compaction) so every repeat sees the
+same size. Besides the median, ``mean`` shows the cost with compactions
+amortised.
+
+fsync latency on a shared disk swings by an order of magnitude from minute to
+minute, so ``durable_write_us`` compares the two ways of making one learned
+class durable under the same conditions, alternating them: appending its
+journal frame (what ``session.learn`` does) and replacing the whole snapshot
+atomically (what it did before the journal, and what a compaction does).
 
     python tools/bench/learn.py [--repeats 51] [--classes 10]
 """
@@ -28,6 +38,7 @@ if __package__ in (None, ""):  # run as a script: make `tools.bench` importable 
 import numpy as np
 
 from edgesnn.learn import enable_learning
+from edgesnn.learn.store import ClassStore, StoreRecord, encode_record, write_atomic
 from tools.bench.learn_task import ToyTask
 
 SEED = 2024
@@ -51,12 +62,42 @@ def measure(task: ToyTask, hyper: dict, *, store: bool, classes: int, repeats: i
         for x in examples[3:]:
             rows.append(session.learn("new", x))
             session.forget("new")
-    out = {k: {"median": statistics.median(r[k] for r in rows), "min": min(r[k] for r in rows),
-               "max": max(r[k] for r in rows)} for k in KEYS}  # fmt: skip
-    beyond = [r["rule_us"] + r["store_us"] for r in rows]
-    out["beyond_forward_us"] = {"median": statistics.median(beyond), "min": min(beyond), "max": max(beyond)}
+    out = {k: _summary([r[k] for r in rows]) for k in KEYS}
+    out["beyond_forward_us"] = _summary([r["rule_us"] + r["store_us"] for r in rows])
     out["epochs"] = rows[0]["epochs"]
     return out
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "mean": statistics.fmean(values), "min": min(values),
+            "max": max(values)}  # fmt: skip
+
+
+def durable_write_cost(n_classes: int, n_features: int, repeats: int) -> dict:
+    """µs to make one new class durable: a journal append against an atomic snapshot replace, alternated."""
+    rng = np.random.default_rng(SEED)
+    w = rng.normal(size=(n_classes, n_features)).astype(np.float32)
+    labels = tuple(f"known{c}" for c in range(n_classes))
+    rec = StoreRecord("k" * 64, labels, (1,) * n_classes, w, 0.0, 1)
+    times: dict[str, list[float]] = {"journal_append": [], "snapshot_replace": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ClassStore(Path(tmp) / "journal", compact_every=1 << 30)
+        store.write(rec)
+        replace = Path(tmp) / "snapshot" / "classes.msgpack"
+        replace.parent.mkdir()
+        for _ in range(repeats):
+            nxt = StoreRecord(rec.model_key, (*rec.labels, f"new{rec.generation}"), (*rec.examples, 1),
+                              np.vstack([rec.weights, rng.normal(size=(1, n_features)).astype(np.float32)]),
+                              0.0, rec.generation + 1)  # fmt: skip
+            t0 = time.perf_counter()
+            store.write(nxt)
+            t1 = time.perf_counter()
+            write_atomic(replace, encode_record(nxt))
+            t2 = time.perf_counter()
+            times["journal_append"].append((t1 - t0) * 1e6)
+            times["snapshot_replace"].append((t2 - t1) * 1e6)
+            rec = nxt
+    return {k: _summary(v) for k, v in times.items()} | {"classes": n_classes, "features": n_features}
 
 
 def step_cost(task: ToyTask, classes: int, repeats: int) -> dict:
@@ -96,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
         "F1024_T200_8bit_store": (big, {"weight_bits": 8}, True),
     }
     results: dict = {"step_us": step_cost(task, args.classes, args.repeats)}
+    results["durable_write_us"] = {
+        f"F{f}": durable_write_cost(args.classes, f, args.repeats) for f in (task.n_features, big.n_features)
+    }
     for name, (t, hyper, store) in configs.items():
         r = measure(t, hyper, store=store, classes=args.classes, repeats=args.repeats)
         r.update(features=t.n_features, steps=t.steps, store=store, **hyper)
