@@ -76,6 +76,7 @@ CASES = {
     "cubalif": {"neuron": "cubalif", "reset_mode": "to_value"},
     "adlif": {"neuron": "adlif", "reset_timing": "next_step"},
     "recurrent": {"kind": "recurrent", "neuron": "adlif", "hidden": [24]},
+    "weights_for_another_step": {"kind": "recurrent", "hidden": [24], "weight_dt_s": 4e-3, "weight_scale": 5.0},
     "conv": {"kind": "conv", "neuron": "lif", "input_shape": [2, 3, 4], "hidden": [16],
              "conv": [{"channels": 4, "kernel": [3, 3], "stride": [1, 2], "padding": [1, 1]}]},
 }  # fmt: skip

@@ -106,6 +106,11 @@ class ModelConfig:
     train_adaptation: bool = True
     weight_scale: float = 1.0
     recurrent_scale: float | None = None
+    # The step the weights are expressed for (None: the experiment's dt_s). Synapses carry
+    # spike counts per step, and a spike's kick on the membrane is about w * dt / tau, so the
+    # trained weights are multiplied by weight_dt_s / dt_s: the same initial scales and learning
+    # rate then give the same dynamics at any training step.
+    weight_dt_s: float | None = None
     readout_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -144,6 +149,9 @@ class ModelConfig:
             _number(getattr(self, name), name, low=0)
         if self.recurrent_scale is not None:
             _number(self.recurrent_scale, "recurrent_scale", low=0)
+        if self.weight_dt_s is not None:
+            _number(self.weight_dt_s, "weight_dt_s")
+            _check(self.weight_dt_s > 0, f"expected a step > 0 s, got {self.weight_dt_s!r}", "weight_dt_s")
         for name in ("a_coupling", "b_spike", "v_threshold"):
             _number(getattr(self, name), name)
         _check(self.v_threshold > 0, "expected a threshold > 0", "v_threshold")

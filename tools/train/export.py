@@ -63,19 +63,21 @@ def to_model(
     for spec, p in zip(net.layers, params["layers"], strict=True):
         syn = f"{spec.name}_w"
         if spec.kind == "conv":
-            nodes[syn] = Conv2d(weight=_f32(p["w"]), bias=_f32(p["b"]), stride=spec.stride, padding=spec.padding)
+            nodes[syn] = Conv2d(
+                weight=_f32(net.weight_gain * p["w"]), bias=_f32(p["b"]), stride=spec.stride, padding=spec.padding
+            )
         else:
             flatten_if_needed()
-            nodes[syn] = Linear(weight=_f32(p["w"]))
+            nodes[syn] = Linear(weight=_f32(net.weight_gain * p["w"]))
         edges += [(prev, syn), (syn, spec.name)]
         nodes[spec.name] = neuron_node(net, net.neuron.kind, p["neuron"], spec.out_shape)
         if spec.recurrent:
-            nodes[f"{spec.name}_rec"] = Linear(weight=_f32(p["w_rec"]))
+            nodes[f"{spec.name}_rec"] = Linear(weight=_f32(net.weight_gain * p["w_rec"]))
             edges += [(spec.name, f"{spec.name}_rec"), (f"{spec.name}_rec", spec.name)]
         prev, prev_shape = spec.name, spec.out_shape
     flatten_if_needed()
     r = params["readout"]
-    nodes["readout_w"] = Linear(weight=_f32(r["w"]))
+    nodes["readout_w"] = Linear(weight=_f32(net.weight_gain * r["w"]))
     nodes[READOUT] = neuron_node(net, "li", r["neuron"], (net.n_classes,))
     nodes[OUTPUT] = Output((net.n_classes,), unit="V")
     edges += [(prev, "readout_w"), ("readout_w", READOUT), (READOUT, OUTPUT)]

@@ -67,6 +67,7 @@ class Network:
     train_tau: bool
     train_threshold: bool
     train_adaptation: bool
+    weight_gain: float = 1.0  # effective synaptic weight = gain * trained weight (ModelConfig.weight_dt_s)
 
     @property
     def readout_in(self) -> int:
@@ -113,6 +114,7 @@ def build_network(cfg: ExperimentConfig, input_shape: tuple[int, ...], n_classes
         train_tau=m.train_tau,
         train_threshold=m.train_threshold,
         train_adaptation=m.train_adaptation,
+        weight_gain=1.0 if m.weight_dt_s is None else m.weight_dt_s / cfg.dt_s,
     )
 
 
@@ -183,13 +185,13 @@ def neuron_params(net: Network, p: Params, shape: tuple[int, ...]) -> dict[str, 
     return {k: jnp.broadcast_to(v, shape) for k, v in out.items()}
 
 
-def _project(spec: LayerSpec, p: Params, h: jax.Array) -> jax.Array:
+def _project(spec: LayerSpec, p: Params, h: jax.Array, gain: float) -> jax.Array:
     """The layer's synapses applied at every step: (T, B, *in_shape) -> (T, B, *out_shape)."""
     t, b = h.shape[:2]
     if spec.kind == "dense":
-        return h.reshape(t, b, -1) @ p["w"].T
+        return h.reshape(t, b, -1) @ (gain * p["w"]).T
     y = jax.lax.conv_general_dilated(
-        h.reshape(t * b, *spec.in_shape), p["w"], window_strides=spec.stride,
+        h.reshape(t * b, *spec.in_shape), gain * p["w"], window_strides=spec.stride,
         padding=[(spec.padding[0],) * 2, (spec.padding[1],) * 2], dimension_numbers=("NCHW", "OIHW", "NCHW"),
     )  # fmt: skip
     return (y + p["b"][None, :, None, None]).reshape(t, b, *spec.out_shape)
@@ -224,12 +226,14 @@ def forward(
     spikes: dict[str, jax.Array] = {}
     for spec, p in zip(net.layers, params["layers"], strict=True):
         c = N.coefficients(net.neuron, neuron_params(net, p["neuron"], spec.out_shape), net.dt_s, net.method)
-        h = _population(net.neuron, spike, c, _project(spec, p, h), p.get("w_rec"))
+        w_rec = p.get("w_rec")
+        h = _population(net.neuron, spike, c, _project(spec, p, h, net.weight_gain),
+                        None if w_rec is None else net.weight_gain * w_rec)  # fmt: skip
         if record:
             spikes[spec.name] = h
     r = params["readout"]
     c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,)), net.dt_s, net.method)
-    y = _population(net.readout, spike, c, h.reshape(t, b, -1) @ r["w"].T, None)
+    y = _population(net.readout, spike, c, h.reshape(t, b, -1) @ (net.weight_gain * r["w"]).T, None)
     return y, spikes
 
 
