@@ -463,7 +463,7 @@ def test_stream_responses_are_refilled_only_up_to_a_bound() -> None:
     from edgesnn.serve import streaming
 
     cache = streaming.StreamCache()
-    big = np.zeros((1, 1 << 14), np.float32)  # 64 KiB per response
+    big = np.zeros((1, 1 << 12), np.float32)  # 16 KiB per response
     last, built = cache.respond(0, {"out": big}), 1
     for i in range(1, 2 * streaming._REFILL_BYTES // big.nbytes + 2):
         resp = cache.respond(i, {"out": big + i})

@@ -23,15 +23,16 @@ from edgesnn.serve.sessions import Entry, SessionTable
 _F32_LE = np.dtype("<f4")
 
 #: A message keeps every bytes value ever assigned to it until it is freed (upb allocates them
-#: in the message's arena), so a response is refilled only until this many bytes went into it.
-_REFILL_BYTES = 1 << 20
+#: in the message's arena), so a response is refilled only until this many bytes went into it:
+#: each open stream holds at most this much (W1: a new message every 800 steps).
+_REFILL_BYTES = 64 << 10
 
 
 class StreamCache:
     """The last accepted input signature and the last response of one stream (one thread)."""
 
     def __init__(self) -> None:
-        self.session_id: str | None = None  # signature: session, sequence flag, tensor name, datatype, shape
+        self._session_id: str | None = None  # signature: session, sequence flag, tensor name, datatype, shape
         self._entry: Entry | None = None
         self._sequence = False
         self._name = ""
@@ -49,7 +50,7 @@ class StreamCache:
         if self._input is None or self._input.dtype != arr.dtype or self._input.shape != arr.shape:
             self._input = np.empty(arr.shape, arr.dtype)
             self._bytes = memoryview(self._input.reshape(-1).view(np.uint8))
-        self.session_id = req.session_id
+        self._session_id = req.session_id
         self._entry = entry
         self._sequence = req.sequence
         self._name = t.name
@@ -58,7 +59,7 @@ class StreamCache:
 
     def step_again(self, req: pb.StepRequest, sessions: SessionTable) -> pb.StepResponse | None:
         """Step ``req`` if it has the remembered signature; None (nothing done) when it does not."""
-        if req.session_id != self.session_id or req.sequence != self._sequence:
+        if req.session_id != self._session_id or req.sequence != self._sequence:
             return None
         inputs = req.inputs
         if len(inputs) != 1 or req.events or req.outputs:
@@ -69,7 +70,7 @@ class StreamCache:
         raw = t.raw
         if len(raw) != len(self._bytes):  # type: ignore[arg-type]
             return None
-        entry = sessions.entry(self.session_id)  # NotFoundError once the session is closed
+        entry = sessions.entry(self._session_id)  # NotFoundError once the session is closed
         if entry is not self._entry:
             return None
         self._bytes[:] = raw  # type: ignore[index]
