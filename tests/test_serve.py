@@ -358,6 +358,21 @@ def test_unix_socket(tmp_path: Path, model_bytes: bytes) -> None:
         dev.close()
 
 
+def test_one_server_on_tcp_and_a_unix_socket_shares_its_sessions(tmp_path: Path, model_bytes: bytes) -> None:
+    unix = f"unix:{tmp_path / 'edgesnn.sock'}"
+    server, port = create_server(LocalDevice(), ["127.0.0.1:0", unix], max_sessions=1)
+    try:
+        assert server.ports["127.0.0.1:0"] == port and set(server.ports) == {"127.0.0.1:0", unix}
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as tcp, grpc.insecure_channel(unix) as local:
+            s = open_session(pb_grpc.DeviceServiceStub(tcp), model_bytes)
+            over_unix = pb_grpc.DeviceServiceStub(local)
+            assert not over_unix.Step(step_request(s.session_id, spikes(1)[0])).HasField("error")
+            code, details = status_of(over_unix.OpenSession, pb.OpenSessionRequest(model_id=s.model_id))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-sessions 1" in details
+    finally:
+        server.stop(0)
+
+
 def test_capacity_error_comes_back_through_remote_device(model_bytes: bytes) -> None:
     with served(LocalDevice(), max_sessions=1) as (_, address):
         dev = connect(address)

@@ -40,22 +40,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
-    servers = []
+    server = None
     try:
         for model in args.model or ():
             model_id = device.load_model(model)
             log.info("model preloaded", extra={"model": model_id, "path": model})
-        for address in addresses:
-            server, port = create_server(
-                device, address, token=args.token, tls=tls, max_sessions=args.max_sessions,
-                max_message_mb=args.max_message_mb,
-            )  # fmt: skip
-            servers.append(server)
+        # one server on every address: one session table, one --max-sessions, one set of threads
+        server, _ = create_server(
+            device, addresses, token=args.token, tls=tls, max_sessions=args.max_sessions,
+            max_message_mb=args.max_message_mb,
+        )  # fmt: skip
+        for address, port in server.ports.items():
             log.info("listening", extra={"address": address, "port": port})
         stop.wait()
         log.info("shutdown requested")
     finally:
-        for server in servers:
+        if server is not None:
             server.drain(args.grace)
         device.close()  # closes sessions; stores were written before every acknowledgement
         log.info("exited")

@@ -6,6 +6,7 @@ import dataclasses
 import ipaddress
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent import futures
 from pathlib import Path
 
@@ -57,10 +58,14 @@ def is_local_address(address: str) -> bool:
 class DeviceServer:
     """A running server: the grpc.Server plus what shutting down gracefully needs."""
 
-    def __init__(self, server: grpc.Server, health_servicer: health.HealthServicer, sessions: SessionTable) -> None:
+    def __init__(
+        self, server: grpc.Server, health_servicer: health.HealthServicer, sessions: SessionTable,
+        ports: dict[str, int] | None = None,
+    ) -> None:  # fmt: skip
         self.grpc_server = server
         self.health = health_servicer
         self.sessions = sessions
+        self.ports = ports or {}  # bound port of each address served
 
     def start(self) -> None:
         """Start serving (create_server already did)."""
@@ -99,7 +104,7 @@ def _start_all_workers(pool: futures.ThreadPoolExecutor, n: int) -> None:
 
 def create_server(
     device: Device,
-    address: str = "127.0.0.1:0",
+    address: str | Sequence[str] = "127.0.0.1:0",
     *,
     token: str | None = None,
     tls: TLSConfig | None = None,
@@ -111,14 +116,21 @@ def create_server(
 ) -> tuple[DeviceServer, int]:
     """Serve ``device`` on ``address`` ("host:port", port 0 picks one, or "unix:/path"); returns (server, port).
 
-    The server is started. A non-loopback address needs a ``token``; calls then need
+    ``address`` may also be several addresses (say TCP and a unix socket for co-located
+    clients): one server then listens on all of them, with one session table and one
+    session limit; ``port`` is the first address's and ``server.ports`` has each. The
+    server is started. A non-loopback address needs a ``token``; calls then need
     ``authorization: Bearer <token>`` metadata (health checks excepted). Messages over
     ``max_message_mb`` are refused with RESOURCE_EXHAUSTED; so is a session beyond
     ``max_sessions`` (after closing sessions idle for more than ``idle_timeout_s``).
     Each open stream holds one worker thread: ``workers`` defaults to max_sessions + 8.
     """
-    if not is_local_address(address) and not token:
-        raise OptionError(f"binding the non-loopback address {address!r} needs a token (--token)", path="address")
+    addresses = [address] if isinstance(address, str) else list(address)
+    if not addresses:
+        raise OptionError("expected at least one address to serve", path="address")
+    for a in addresses:
+        if not is_local_address(a) and not token:
+            raise OptionError(f"binding the non-loopback address {a!r} needs a token (--token)", path="address")
     if max_sessions < 1:
         raise OptionError(f"expected an int >= 1, got {max_sessions!r}", path="max_sessions")
     if max_message_mb <= 0:
@@ -144,19 +156,24 @@ def create_server(
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    try:
-        if tls is not None:
-            port = server.add_secure_port(address, grpc.ssl_server_credentials([(tls.private_key, tls.cert_chain)]))
-        else:
-            if token and not is_local_address(address):
-                log.warning("token sent in clear text: serve with TLS (--tls-cert/--tls-key) off loopback")
-            port = server.add_insecure_port(address)
-    except RuntimeError as exc:  # grpc reports a failed bind this way
-        raise OptionError(f"cannot bind {address!r}: in use, or not an address of this machine ({exc})",
-                          path="address") from exc  # fmt: skip
+    ports = {a: _bind(server, a, tls, token) for a in addresses}
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving", extra={"address": address, "port": port, "tls": tls is not None, "auth": bool(token),
-                               "max_sessions": max_sessions, "max_message_bytes": max_bytes})  # fmt: skip
-    return DeviceServer(server, health_servicer, sessions), port
+    for a, port in ports.items():
+        log.info("serving", extra={"address": a, "port": port, "tls": tls is not None, "auth": bool(token),
+                                   "max_sessions": max_sessions, "max_message_bytes": max_bytes})  # fmt: skip
+    return DeviceServer(server, health_servicer, sessions, ports), ports[addresses[0]]
+
+
+def _bind(server: grpc.Server, address: str, tls: TLSConfig | None, token: str | None) -> int:
+    """Add a listening port for ``address`` to ``server``; returns the port bound."""
+    try:
+        if tls is not None:
+            return server.add_secure_port(address, grpc.ssl_server_credentials([(tls.private_key, tls.cert_chain)]))
+        if token and not is_local_address(address):
+            log.warning("token sent in clear text: serve with TLS (--tls-cert/--tls-key) off loopback")
+        return server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpc reports a failed bind this way
+        raise OptionError(f"cannot bind {address!r}: in use, or not an address of this machine ({exc})",
+                          path="address") from exc  # fmt: skip
