@@ -4,9 +4,9 @@ Both servers run in their own processes and get the same messages (a W1 input
 step, 700 float32 spikes; or a chunk of 100 steps as uint8) on the same
 DeviceService.Stream method; the echo server's handler only answers a prebuilt
 response of the same size. Clients run closed loop: send a step, wait for its
-answer, send the next. The two servers take turns (repeats of the single stream, slices
-of the timed runs), so that other work on the machine weighs on both alike. Prints one
-JSON document:
+answer, send the next. The two servers take turns (round trips of the single streams,
+slices of the timed runs), so that other work on the machine weighs on both alike.
+Prints one JSON document:
 
 - closed loop, 1 stream, loopback TCP and a unix socket: p50/p99 round trip (median over
   repeats) of both servers, and the engine's own step time measured in this process;
@@ -211,7 +211,8 @@ def _percentiles(ns: list[int]) -> dict[str, float]:
 def one_stream(addresses: dict[str, str], steps: int, repeats: int) -> dict[str, dict[str, Any]]:
     """Closed-loop round trips on one stream per server: median over repeats of p50 and p99.
 
-    The servers take turns, one repeat each, so that both see the same load on the machine.
+    The servers take turns round trip by round trip, so that the stalls other work on the
+    machine causes (milliseconds, and what decides a p99 here) fall on both alike.
     """
     loops = {k: ClosedLoop(a, SEED, chunk=False) for k, a in addresses.items()}
     for loop in loops.values():
@@ -219,8 +220,12 @@ def one_stream(addresses: dict[str, str], steps: int, repeats: int) -> dict[str,
             loop.step()
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in loops}
     for _ in range(repeats):
-        for k, loop in loops.items():
-            runs[k].append(_percentiles([loop.step() for _ in range(steps)]))
+        rtts: dict[str, list[int]] = {k: [] for k in loops}
+        for _ in range(steps):
+            for k, loop in loops.items():
+                rtts[k].append(loop.step())
+        for k, r in rtts.items():
+            runs[k].append(_percentiles(r))
     result = {}
     for k, loop in loops.items():
         loop.close()
