@@ -21,7 +21,7 @@ from tools.metatrain import config_from_dict, load_config  # noqa: E402
 from tools.metatrain import rule as R  # noqa: E402
 from tools.metatrain.__main__ import main  # noqa: E402
 from tools.metatrain.config import MetaSection  # noqa: E402
-from tools.metatrain.episodes import fixed_episodes, sample_episode  # noqa: E402
+from tools.metatrain.episodes import fixed_episodes, sample_episode, sequential_episode  # noqa: E402
 from tools.metatrain.features import FeatureSplit  # noqa: E402
 from tools.metatrain.meta import episode_accuracy, meta_train_grid  # noqa: E402
 
@@ -172,6 +172,29 @@ def test_meta_training_improves_episode_accuracy_on_a_synthetic_task():
     tuned = episode_accuracy(result.config, DT_S, test, eps, 3, 1).mean()
     untuned = episode_accuracy(cfg.base_rule(32), DT_S, test, eps, 3, 1).mean()
     assert tuned >= untuned + 0.05, (tuned, untuned)
+
+
+def test_retention_term_scores_class_incremental_episodes():
+    y = np.repeat(np.arange(8), 6)
+    e = sequential_episode(y, 3, 2, 2, np.random.default_rng(0))
+    # Classes 0..2 (both shots) are taught before 3..5; queries cover all six.
+    np.testing.assert_array_equal(e.support_rows, R.sequential_order(3, 2))
+    np.testing.assert_array_equal(e.support_rows, [0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5])
+    np.testing.assert_array_equal(y[e.support], e.classes[e.support_rows])
+    np.testing.assert_array_equal(y[e.query], np.repeat(e.classes, 2))
+    cfg = config_from_dict({
+        "data": {"kind": "synthetic"}, "features": {"feature_node": "f", "bundle": "unused.esnn"},
+        "episodes": {"n_way": 3, "k_shot": [1], "n_query": 3},
+        "rule": {"weight_bits": 8, "learning_rate_other": 0.05},
+        "meta": {"iterations": 4, "batch": 2, "t_epoch_grid": [10], "val_episodes": 6, "retention": 2.0,
+                 "learn": ["learning_rate", "learning_rate_other"]},
+    })  # fmt: skip
+    splits = {"meta_train": synthetic_features(1, 10), "meta_val": synthetic_features(2, 10)}
+    (r,) = meta_train_grid(cfg.start_rule(32), DT_S, splits, cfg.episodes, cfg.meta, seed=0)
+    assert set(r.sequential_before) == set(r.sequential_after) == {1}
+    assert r.score == pytest.approx((r.val_after[1] + 2.0 * r.sequential_after[1]) / 3.0)
+    with pytest.raises(OptionError, match="meta/retention: expected a number >= 0"):
+        config_from_dict({**BASE, "meta": {"retention": -1}})
 
 
 def test_episodes_list_the_support_shot_by_shot():

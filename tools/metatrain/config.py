@@ -122,6 +122,17 @@ class EpisodeSection:
 class MetaSection:
     """The outer loop: Adam on the hyperparameters named in ``learn``, for each ``t_epoch`` of the grid.
 
+    ``retention`` weighs a class-incremental term of the outer loss: each step
+    also teaches ``batch`` sequences of 2 N classes (N of them, then N more, the
+    way a device learns them) and scores the queries of all 2 N classes over all
+    2 N rows, so a rule that damages earlier rows while learning later ones (e.g.
+    through ``learning_rate_other``) pays for it. 0 leaves the term out. The
+    term weighs earlier and later classes alike, so it may still accept damage
+    to earlier classes that buys more for later ones: on the keywords (t_epoch
+    50, retention 1) it kept ``learning_rate_other`` at 0.034, and the first 5
+    held-out classes still lost 19 points after 5 more. To keep earlier rows
+    untouched, leave ``learning_rate_other`` out of ``learn`` (at the rule's 0).
+
     ``start`` overrides hyperparameters of the untuned rule where the outer loop
     begins (e.g. a learning rate small enough not to diverge on these features);
     the untuned rule itself stays the ``rule`` section.
@@ -136,6 +147,7 @@ class MetaSection:
     val_episodes: int = 200
     gate_sharpness: float = 20.0
     clip_norm: float = 1.0
+    retention: float = 0.0
     start: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -153,6 +165,8 @@ class MetaSection:
         _int(self.val_episodes, "val_episodes", 1)
         _positive(self.gate_sharpness, "gate_sharpness")
         _positive(self.clip_norm, "clip_norm")
+        _check(isinstance(self.retention, (int, float)) and not isinstance(self.retention, bool)
+               and self.retention >= 0, f"expected a number >= 0, got {self.retention!r}", "retention")  # fmt: skip
         _check(isinstance(self.start, dict), f"expected an object, got {self.start!r}", "start")
 
 

@@ -44,6 +44,19 @@ def sample_episode(y: np.ndarray, n_way: int, k_shot: int, n_query: int, rng: np
     return Episode(support, np.tile(np.arange(n_way), k_shot), query, np.repeat(np.arange(n_way), n_query), classes)
 
 
+def sequential_episode(y: np.ndarray, n_way: int, k_shot: int, n_query: int, rng: np.random.Generator) -> Episode:
+    """A class-incremental episode: ``2 * n_way`` classes, the support of the first ``n_way`` taught first.
+
+    Rows 0..n_way-1 are the earlier classes (shot by shot), rows n_way..2 n_way-1
+    the later ones (shot by shot); queries cover all ``2 * n_way`` classes.
+    """
+    e = sample_episode(y, 2 * n_way, k_shot, n_query, rng)
+    first = e.support_rows < n_way
+    support = np.concatenate([e.support[first], e.support[~first]])
+    rows = np.concatenate([e.support_rows[first], e.support_rows[~first]])
+    return Episode(support, rows, e.query, e.query_rows, e.classes)
+
+
 def fixed_episodes(
     y: np.ndarray, n: int, *, n_way: int, k_shot: int, n_query: int, seed: int | list[int]
 ) -> list[Episode]:

@@ -9,6 +9,15 @@ to the hyperparameters named in ``meta.learn``, second order: the gradient
 flows through every inner update. The temperature only shapes the loss (the
 runtime takes an argmax) and is not exported.
 
+With ``meta.retention > 0`` the loss gains a class-incremental term, weighted
+by it: ``batch`` episodes of ``2 N`` classes taught in two rounds (N classes,
+then N more, :func:`tools.metatrain.episodes.sequential_episode`), whose
+queries of all ``2 N`` classes are scored over all ``2 N`` rows. The N-way term
+alone rewards pushing other rows down (``learning_rate_other``), which helps
+within an episode but erases earlier classes when later ones are learned on a
+device; this term makes the outer loop pay for that. Model selection then
+scores ``(val + retention * sequential val) / (1 + retention)``.
+
 Parameterisation: learning rate, time constants, imprinting scale and the gap
 ``target_on - target_off`` are learned as logarithms (positive, scale-free
 steps); ``learning_rate_other``, ``threshold``, ``threshold_step``,
@@ -38,7 +47,7 @@ import optax
 from edgesnn.learn import LearningConfig
 from tools.metatrain import rule as R
 from tools.metatrain.config import EpisodeSection, MetaSection
-from tools.metatrain.episodes import Episode, fixed_episodes, sample_episode
+from tools.metatrain.episodes import Episode, fixed_episodes, sample_episode, sequential_episode
 from tools.metatrain.features import FeatureSplit
 
 log = logging.getLogger("edgesnn.metatrain")
@@ -57,11 +66,22 @@ class GridResult:
     val_after: dict[int, float]
     config: LearningConfig
     history: list[dict[str, Any]]
+    retention: float = 0.0
+    sequential_before: dict[int, float] = dataclasses.field(default_factory=dict)
+    sequential_after: dict[int, float] = dataclasses.field(default_factory=dict)
 
     @property
     def score(self) -> float:
-        """Mean meta-val accuracy over the shot counts (the selection criterion)."""
-        return float(np.mean(list(self.val_after.values())))
+        """The selection criterion: mean meta-val accuracy, blended with the sequential one by ``retention``."""
+        return selection_score(self.val_after, self.sequential_after, self.retention)
+
+
+def selection_score(val: dict[int, float], sequential: dict[int, float], retention: float) -> float:
+    """Mean N-way meta-val accuracy, or ``(that + retention * mean sequential accuracy) / (1 + retention)``."""
+    score = float(np.mean(list(val.values())))
+    if retention > 0 and sequential:
+        score = (score + retention * float(np.mean(list(sequential.values())))) / (1.0 + retention)
+    return score
 
 
 def to_theta(hyper: R.Hyper, learn: tuple[str, ...]) -> dict[str, jax.Array]:
@@ -109,25 +129,34 @@ def _episode_arrays(split: FeatureSplit, episodes: list[Episode]) -> tuple[np.nd
 
 
 @functools.lru_cache(maxsize=32)
-def _functions(static: R.Static, n_way: int, k_shot: int, optimizer: Any) -> tuple[Any, Any]:
-    """Jitted (train step, accuracy) for one rule structure and episode shape."""
-    rows = R.presentation_order(n_way, k_shot)
+def _functions(static: R.Static, n_way: int, k_shot: int, optimizer: Any, retention: float = 0.0) -> tuple:
+    """Jitted (train step, N-way accuracy, sequential 2N-way accuracy) for one rule structure and episode shape.
+
+    The train step takes ``(theta, opt_state, base, episodes, sequential)``, each of the
+    last two a ``(support, query, query rows)`` batch; ``sequential`` is None without retention.
+    """
+    orders = {n_way: R.presentation_order(n_way, k_shot), 2 * n_way: R.sequential_order(n_way, k_shot)}
 
     def one(theta: dict, base: R.Hyper, sup: jax.Array, qry: jax.Array, qrows: jax.Array) -> tuple:
+        n_rows = sup.shape[0] // k_shot  # n_way, or 2 n_way for a sequential episode
         hyper = from_theta(theta, base)
-        w, _ = R.adapt(hyper, static, sup, rows, n_way)
+        w, _ = R.adapt(hyper, static, sup, orders[n_rows], n_rows)
         s = R.scores(w, qry, hyper, static)
         logits = jnp.exp(theta["log_temperature"]) * s
         loss = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), qrows[:, None], axis=1))
         return loss, jnp.mean(jnp.argmax(s, axis=1) == qrows)
 
-    def batch_loss(theta: dict, base: R.Hyper, sup: jax.Array, qry: jax.Array, qrows: jax.Array) -> tuple:
-        loss, acc = jax.vmap(one, in_axes=(None, None, 0, 0, 0))(theta, base, sup, qry, qrows)
-        return jnp.mean(loss), jnp.mean(acc)
+    def batch_loss(theta: dict, base: R.Hyper, episodes: tuple, sequential: tuple | None) -> tuple:
+        loss, acc = jax.vmap(one, in_axes=(None, None, 0, 0, 0))(theta, base, *episodes)
+        total = jnp.mean(loss)
+        if sequential is not None:
+            seq_loss, _ = jax.vmap(one, in_axes=(None, None, 0, 0, 0))(theta, base, *sequential)
+            total = total + retention * jnp.mean(seq_loss)
+        return total, jnp.mean(acc)
 
     @jax.jit
-    def train_step(theta: dict, opt_state: Any, base: R.Hyper, sup: jax.Array, qry: jax.Array, qrows: jax.Array):  # type: ignore[no-untyped-def]
-        (loss, acc), grads = jax.value_and_grad(batch_loss, has_aux=True)(theta, base, sup, qry, qrows)
+    def train_step(theta: dict, opt_state: Any, base: R.Hyper, episodes: tuple, sequential: tuple | None):  # type: ignore[no-untyped-def]
+        (loss, acc), grads = jax.value_and_grad(batch_loss, has_aux=True)(theta, base, episodes, sequential)
         updates, opt_state = optimizer.update(grads, opt_state, theta)
         theta = project(optax.apply_updates(theta, updates), base)
         return theta, opt_state, loss, acc
@@ -161,22 +190,34 @@ def meta_train_grid(
     """Meta-train ``base`` at every epoch length of the grid; one result per length."""
     val = {k: fixed_episodes(splits["meta_val"].y, meta.val_episodes, n_way=episodes.n_way, k_shot=k,
                              n_query=episodes.n_query, seed=[seed, 99, k]) for k in episodes.k_shot}  # fmt: skip
+    if meta.retention > 0:
+        rng = np.random.default_rng([seed, 98])
+        val_seq = {k: [sequential_episode(splits["meta_val"].y, episodes.n_way, k, episodes.n_query, rng)
+                       for _ in range(meta.val_episodes)] for k in episodes.k_shot}  # fmt: skip
+    else:
+        val_seq = {}
     results = []
     for g, t_epoch in enumerate(meta.t_epoch_grid):
         config = dataclasses.replace(base, t_epoch=t_epoch)
-        results.append(meta_train(config, dt_s, splits, episodes, meta, [seed, g], val, quiet=quiet))
+        results.append(meta_train(config, dt_s, splits, episodes, meta, [seed, g], val, val_seq, quiet=quiet))
         r = results[-1]
-        log.info("t_epoch %d: meta-val accuracy %s -> %s", t_epoch,
+        log.info("t_epoch %d: meta-val accuracy %s -> %s; sequential %s -> %s", t_epoch,
                  {k: round(v, 3) for k, v in r.val_before.items()},
-                 {k: round(v, 3) for k, v in r.val_after.items()})  # fmt: skip
+                 {k: round(v, 3) for k, v in r.val_after.items()},
+                 {k: round(v, 3) for k, v in r.sequential_before.items()},
+                 {k: round(v, 3) for k, v in r.sequential_after.items()})  # fmt: skip
     return results
 
 
 def meta_train(
     config: LearningConfig, dt_s: float, splits: dict[str, FeatureSplit], episodes: EpisodeSection,
-    meta: MetaSection, seed: list[int], val: dict[int, list[Episode]], *, quiet: bool = True,
+    meta: MetaSection, seed: list[int], val: dict[int, list[Episode]],
+    val_sequential: dict[int, list[Episode]] | None = None, *, quiet: bool = True,
 ) -> GridResult:  # fmt: skip
-    """Tune the hyperparameters ``meta.learn`` of ``config`` (epoch length fixed); keep the best on meta-val."""
+    """Tune the hyperparameters ``meta.learn`` of ``config`` (epoch length fixed); keep the best on meta-val.
+
+    ``val_sequential``: class-incremental meta-val episodes per shot count (with ``meta.retention > 0``).
+    """
     hyper, static = R.split_config(config, dt_s, gate_sharpness=meta.gate_sharpness)
     # A non-finite loss (a diverging inner loop) skips the step instead of poisoning the parameters.
     optimizer = optax.apply_if_finite(
@@ -188,18 +229,21 @@ def meta_train(
     rng = np.random.default_rng(seed)
     n_way, n_query = episodes.n_way, episodes.n_query
 
-    def validate(th: dict) -> dict[int, float]:
+    retention = float(meta.retention)
+    val_sequential = val_sequential or {}
+
+    def validate(th: dict, sets: dict[int, list[Episode]]) -> dict[int, float]:
         out = {}
-        for k, eps in val.items():
-            _, accuracy = _functions(static, n_way, k, optimizer)
+        for k, eps in sets.items():
+            _, accuracy = _functions(static, n_way, k, optimizer, retention)
             accs = [accuracy(th, hyper, *_episode_arrays(splits["meta_val"], eps[i : i + 50]))
                     for i in range(0, len(eps), 50)]  # fmt: skip
             out[k] = float(np.mean(np.concatenate([np.asarray(a) for a in accs])))
         return out
 
-    before = validate(theta)
-    best, best_theta = float(np.mean(list(before.values()))), theta
-    history: list[dict[str, Any]] = [{"iteration": 0, "val": before}]
+    before, seq_before = validate(theta, val), validate(theta, val_sequential)
+    best, best_theta = selection_score(before, seq_before, retention), theta
+    history: list[dict[str, Any]] = [{"iteration": 0, "val": before, "val_sequential": seq_before}]
     every = max(1, meta.iterations // 5)
     from tqdm import tqdm
 
@@ -207,20 +251,25 @@ def meta_train(
     for it in bar:
         k = episodes.k_shot[(it - 1) % len(episodes.k_shot)]
         batch = [sample_episode(train.y, n_way, k, n_query, rng) for _ in range(meta.batch)]
-        train_step, _ = _functions(static, n_way, k, optimizer)
-        theta, opt_state, loss, acc = train_step(theta, opt_state, hyper, *_episode_arrays(train, batch))
+        sequential = None
+        if retention > 0:
+            seq = [sequential_episode(train.y, n_way, k, n_query, rng) for _ in range(meta.batch)]
+            sequential = _episode_arrays(train, seq)
+        train_step, _ = _functions(static, n_way, k, optimizer, retention)
+        theta, opt_state, loss, acc = train_step(theta, opt_state, hyper, _episode_arrays(train, batch), sequential)
         if not quiet:
             bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}", refresh=False)
         if not np.isfinite(float(loss)):
             log.info("t_epoch %d: non-finite loss at iteration %d; step skipped", config.t_epoch, it)
         if it % every == 0 or it == meta.iterations:
-            v = validate(theta)
+            v, vs = validate(theta, val), validate(theta, val_sequential)
             history.append({"iteration": it, "loss": float(loss), "train_accuracy": float(acc), "val": v,
+                            "val_sequential": vs,
                             "hyper": {n: float(np.asarray(x)) for n, x in from_theta(theta, hyper).items()
                                       if np.ndim(x) == 0}})  # fmt: skip
-            log.info("t_epoch %d it %d: loss %.3f val %s", config.t_epoch, it, float(loss), v)
-            if float(np.mean(list(v.values()))) > best:
-                best, best_theta = float(np.mean(list(v.values()))), theta
+            log.info("t_epoch %d it %d: loss %.3f val %s sequential %s", config.t_epoch, it, float(loss), v, vs)
+            if selection_score(v, vs, retention) > best:
+                best, best_theta = selection_score(v, vs, retention), theta
     tuned = R.merge_config(config, from_theta(best_theta, hyper), static)
-    after = validate(best_theta)
-    return GridResult(config.t_epoch, before, after, tuned, history)
+    after, seq_after = validate(best_theta, val), validate(best_theta, val_sequential)
+    return GridResult(config.t_epoch, before, after, tuned, history, retention, seq_before, seq_after)

@@ -231,3 +231,9 @@ def scores(w: jax.Array, query: jax.Array, hyper: Hyper, static: Static) -> jax.
 def presentation_order(n_way: int, k_shot: int) -> tuple[int, ...]:
     """Class of each support example in teaching order: shot by shot, every class once per round."""
     return tuple(c for _ in range(k_shot) for c in range(n_way))
+
+
+def sequential_order(n_way: int, k_shot: int) -> tuple[int, ...]:
+    """Teaching order of a class-incremental episode: ``n_way`` classes, then ``n_way`` more, each shot by shot."""
+    first = presentation_order(n_way, k_shot)
+    return first + tuple(n_way + c for c in first)

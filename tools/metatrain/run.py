@@ -76,7 +76,14 @@ def run(cfg: MetaConfig, out_dir: str | os.PathLike[str], *, quiet: bool = False
         "dt_s": model.dt_s,
         "classes": {k: list(v.classes) for k, v in splits.items()},
         "grid": [
-            {"t_epoch": r.t_epoch, "val_before": r.val_before, "val_after": r.val_after, "history": r.history}
+            {
+                "t_epoch": r.t_epoch,
+                "val_before": r.val_before,
+                "val_after": r.val_after,
+                "sequential_before": r.sequential_before,
+                "sequential_after": r.sequential_after,
+                "history": r.history,
+            }
             for r in grid
         ],  # fmt: skip
         "chosen_t_epoch": best.t_epoch,
