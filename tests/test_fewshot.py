@@ -53,7 +53,11 @@ def test_a_run_is_evaluated_through_runtime_sessions(tmp_path, capsys):
         assert set(run["results"][k]) == set(fewshot.METHODS)
         for cell in run["results"][k].values():
             assert cell["episodes"] == 4 and 0.0 <= cell["mean"] <= 100.0
-    assert run["forgetting"]["repeats"] == 2
+    f = run["forgetting"]
+    assert f["repeats"] == 2
+    # The loss splits into learning order (forgetting proper) and competition from the new classes.
+    assert f["loss_points"] == pytest.approx(f["order_loss_points"] + f["competition_points"])
+    assert 0.0 <= f["ncm_after"] <= 100.0 and "Of that, learning order" in (out / "fewshot.md").read_text()
     assert run["learn_cost_us"]["rule_us"] > 0
     assert (out / "fewshot.png").stat().st_size > 0 and "| NCM |" in (out / "fewshot.md").read_text()
     assert fewshot.main([str(tmp_path / "run"), "--out", str(out), "--episodes", "1"]) == 2

@@ -109,8 +109,22 @@ def choose_transfer(features: np.ndarray, episodes: list, n_way: int) -> dict[st
 # -- the checks of the runtime learner ---------------------------------------------------------------
 
 
-def forgetting(model: Model, x: np.ndarray, y: np.ndarray, *, repeats: int, n_query: int, seed: int) -> dict | None:
+def forgetting(
+    model: Model, x: np.ndarray, y: np.ndarray, *, repeats: int, n_query: int, seed: int,
+    rates: np.ndarray | None = None,
+) -> dict | None:  # fmt: skip
     """Accuracy (%) on 5 held-out classes learned one-shot, before and after 5 more (argmax over all learned).
+
+    The loss (before - after) has two parts, measured on the same draws:
+
+    * ``reversed``: accuracy on the same queries when the 5 later classes are
+      learned first, and the 5 earlier ones last. ``reversed - after`` is the
+      loss due to learning order alone: earlier rows damaged by later learning
+      (forgetting proper); ``before - reversed`` is what 5 more competitors in
+      the argmax cost, forgetting or not;
+    * ``ncm_before`` / ``ncm_after``: nearest class mean on the feature rates
+      ``rates`` (N, F) with the same one-shot examples, 5-way and then 10-way: a
+      memory that cannot forget, for scale (only when ``rates`` is given).
 
     None when the test split has fewer than 10 classes.
     """
@@ -119,7 +133,7 @@ def forgetting(model: Model, x: np.ndarray, y: np.ndarray, *, repeats: int, n_qu
     if len(labels) < 10:
         log.warning("forgetting check skipped: it needs 10 held-out classes, the test split has %d", len(labels))
         return None
-    before, after = [], []
+    before, after, reverse, ncm5, ncm10 = [], [], [], [], []
     for _ in range(repeats):
         classes = rng.choice(labels, 10, replace=False)
         picks = [rng.choice(np.flatnonzero(y == c), 1 + n_query, replace=False) for c in classes]
@@ -133,8 +147,22 @@ def forgetting(model: Model, x: np.ndarray, y: np.ndarray, *, repeats: int, n_qu
         for i in range(5, 10):
             session.learn(f"c{i}", x[picks[i][0]])
         after.append(_score_first_five(session, queries, truth))
-    b, a = 100.0 * float(np.mean(before)), 100.0 * float(np.mean(after))
-    return {"before": b, "after": a, "loss_points": b - a, "repeats": repeats, "within_target": b - a <= 2.0}
+
+        control = model.session(batch=5 * n_query)
+        for i in [*range(5, 10), *range(5)]:
+            control.learn(f"c{i}", x[picks[i][0]])
+        reverse.append(_score_first_five(control, queries, truth))
+        if rates is not None:
+            means = rates[[p[0] for p in picks]]
+            d2 = ((rates[np.concatenate([p[1:] for p in picks[:5]])][:, None] - means[None]) ** 2).sum(axis=-1)
+            ncm5.append(float(np.mean(d2[:, :5].argmin(axis=1) == truth)))
+            ncm10.append(float(np.mean(d2.argmin(axis=1) == truth)))
+    b, a, r = (100.0 * float(np.mean(v)) for v in (before, after, reverse))
+    out = {"before": b, "after": a, "loss_points": b - a, "reversed": r, "order_loss_points": r - a,
+           "competition_points": b - r, "repeats": repeats, "within_target": b - a <= 2.0}  # fmt: skip
+    if rates is not None:
+        out["ncm_before"], out["ncm_after"] = 100.0 * float(np.mean(ncm5)), 100.0 * float(np.mean(ncm10))
+    return out
 
 
 def _score_first_five(session: Any, queries: np.ndarray, truth: np.ndarray) -> float:
@@ -207,7 +235,7 @@ def evaluate_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         out["results"][str(k)] = {m: interval(np.array(v)) for m, v in acc.items()}
     tuned = models["meta-trained rule"]
     out["forgetting"] = forgetting(tuned, test_x, raw["test"].y, repeats=args.forget_repeats, n_query=n_query,
-                                   seed=cfg.seed)  # fmt: skip
+                                   seed=cfg.seed, rates=test_rates)  # fmt: skip
     out["learn_cost_us"] = learn_cost(tuned, test_x, repeats=51)
     return out
 
@@ -240,7 +268,15 @@ def markdown(results: dict[str, Any]) -> str:
         if f is not None:
             lines += [f"Forgetting (meta-trained bundle, 5 held-out classes one-shot, then 5 more, {f['repeats']} "
                       f"repeats): {f['before']:.1f} % -> {f['after']:.1f} % ({f['loss_points']:+.1f} points lost; "
-                      f"target <= 2).", ""]  # fmt: skip
+                      f"target <= 2)."]  # fmt: skip
+            if "reversed" in f:
+                lines += [f"Of that, learning order: {f['order_loss_points']:+.1f} points (the first 5 learned last "
+                          f"instead: {f['reversed']:.1f} %); 5 more classes in the argmax: "
+                          f"{f['competition_points']:+.1f} points."]  # fmt: skip
+            if "ncm_before" in f:
+                lines += [f"NCM on the same one-shot examples (cannot forget): {f['ncm_before']:.1f} % -> "
+                          f"{f['ncm_after']:.1f} % ({f['ncm_before'] - f['ncm_after']:+.1f} points)."]  # fmt: skip
+            lines.append("")
         lines += [f"Cost of learning one class (median of {c['repeats']}, with a store): forward "
                   f"{c['forward_us'] / 1e3:.2f} ms, rule {c['rule_us'] / 1e3:.2f} ms, store "
                   f"{c['store_us'] / 1e3:.2f} ms; beyond the forward pass {c['beyond_forward_us'] / 1e3:.2f} ms "
