@@ -81,6 +81,7 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
             readout = info["config"].get("loss", {}).get("readout", "max")
             run: dict[str, Any] = {
                 "network": kind, "train_dt_s": dt_src, "accuracy": {}, "eval_s": {},
+                "train_epochs": info["summary"].get("epochs_completed"),
                 "train_samples_per_s": info["summary"].get("throughput_samples_per_s"),
                 "train_peak_rss_mib": info["summary"].get("peak_rss_mib"),
                 "train_test_accuracy_jax": info["summary"].get("test_accuracy"),
@@ -123,8 +124,8 @@ def markdown(results: dict[str, Any]) -> str:
                 acc = run["accuracy"][f"{m}@{d * 1e3:g}ms"]
                 cells.append("n/a" if acc is None else f"{100 * acc:.1f} %")
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
-        lines += ["", f"Training: {run['train_samples_per_s'] or 0:.0f} samples/s, peak RSS "
-                  f"{run['train_peak_rss_mib'] or 0:.0f} MiB.", ""]  # fmt: skip
+        lines += ["", f"Training: {run.get('train_epochs') or 0} epochs, {run['train_samples_per_s'] or 0:.0f} "
+                  f"samples/s, peak RSS {run['train_peak_rss_mib'] or 0:.0f} MiB.", ""]  # fmt: skip
     return "\n".join(lines)
 
 
