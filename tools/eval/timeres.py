@@ -1,6 +1,6 @@
 """Time-resolution adaptation on the spoken-keyword task: train at one step, run at others.
 
-For each network (feed-forward LIF, recurrent adaptive LIF) and each training
+For each network (feed-forward LIF, feed-forward and recurrent adaptive LIF) and each training
 step (1 ms and 4 ms), train with tools.train (or reuse a trained bundle in the
 output folder), then evaluate the test split binned at 0.25, 0.5, 1, 2 and 4 ms
 with every adaptation method of edgesnn.adapt, running the runtime engine itself.
@@ -29,7 +29,11 @@ from edgesnn.model import Model
 
 log = logging.getLogger("edgesnn.tools.eval")
 
-CONFIGS = {"lif": "keywords_lif.json", "adlif": "keywords_recurrent_adlif.json"}
+CONFIGS = {
+    "lif": "keywords_lif.json",
+    "adlif": "keywords_adlif.json",
+    "recurrent-adlif": "keywords_recurrent_adlif.json",
+}
 TRAIN_DT_S = (1e-3, 4e-3)
 EVAL_DT_S = (0.25e-3, 0.5e-3, 1e-3, 2e-3, 4e-3)
 
