@@ -33,7 +33,7 @@ def _window(spec: ArchSpec, rng: np.random.Generator) -> np.ndarray:
     return (rng.random(shape) < 0.2).astype(np.float32)
 
 
-@pytest.mark.parametrize("variant", ["hybrid", "snn", "ann"])
+@pytest.mark.parametrize("variant", ["hybrid", "hybrid-noattn", "hybrid-nogate", "snn", "ann"])
 def test_onnx_part_round_trips_parameters_and_outputs(variant):
     spec = dataclasses.replace(SMALL, variant=variant, front_channels=(4, 8, 8) + ((8,) if variant == "snn" else ()),
                                front_strides=(2, 2, 2) + ((1,) if variant == "snn" else ()))  # fmt: skip
@@ -61,6 +61,16 @@ def test_jax_bridge_matches_the_numpy_reference():
     want = np.stack([bridge(w, wts) for w in win])
     got = np.asarray(M.bridge({k: jnp.asarray(v) for k, v in params.items()}, jnp.asarray(win)))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_bridge_ablations_are_the_stated_reductions():
+    spec = dataclasses.replace(SMALL, variant="hybrid-noattn")
+    assert not any(k.startswith("bridge.") for k in M.init_params(spec))
+    win = jnp.asarray(_window(SMALL, np.random.default_rng(8)))
+    assert np.allclose(M.bridge({}, win, attention=False, gate=False), win.mean(axis=1))
+    params = {k: jnp.asarray(v) for k, v in M.init_params(SMALL, seed=9).items()}
+    gated, plain = M.bridge(params, win), M.bridge(params, win, gate=False)
+    np.testing.assert_allclose(gated, jax.nn.sigmoid(win.sum(axis=1)) * plain, rtol=1e-6, atol=1e-6)
 
 
 def test_engine_front_matches_the_jax_front():
@@ -102,5 +112,7 @@ def test_tiny_train_export_detect_agrees_with_jax(tmp_path):
 
 
 def test_presets_have_the_parameter_ordering_the_comparison_needs():
-    counts = {v: build_detector(M.init_params(preset(v)), preset(v)).parameters()["total"] for v in ("hybrid", "ann")}
+    variants = ("hybrid", "hybrid-noattn", "hybrid-nogate", "ann")
+    counts = {v: build_detector(M.init_params(preset(v)), preset(v)).parameters()["total"] for v in variants}
     assert counts["hybrid"] < counts["ann"]
+    assert counts["hybrid-noattn"] < counts["hybrid-nogate"] <= counts["hybrid"]

@@ -8,6 +8,15 @@
   non-linearity is a spiking neuron.
 - ``ann``: no spiking neurons; the front only sum-pools each bin's histogram 2x2 (a stateless
   graph), and the ANN sees all bins stacked as channels (2T), then as ``hybrid``'s ANN and heads.
+
+Bridge ablations (``hybrid``'s front, ANN and heads, a reduced bridge):
+
+- ``hybrid-noattn``: no attention at all: the bridge is the mean of the spikes over the T bins
+  (no spatial-context conv, no temporal attention, no event-rate gate; no bridge parameters).
+- ``hybrid-nogate``: the spatial-aware temporal attention kept, the event-rate gate removed.
+
+The bridge's time-wise "deformable" convolution is a plain (non-deformable) convolution in
+every variant (:mod:`edgesnn.detect.bridge`).
 """
 
 from __future__ import annotations
@@ -16,7 +25,9 @@ import dataclasses
 
 from edgesnn.errors import OptionError
 
-VARIANTS = ("hybrid", "snn", "ann")
+VARIANTS = ("hybrid", "hybrid-noattn", "hybrid-nogate", "snn", "ann")
+#: Which bridge parts each hybrid-family variant has: (temporal attention, event-rate gate).
+BRIDGE_PARTS = {"hybrid": (True, True), "hybrid-noattn": (False, False), "hybrid-nogate": (True, False)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +56,21 @@ class ArchSpec:
             raise OptionError(f"expected one of {', '.join(VARIANTS)}, got {self.variant!r}", path="variant")
         if len(self.front_channels) != len(self.front_strides):
             raise OptionError("front_channels and front_strides differ in length", path="front_strides")
+
+    @property
+    def is_hybrid(self) -> bool:
+        """``hybrid`` or one of its bridge ablations: hybrid front, ANN and heads."""
+        return self.variant in BRIDGE_PARTS
+
+    @property
+    def bridge_attention(self) -> bool:
+        """Whether the bridge has the spatial-aware temporal attention (else: mean over the bins)."""
+        return BRIDGE_PARTS.get(self.variant, (False, False))[0]
+
+    @property
+    def bridge_gate(self) -> bool:
+        """Whether the bridge has the event-rate spatial attention (the sigmoid gate)."""
+        return BRIDGE_PARTS.get(self.variant, (False, False))[1]
 
     @property
     def dt_s(self) -> float:

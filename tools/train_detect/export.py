@@ -89,6 +89,10 @@ class _Builder:
 
 
 def _bridge(g: _Builder, p: dict[str, np.ndarray], x: str, spec: ArchSpec) -> str:
+    """The bridge as :func:`tools.train_detect.model.bridge`, with ``spec``'s ablations (plain time-wise conv)."""
+    if not spec.bridge_attention:
+        out = g.op("ReduceMean", [x, g.const(np.array([1], np.int64), "axes")], keepdims=0)
+        return _gate(g, x, out) if spec.bridge_gate else out
     c, h, w = spec.front_shape()
     t, d = spec.n_bins, spec.bridge_dim
     flat = g.reshape(x, [-1, c, h, w])
@@ -106,6 +110,11 @@ def _bridge(g: _Builder, p: dict[str, np.ndarray], x: str, spec: ArchSpec) -> st
     att = g.op("Relu", [g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])])
     att = g.reshape(g.op("Transpose", [att], perm=[0, 3, 4, 1, 2]), [-1, t * d, h, w])
     out = g.conv(att, p["bridge.out_weight"][:, :, None, None], p["bridge.out_bias"])
+    return _gate(g, x, out) if spec.bridge_gate else out
+
+
+def _gate(g: _Builder, x: str, out: str) -> str:
+    """Event-rate spatial attention: sigmoid of the spike count over the bins times ``out``."""
     rate = g.op("ReduceSum", [x, g.const(np.array([1], np.int64), "axes")], keepdims=0)
     return g.op("Mul", [g.op("Sigmoid", [rate]), out])
 
@@ -123,7 +132,7 @@ def ann_onnx(params: dict[str, np.ndarray], spec: ArchSpec) -> bytes:
         rate = g.op("ReduceMean", [x, g.const(np.array([1], np.int64), "axes")], keepdims=0)
         levels = [rate, g.op("AveragePool", [rate], kernel_shape=[2, 2], strides=[2, 2])]
     else:
-        if spec.variant == "hybrid":
+        if spec.is_hybrid:
             y = _bridge(g, p, x, spec)
         else:
             y = g.reshape(x, [-1, t * c, h, w])

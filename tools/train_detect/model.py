@@ -44,7 +44,7 @@ def init_params(spec: ArchSpec, seed: int = 0) -> dict[str, np.ndarray]:
             p[f"front{i}.tau_logit"] = np.float32(w_tau)
             c_in = c
     c = spec.front_channels[-1]
-    if spec.variant == "hybrid":
+    if spec.bridge_attention:
         ca, d, kb = spec.bridge_context, spec.bridge_dim, spec.bridge_kernel
         p["bridge.sc_weight"] = _conv_init(rng, ca, c, kb, gain=1.0)
         p["bridge.sc_bias"] = np.zeros(ca, np.float32)
@@ -124,8 +124,16 @@ def front(params: Params, spec: ArchSpec, hist: jax.Array, spike_fn=None) -> jax
     return spikes
 
 
-def bridge(params: Params, spikes: jax.Array) -> jax.Array:
-    """The attention bridge of :mod:`edgesnn.detect.bridge`: spikes (B, T, C, h, w) -> features (B, C, h, w)."""
+def bridge(params: Params, spikes: jax.Array, attention: bool = True, gate: bool = True) -> jax.Array:
+    """The attention bridge of :mod:`edgesnn.detect.bridge`: spikes (B, T, C, h, w) -> features (B, C, h, w).
+
+    The time-wise convolution is a plain convolution, not the paper's deformable one. Ablations:
+    ``attention=False`` replaces the spatial context and temporal attention by the mean over the
+    T bins; ``gate=False`` drops the event-rate gate.
+    """
+    if not attention:
+        out = spikes.mean(axis=1)
+        return jax.nn.sigmoid(spikes.sum(axis=1)) * out if gate else out
     b, t, c, h, w = spikes.shape
     ctx = conv(spikes.reshape(b * t, c, h, w), params["bridge.sc_weight"], params["bridge.sc_bias"])
     ctx = ctx.reshape(b, t, -1, h, w).transpose(0, 3, 4, 1, 2)  # (B, h, w, T, C_a)
@@ -136,7 +144,7 @@ def bridge(params: Params, spikes: jax.Array) -> jax.Array:
     scores = jax.nn.softmax(q @ jnp.swapaxes(k, -1, -2) / np.float32(math.sqrt(d)), axis=-1)
     attended = jax.nn.relu(scores @ v).reshape(b, h, w, t * d)
     out = (attended @ params["bridge.out_weight"].T + params["bridge.out_bias"]).transpose(0, 3, 1, 2)
-    return jax.nn.sigmoid(spikes.sum(axis=1)) * out
+    return jax.nn.sigmoid(spikes.sum(axis=1)) * out if gate else out
 
 
 def ann(params: Params, spec: ArchSpec, window: jax.Array) -> jax.Array:
@@ -147,8 +155,8 @@ def ann(params: Params, spec: ArchSpec, window: jax.Array) -> jax.Array:
         bb, c, h, w = rate.shape
         levels = [rate, rate.reshape(bb, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))]
     else:
-        if spec.variant == "hybrid":
-            x = bridge(params, window)
+        if spec.is_hybrid:
+            x = bridge(params, window, spec.bridge_attention, spec.bridge_gate)
         else:
             x = window.reshape(b, -1, *window.shape[3:])
             for i in range(len(spec.stem_channels)):
