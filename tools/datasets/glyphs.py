@@ -25,22 +25,20 @@ files and Pillow/FreeType build, whatever the number of workers.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import multiprocessing
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgesnn.errors import EdgeSNNError, MissingDependencyError, OptionError
+from edgesnn.errors import MissingDependencyError, OptionError
 from edgesnn.events._dtype import EVENT_DTYPE
 from edgesnn.events.functional.to_histogram import to_time_bins
 from tools.datasets import _fonts, _saccades, _scripts
+from tools.datasets._cli import generator_main
 from tools.datasets._glyph_plan import (
     GENERATOR_VERSION,
     POSE_PARAM_NAMES,
@@ -279,46 +277,16 @@ def episodes(
         done += 1
 
 
+def _describe(config: GlyphConfig, name: str, s: GlyphSplit) -> dict[str, Any]:
+    return {"alphabets": len(s.alphabets), "classes": len(s.class_names), "samples": len(s),
+            "events": int(s.offsets[-1])}  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: generate a dataset into ``--out``; prints a JSON summary on stdout."""
-    parser = argparse.ArgumentParser(prog="python -m tools.datasets.glyphs", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="output directory (train.npz, val.npz, test.npz)")
-    parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    config = SIZES[args.size]
-    try:
-        t0 = time.perf_counter()
-        splits = generate(config, seed=args.seed, workers=args.workers, quiet=args.quiet)
-        seconds = time.perf_counter() - t0
-        paths = write(splits, args.out)
-    except EdgeSNNError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    summary = {
-        "size": args.size,
-        "seed": args.seed,
-        "workers": args.workers,
-        "seconds": round(seconds, 1),
-        "config_hash": config.config_hash(),
-        "geometry": [config.width, config.height],
-        "duration_us": config.duration_us,
-        "splits": {
-            name: {
-                "alphabets": len(s.alphabets),
-                "classes": len(s.class_names),
-                "samples": len(s),
-                "events": int(s.offsets[-1]),
-                "bytes": p.stat().st_size,
-            }
-            for (name, s), p in zip(splits.items(), paths, strict=True)
-        },
-    }
-    print(json.dumps(summary, indent=2))
-    return 0
+    return generator_main("python -m tools.datasets.glyphs", __doc__.split("\n")[0], SIZES, generate, write,
+                          _describe, argv,
+                          extra=lambda c: {"geometry": [c.width, c.height], "duration_us": c.duration_us})  # fmt: skip
 
 
 if __name__ == "__main__":

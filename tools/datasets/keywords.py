@@ -22,21 +22,19 @@ espeak-ng build, whatever the number of workers.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import multiprocessing
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgesnn.errors import EdgeSNNError, MissingDependencyError, OptionError
+from edgesnn.errors import MissingDependencyError, OptionError
 from tools.datasets import _cochlea, _speech, _voices
 from tools.datasets._binning import bin_samples, bin_spikes, n_bins
+from tools.datasets._cli import generator_main
 from tools.datasets._mix import NOISE_KINDS
 from tools.datasets._npz import read_split_of
 from tools.datasets._plan import GENERATOR_VERSION, SPEAKER_PARAM_NAMES, DatasetConfig, Utterance, plan_split
@@ -187,44 +185,15 @@ def load_split(
     return x, data.labels[idx].copy()
 
 
+def _describe(config: DatasetConfig, name: str, s: SpikeSplit) -> dict[str, Any]:
+    return {"samples": len(s), "spikes": int(s.offsets[-1]), "speakers": config.speakers[_voices.SPLITS.index(name)],
+            "voices": len(s.voices)}  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: generate a dataset into ``--out``; prints a JSON summary on stdout."""
-    parser = argparse.ArgumentParser(prog="python -m tools.datasets.keywords", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="output directory (train.npz, val.npz, test.npz)")
-    parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    config = SIZES[args.size]
-    try:
-        t0 = time.perf_counter()
-        splits = generate(config, seed=args.seed, workers=args.workers, quiet=args.quiet)
-        seconds = time.perf_counter() - t0
-        paths = write(splits, args.out)
-    except EdgeSNNError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    summary = {
-        "size": args.size,
-        "seed": args.seed,
-        "workers": args.workers,
-        "seconds": round(seconds, 1),
-        "config_hash": config.config_hash(),
-        "splits": {
-            name: {
-                "samples": len(s),
-                "spikes": int(s.offsets[-1]),
-                "speakers": config.speakers[_voices.SPLITS.index(name)],
-                "voices": len(s.voices),
-                "bytes": p.stat().st_size,
-            }
-            for (name, s), p in zip(splits.items(), paths, strict=True)
-        },
-    }
-    print(json.dumps(summary, indent=2))
-    return 0
+    return generator_main("python -m tools.datasets.keywords", __doc__.split("\n")[0], SIZES, generate, write,
+                          _describe, argv)  # fmt: skip
 
 
 if __name__ == "__main__":
