@@ -41,6 +41,34 @@ def test_step_by_step_equals_run():
     np.testing.assert_array_equal(s.run(xs)["y"], stepped)
 
 
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+def test_run_takes_any_numeric_layout_of_the_sequence(backend):
+    m = rnn_model()
+    xs = spikes((40, 1, 30))
+    s = m.session(options=SessionOptions(backends=(backend,)))
+    want = s.run(xs)["y"]
+    read_only = np.frombuffer(xs.astype(np.uint8).tobytes(), np.uint8).reshape(xs.shape)
+    strided = np.asfortranarray(xs)
+    for seq in (xs.astype(np.uint8), read_only, strided, xs.astype(np.float64)):
+        s.reset()
+        np.testing.assert_array_equal(s.run(seq)["y"], want)
+
+
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+def test_step_outputs_are_fresh_arrays(backend):
+    m = rnn_model()
+    s = m.session(options=SessionOptions(backends=(backend,)))
+    x = spikes((1, 30))
+    first = s.step(x)["y"]
+    kept = first.copy()
+    second = s.step(x)["y"]
+    first[...] = -1.0  # the caller owns what it got back
+    np.testing.assert_array_equal(s.step(x, outputs=["li"])["li"].shape, (1, 4))
+    assert not np.shares_memory(first, second)
+    s.reset()
+    np.testing.assert_array_equal(s.step(x)["y"], kept)
+
+
 def test_recurrent_input_arrives_one_step_late():
     # One self-exciting neuron: an input pulse at t=0 makes it fire; its own spike
     # comes back through the recurrent edge at t=1, then t=2, ...; never at t=0 twice.

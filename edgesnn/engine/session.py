@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgesnn.engine import backends
+from edgesnn.engine._copies import byte_view, copy_into, fresh_copy
 from edgesnn.engine._state import pack_state, unpack_state
 from edgesnn.engine.plan import NUMERICS, Plan, compile_plan
 from edgesnn.errors import InputError, OptionError, UnsupportedError
@@ -104,8 +105,9 @@ class Session:
         self._in_names = model.graph.inputs
         self._out_names = model.graph.outputs
         self._in_bufs = [self._plan.buffers[n] for n in self._in_names]
-        self._out_items = [(n, self._plan.buffers[n]) for n in self._out_names]
+        self._set_outputs([(n, self._plan.buffers[n]) for n in self._out_names])
         self._single = self._in_bufs[0] if len(self._in_bufs) == 1 else None
+        self._single_bytes = byte_view(self._single) if self._single is not None else None
         self._named = self._plan.buffers
         if model.learning is not None:
             self._attach_head(model)
@@ -133,8 +135,12 @@ class Session:
         from edgesnn.learn.config import SCORES
 
         scores = self._learner().scores
-        self._out_items = [(n, self._plan.buffers[n]) for n in self._out_names] + [(SCORES, scores)]
+        self._set_outputs([(n, self._plan.buffers[n]) for n in self._out_names] + [(SCORES, scores)])
         self._named = {**self._plan.buffers, SCORES: scores}
+
+    def _set_outputs(self, items: list[tuple[str, np.ndarray]]) -> None:
+        self._out_items = items
+        self._out_views = [(n, b, byte_view(b, writable=False)) for n, b in items]
 
     def _learner(self) -> PlasticHead:
         if self._head is None:
@@ -234,15 +240,15 @@ class Session:
         Output node; ``outputs`` may name any node of the graph.
         """
         buf = self._single
-        if buf is not None and type(x) is np.ndarray and x.shape == buf.shape and x.dtype == np.float32:
-            buf[...] = x  # the streaming hot path: one input, already the right array
+        if buf is not None and type(x) is np.ndarray and x.shape == buf.shape and x.dtype == buf.dtype:
+            copy_into(buf, self._single_bytes, x)  # the streaming hot path: one input, already the right array
         else:
             self._write_inputs(x)
         self._step()
         if outputs is None:
-            return {n: b.copy() for n, b in self._out_items}
+            return {n: fresh_copy(b, v) for n, b, v in self._out_views}
         bufs = self._named
-        return {n: bufs[n].copy() for n in self._check_names(outputs)}
+        return {n: fresh_copy(bufs[n], byte_view(bufs[n], writable=False)) for n in self._check_names(outputs)}
 
     def run(self, xs: ArrayFeed, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Step through a whole sequence; arrays have a leading time axis (T, batch, *shape)."""
@@ -251,12 +257,29 @@ class Session:
         steps = len(feeds[0]) if feeds else 0
         bufs = self._named
         result = {n: np.empty((steps, *bufs[n].shape), np.float32) for n in names}
+        # Each sequence is cast once; then every step moves bytes through memoryviews (see _copies).
+        ins = []
+        for buf, seq in zip(self._in_bufs, feeds, strict=True):
+            view = byte_view(buf)
+            seq = np.ascontiguousarray(seq, buf.dtype)
+            ins.append((buf, view, seq, byte_view(seq, writable=False) if view is not None else None, buf.nbytes))
+        outs = []
+        for n in names:
+            src, dst = byte_view(bufs[n], writable=False), byte_view(result[n])
+            ok = src is not None and dst is not None and bufs[n].dtype == np.float32
+            outs.append((n, bufs[n], src if ok else None, dst if ok else None, bufs[n].nbytes))
         for t in range(steps):
-            for buf, seq in zip(self._in_bufs, feeds, strict=True):
-                np.copyto(buf, seq[t], casting="unsafe")
+            for buf, view, seq, seq_bytes, size in ins:
+                if seq_bytes is not None:
+                    view[:] = seq_bytes[t * size : (t + 1) * size]  # type: ignore[index]
+                else:
+                    np.copyto(buf, seq[t], casting="unsafe")
             self._step()
-            for n in names:
-                result[n][t] = bufs[n]
+            for n, b, src, dst, size in outs:
+                if dst is not None:
+                    dst[t * size : (t + 1) * size] = src
+                else:
+                    result[n][t] = b
         return result
 
     def reset(self) -> None:
