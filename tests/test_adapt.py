@@ -1,5 +1,7 @@
 """Time-resolution adaptation against closed forms, identity, composition, and in a session."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -182,6 +184,7 @@ def test_retimed_bundle_round_trips(tmp_path):
     back = read_bundle(tmp_path / "a.esnn")
     assert back.dt_s == 0.5e-3 and back.adapt_method == "zoh-rate"
     assert back.producer["retimed"][0]["method"] == "zoh-rate"
+    assert back.graph.nodes["lif"].min_spike_interval_s == 1e-3  # the source's one spike per step
 
 
 def test_recurrent_loops_keep_their_delay_in_seconds():
@@ -200,3 +203,44 @@ def test_recurrent_loops_keep_their_delay_in_seconds():
     assert [n for n in finer.graph.nodes if n.endswith(".loop_delay")] == [delay_name]
     assert finer.graph.nodes[delay_name].delay_s == pytest.approx(0.875e-3)
     assert retime_model(model, 0.25e-3, "tau").graph.nodes.keys() == model.graph.nodes.keys()
+
+
+def saturated_layer(dt_s):
+    """A subtractive-reset LIF layer driven far above threshold: it fires every step at dt_s."""
+    g = Graph(
+        {"x": Input((3,), unit="spikes"), "lif": LIF.uniform(3, tau_mem_s=0.05, r=1.0, v_threshold=1.0,
+                                                            reset_mode="subtract"), "y": Output((3,))},
+        [("x", "lif"), ("lif", "y")],
+    )  # fmt: skip
+    return Model(g, dt_s=dt_s)
+
+
+@pytest.mark.parametrize("method", SSM)
+def test_finer_steps_keep_the_source_limit_of_one_spike_per_step(method):
+    source = saturated_layer(4e-3)
+    rates = np.array([2000.0, 500.0, 100.0])  # events/s: the first two saturate at 4 ms
+    seconds = 0.4
+
+    def spikes(model, dt):
+        steps = int(round(seconds / dt))
+        xs = np.broadcast_to(rates * dt * 60, (steps, 1, 3)).astype(np.float32)  # expected counts, strong weight
+        return model.session(dt=dt, options=NUMPY).run(xs)["y"][:, 0].sum(axis=0)
+
+    at_source = spikes(source, 4e-3)
+    assert at_source[0] == seconds / 4e-3  # one spike per 4 ms step, the cap
+    fine = retime_model(source, 1e-3, method)
+    assert fine.graph.nodes["lif"].min_spike_interval_s == pytest.approx(4e-3)
+    np.testing.assert_allclose(spikes(fine, 1e-3), at_source, rtol=0.1, atol=2)
+    # Without the kept interval the saturated neurons would fire up to four times as often.
+    g = fine.graph
+    free = g.nodes["lif"].replace(min_spike_interval_s=0.0)
+    unlimited = dataclasses.replace(fine, graph=Graph({**g.nodes, "lif": free}, list(g.edges), g.metadata))
+    assert spikes(unlimited, 1e-3)[0] > 3 * at_source[0]
+
+
+def test_the_kept_interval_composes_and_is_left_alone_when_coarser():
+    node = LIF.uniform(2, tau_mem_s=0.02, v_threshold=1.0)
+    via = retime_node(retime_node(node, 4e-3, 2e-3, "integral"), 2e-3, 1e-3, "integral")
+    assert via.min_spike_interval_s == retime_node(node, 4e-3, 1e-3, "integral").min_spike_interval_s == 4e-3
+    assert retime_node(node, 1e-3, 2e-3, "integral").min_spike_interval_s == 0.0
+    assert retime_node(node, 4e-3, 1e-3, "tau").min_spike_interval_s == 0.0  # the reference keeps nothing

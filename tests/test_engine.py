@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgesnn.engine import SessionOptions
-from edgesnn.errors import InputError, OptionError, StateError
+from edgesnn.errors import InputError, NodeValidationError, OptionError, StateError
 from edgesnn.graph import LI, LIF, Conv2d, Delay, Flatten, Graph, Input, Linear, Output, SumPool2d, Threshold
 from edgesnn.model import Model
 
@@ -112,6 +112,28 @@ def test_state_round_trip_continues_identically():
     b = m.session(options=NUMPY)
     b.load_state(saved)
     np.testing.assert_array_equal(b.run(xs[30:])["y"], rest)
+
+
+def test_a_held_neuron_resumes_from_saved_state():
+    m = rnn_model()
+    g = m.graph
+    held = Model(Graph({**g.nodes, "lif": g.nodes["lif"].replace(min_spike_interval_s=4e-3)}, list(g.edges)),
+                 dt_s=1e-3)  # fmt: skip
+    xs = spikes((60, 1, 30), p=0.6, seed=3)
+    a = held.session(options=NUMPY)
+    a.run(xs[:31])
+    saved = a.state()
+    rest = a.run(xs[31:])["y"]
+    b = held.session(options=NUMPY)
+    b.load_state(saved)
+    np.testing.assert_array_equal(b.run(xs[31:])["y"], rest)
+    assert not np.array_equal(rest, m.session(options=NUMPY).run(xs)["y"][31:])  # the hold changed the output
+
+
+def test_minimum_spike_interval_must_be_seconds():
+    for bad in (-1e-3, float("inf"), "4ms", True):
+        with pytest.raises(NodeValidationError, match="min_spike_interval_s"):
+            LIF.uniform(2, tau_mem_s=0.02, v_threshold=1.0, min_spike_interval_s=bad)
 
 
 def test_state_from_another_model_dt_or_batch_is_refused():

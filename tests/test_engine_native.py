@@ -219,7 +219,8 @@ def _per_neuron(rng: np.random.Generator, cls, n: int, uniform: bool, **options)
 
 
 RESETS = [dict(reset_mode=m, reset_timing=t) for m in ("to_value", "subtract") for t in ("immediate", "next_step")]
-SPIKES = [{}, dict(threshold_inclusive=True), dict(threshold_inclusive=True, max_spikes_per_step=4)]
+SPIKES = [{}, dict(threshold_inclusive=True), dict(threshold_inclusive=True, max_spikes_per_step=4),
+          dict(min_spike_interval_s=3e-3), dict(threshold_inclusive=True, max_spikes_per_step=4, min_spike_interval_s=2e-3)]
 NEURONS = [(Integrator, {}), (LI, {}), (CubaLI, {})] + [
     (cls, {**r, **sp}) for cls in (IF, LIF, CubaLIF, AdaptiveLIF) for r in RESETS for sp in SPIKES
 ]  # fmt: skip
@@ -245,6 +246,11 @@ def test_every_neuron_model(cls, options, uniform, method):
         assert 0 < (want["pop"] > 0).mean() < 1  # both spiking and silent steps were exercised
         if neuron.max_spikes_per_step > 1 and cls is not IF:  # IF integrates too slowly here to stack spikes
             assert want["pop"].max() > 1  # graded spikes were exercised
+        gap = round(neuron.min_spike_interval_s / 1e-3)
+        if gap > 1:  # a neuron that fired waits gap steps, though its membrane goes on integrating
+            fired = want["pop"] > 0
+            for lag in range(1, gap):
+                assert not np.any(fired[lag:] & fired[:-lag])
 
 
 def test_nan_input_compares_false_like_numpy():

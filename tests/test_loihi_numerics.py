@@ -109,6 +109,9 @@ def test_unsupported_models_and_inputs_fail_clearly() -> None:
     subtract = _one_layer(LIF.uniform(2, tau_mem_s=0.02, v_threshold=1.0, reset_mode="subtract"))
     with pytest.raises(UnsupportedError, match="resets to 0"):
         quantize(subtract)
+    held = _one_layer(LIF.uniform(2, tau_mem_s=0.02, v_threshold=1.0, min_spike_interval_s=4e-3))
+    with pytest.raises(UnsupportedError, match="n: Loihi's CUBA LIF has no minimum spike interval"):
+        quantize(held)
     s = small_model().session(numerics="loihi")
     with pytest.raises(InputError, match="binary spikes"):
         s.step(np.full((1, 12), 0.5, np.float32))

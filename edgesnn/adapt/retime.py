@@ -55,9 +55,10 @@ def retime_node(
     """Return ``node`` with parameters that make its update at ``dt_dst`` the mapped one.
 
     ``counts`` says the node's input is binned events (spikes) rather than a
-    sampled signal. Nodes without dynamics are returned unchanged, and so is
-    every node under the reference method ``"tau"`` (time constants stay in
-    seconds; the runtime re-discretises them).
+    sampled signal. A spiking node mapped to a finer step also keeps the source's
+    limit of one spike per ``dt_src`` (``min_spike_interval_s``). Nodes without
+    dynamics are returned unchanged, and so is every node under the reference
+    method ``"tau"`` (time constants stay in seconds; the runtime re-discretises them).
     """
     check_method(method)
     dt_src, dt_dst = check_step_s(dt_src, name="dt_src"), check_step_s(dt_dst, name="dt_dst")
@@ -90,7 +91,11 @@ def retime_node(
         changes["tau_mem_s"], changes["r"] = leaky(f64(c.a_v), f64(c.g_v), False, "membrane")
     elif isinstance(node, AdaptiveLIF):
         changes.update(_retime_adaptive(c, rho, dt_src, dt_dst, method, rule, discretisation, counts, name))
-    return node.replace(**{k: np.asarray(v, np.float32).reshape(shape) for k, v in changes.items()})
+    arrays = {k: np.asarray(v, np.float32).reshape(shape) for k, v in changes.items()}
+    if node.spiking and dt_dst < dt_src:
+        # At dt_src a neuron fires at most once per step; keep that limit in seconds (see derivations.md).
+        arrays["min_spike_interval_s"] = max(node.min_spike_interval_s, dt_src)  # type: ignore[attr-defined]
+    return node.replace(**arrays)
 
 
 def _retime_adaptive(c, rho, dt_src, dt_dst, method, rule, discretisation, counts, name) -> dict[str, np.ndarray]:

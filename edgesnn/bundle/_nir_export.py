@@ -81,6 +81,8 @@ def _node_to_nir(nir: Any, name: str, node: Node, in_shape: tuple[int, ...]) -> 
         extras["reset_timing"] = node.reset_timing  # type: ignore[attr-defined]
         extras["threshold_inclusive"] = node.threshold_inclusive  # type: ignore[attr-defined]
         extras["max_spikes_per_step"] = node.max_spikes_per_step  # type: ignore[attr-defined]
+        if node.min_spike_interval_s > 0:  # type: ignore[attr-defined]
+            extras["min_spike_interval_s"] = node.min_spike_interval_s  # type: ignore[attr-defined]
     if isinstance(node, Integrator):
         return nir.I(r=_a(node.r)), extras
     if isinstance(node, IF):

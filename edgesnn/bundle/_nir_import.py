@@ -245,7 +245,8 @@ def _restore(node: Node, extras: dict[str, Any]) -> Node:
         if key == "param_shape":
             field = "scale" if isinstance(node, Scale) else "threshold"
             changes[field] = _unbroadcast(getattr(node, field), tuple(value))
-        elif key in ("unit", "reset_mode", "reset_timing", "threshold_inclusive", "max_spikes_per_step"):
+        elif key in ("unit", "reset_mode", "reset_timing", "threshold_inclusive", "max_spikes_per_step",
+                     "min_spike_interval_s"):  # fmt: skip
             changes[key] = value
     return node.replace(**changes) if changes else node
 

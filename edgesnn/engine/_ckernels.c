@@ -44,10 +44,10 @@ enum {
 };
 
 /* Fixed record lengths (header included); 0 means variable (SUM). */
-static const int64_t RECORD_LEN[] = {0, 0, 5, 13, 32, 18, 7, 7, 8, 23};
+static const int64_t RECORD_LEN[] = {0, 0, 5, 13, 32, 18, 7, 7, 8, 25};
 
 enum { NF_SPIKING = 1, NF_SYNAPSE = 2, NF_ADAPT = 4, NF_SUBTRACT = 8, NF_NEXT_STEP = 16, NF_SCALAR = 32,
-       NF_INCLUSIVE = 64, NF_MULTI = 128 };
+       NF_INCLUSIVE = 64, NF_MULTI = 128, NF_HOLD = 256 };
 /* With NF_MULTI the largest spike count per step sits above the flag bits. */
 #define NF_MAX_SHIFT 16
 
@@ -503,7 +503,7 @@ typedef struct {
 
 /* One neuron's update, in the numpy reference's order of float32 operations. */
 static inline float neuron_update(int flags, float max_spikes, const Coef *k, float x, float *v, float *i, float *w,
-                                  float *z) {
+                                  float *z, float *hold, float hold_steps) {
     float drive = x;
     if (flags & NF_SYNAPSE) {
         float ii = *i * k->a_syn;
@@ -539,6 +539,14 @@ static inline float neuron_update(int flags, float max_spikes, const Coef *k, fl
         zn = vn >= k->v_th ? 1.0f : 0.0f;
     } else {
         zn = vn > k->v_th ? 1.0f : 0.0f;
+    }
+    if (flags & NF_HOLD) {
+        /* A neuron still holding may not fire; one that fires now holds for hold_steps steps. */
+        if (*hold > 0.0f) {
+            zn = 0.0f;
+            *hold = *hold - 1.0f;
+        }
+        if (zn != 0.0f) *hold = hold_steps;
     }
     *z = zn;
     if (!(flags & NF_NEXT_STEP)) {
@@ -584,8 +592,8 @@ static void neuron_plain_scalar(int flags, const Coef *k, int64_t n, const float
 
 static void op_neuron(const int64_t *r) {
     /* [batch, n, flags, x, out, v, i|0, w|0, z,
-     *  a_syn, g_syn, a_w, c_w, b_w, a_v, k_v, g_v, g_w, v_leak, v_th, v_reset] (per-neuron arrays, or
-     *  1-element arrays with NF_SCALAR) */
+     *  a_syn, g_syn, a_w, c_w, b_w, a_v, k_v, g_v, g_w, v_leak, v_th, v_reset (per-neuron arrays, or
+     *  1-element arrays with NF_SCALAR), hold|0, hold_steps] */
     int64_t batch = r[2], n = r[3];
     int flags = (int)r[4];
     const float *x = CF32(r[5]);
@@ -593,7 +601,9 @@ static void op_neuron(const int64_t *r) {
     const float *c[12];
     for (int q = 0; q < 12; q++) c[q] = CF32(r[11 + q]);
     int scalar = flags & NF_SCALAR;
-    int plain = scalar && !(flags & (NF_SYNAPSE | NF_ADAPT | NF_NEXT_STEP | NF_INCLUSIVE | NF_MULTI));
+    int plain = scalar && !(flags & (NF_SYNAPSE | NF_ADAPT | NF_NEXT_STEP | NF_INCLUSIVE | NF_MULTI | NF_HOLD));
+    float *hold = F32(r[23]);
+    float hold_steps = (float)r[24];
     float max_spikes = (float)(r[4] >> NF_MAX_SHIFT);
     Coef k = {0};
     if (scalar) k = (Coef){c[0][0], c[1][0], c[2][0], c[3][0], c[4][0], c[5][0],
@@ -604,14 +614,15 @@ static void op_neuron(const int64_t *r) {
             neuron_plain_scalar(flags, &k, n, x + o, out + o, v + o, z + o);
             continue;
         }
-        float dummy_i = 0.0f, dummy_w = 0.0f;
+        float dummy_i = 0.0f, dummy_w = 0.0f, dummy_hold = 0.0f;
         for (int64_t j = 0; j < n; j++) {
             if (!scalar)
                 k = (Coef){c[0][j], c[1][j], c[2][j], c[3][j], c[4][j], c[5][j],
                            c[6][j], c[7][j], c[8][j], c[9][j], c[10][j], c[11][j]};
             float *ip = (flags & NF_SYNAPSE) ? ia + o + j : &dummy_i;
             float *wp = (flags & NF_ADAPT) ? wa + o + j : &dummy_w;
-            out[o + j] = neuron_update(flags, max_spikes, &k, x[o + j], v + o + j, ip, wp, z + o + j);
+            float *hp = (flags & NF_HOLD) ? hold + o + j : &dummy_hold;
+            out[o + j] = neuron_update(flags, max_spikes, &k, x[o + j], v + o + j, ip, wp, z + o + j, hp, hold_steps);
         }
     }
 }
@@ -757,8 +768,8 @@ PyMODINIT_FUNC PyInit__ckernels(void) {
     for (int q = 0; q < 9; q++)
         if (PyModule_AddIntConstant(m, names[q], q + 1) < 0) return NULL;
     static const char *flag_names[] = {"NF_SPIKING", "NF_SYNAPSE", "NF_ADAPT", "NF_SUBTRACT", "NF_NEXT_STEP", "NF_SCALAR",
-                                       "NF_INCLUSIVE", "NF_MULTI"};
-    for (int q = 0; q < 8; q++)
+                                       "NF_INCLUSIVE", "NF_MULTI", "NF_HOLD"};
+    for (int q = 0; q < 9; q++)
         if (PyModule_AddIntConstant(m, flag_names[q], 1 << q) < 0) return NULL;
     if (PyModule_AddIntConstant(m, "NF_MAX_SHIFT", NF_MAX_SHIFT) < 0) return NULL;
     return m;

@@ -192,11 +192,13 @@ def _encode_neuron(e: _Encoder, op: O.NeuronOp) -> None:
         | (_C.NF_SCALAR if scalar else 0)
         | (_C.NF_INCLUSIVE if c.threshold_inclusive else 0)
         | ((_C.NF_MULTI | (c.max_spikes << _C.NF_MAX_SHIFT)) if c.max_spikes > 1 else 0)
+        | (_C.NF_HOLD if op.hold is not None else 0)
     )
     size = batch * n
     fields = [
         batch, n, flags, e.ptr(op.x, size), e.ptr(op.out, size), e.ptr(op.v, size), e.ptr(op.i, size),
         e.ptr(op.w, size), e.ptr(op.z, size), *(e.ptr(a, 1 if scalar else n) for a in coeffs),
+        e.ptr(op.hold, size), c.hold_steps,
     ]  # fmt: skip
     e.emit(_C.OP_NEURON, fields, 4 * size)
 

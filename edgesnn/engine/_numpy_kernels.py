@@ -131,6 +131,13 @@ def neuron_op(op: O.NeuronOp) -> None:
         np.greater_equal(v_new, c.v_threshold, out=op.z, casting="unsafe")
     else:
         np.greater(v_new, c.v_threshold, out=op.z, casting="unsafe")
+    hold = op.hold
+    if hold is not None:
+        # A neuron still holding may not fire; one that fires now holds for hold_steps steps.
+        waiting = hold > 0
+        op.z[waiting] = 0.0
+        hold -= waiting
+        hold[op.z != 0] = c.hold_steps
     if c.reset_timing == "immediate":
         _reset(v_new, op.z, c.reset_mode, c.v_reset, c.v_threshold)
     np.copyto(v, v_new)

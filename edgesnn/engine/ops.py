@@ -115,8 +115,9 @@ class DelayOp:
 class NeuronOp:
     """One step of the unified neuron update of :mod:`edgesnn.neurons.discretise`.
 
-    x, out, v, z are (batch, n); i and w are (batch, n) or None when absent.
-    ``out`` receives spikes for spiking neurons and ``v`` for readouts.
+    x, out, v, z are (batch, n); i, w and hold are (batch, n) or None when absent.
+    ``out`` receives spikes for spiking neurons and ``v`` for readouts; ``hold``
+    counts the steps a neuron that fired must still wait (``coeffs.hold_steps > 0``).
     """
 
     node: str
@@ -127,6 +128,7 @@ class NeuronOp:
     i: np.ndarray | None
     w: np.ndarray | None
     z: np.ndarray
+    hold: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

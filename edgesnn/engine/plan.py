@@ -196,7 +196,11 @@ def compile_plan(
                 state[f"{name}/w"], initial[f"{name}/w"] = w, np.zeros_like(w)
             z = np.zeros((batch, n), np.float32)
             state[f"{name}/z"], initial[f"{name}/z"] = z, np.zeros_like(z)
-            ops.append(O.NeuronOp(name, _flat2(x), _flat2(out), c, v, i, w, z))
+            hold = None
+            if c.hold_steps > 0:
+                hold = np.zeros((batch, n), np.float32)
+                state[f"{name}/hold"], initial[f"{name}/hold"] = hold, np.zeros_like(hold)
+            ops.append(O.NeuronOp(name, _flat2(x), _flat2(out), c, v, i, w, z, hold))
         elif isinstance(node, Onnx):
             ops.append(O.OnnxOp(name, x, out, node.model, node.input_name, node.output_name, num_threads))
         elif isinstance(node, Output):

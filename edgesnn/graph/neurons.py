@@ -15,6 +15,11 @@ Spiking neurons fire when :math:`v > v_{th}` (strictly) and are then reset:
 * ``max_spikes_per_step=K > 1`` emits graded spikes, the count
   :math:`\min(K, \lfloor v / v_{th} \rfloor)`, and a subtractive reset removes
   that many thresholds (Sinabs' ``MultiSpike``, Rockpool's ``max_spikes_per_dt``).
+* ``min_spike_interval_s=T > 0``: after a spike the neuron does not fire again for ``T``
+  seconds (rounded to whole steps); unlike a classic refractory period the membrane keeps
+  integrating, and the reset happens only when a spike is emitted. This is what one
+  spike per step at most means for a network trained at step ``T``, and what
+  :mod:`edgesnn.adapt` keeps when it maps such a network to a finer step.
 """
 
 from __future__ import annotations
@@ -83,6 +88,10 @@ class _Neuron(Node):
                 f"expected an int in 1..{MAX_SPIKES_PER_STEP}, got {k!r}", path="max_spikes_per_step"
             )
         self._set("max_spikes_per_step", int(k))
+        t = self.min_spike_interval_s
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not 0 <= t < np.inf:
+            raise NodeValidationError(f"expected seconds >= 0, got {t!r}", path="min_spike_interval_s")
+        self._set("min_spike_interval_s", float(t))
         if k > 1:
             # A spike count floor(v / v_th) counts v == v_th as one spike, so it is inclusive by definition.
             if not self.threshold_inclusive:
@@ -146,6 +155,7 @@ class IF(_Neuron):
     reset_timing: str = "immediate"
     threshold_inclusive: bool = False
     max_spikes_per_step: int = 1
+    min_spike_interval_s: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -177,6 +187,7 @@ class LIF(_Neuron):
     reset_timing: str = "immediate"
     threshold_inclusive: bool = False
     max_spikes_per_step: int = 1
+    min_spike_interval_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.v_threshold is None:
@@ -228,6 +239,7 @@ class CubaLIF(_Neuron):
     reset_timing: str = "immediate"
     threshold_inclusive: bool = False
     max_spikes_per_step: int = 1
+    min_spike_interval_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("tau_mem_s", "v_threshold"):
@@ -266,6 +278,7 @@ class AdaptiveLIF(_Neuron):
     reset_timing: str = "immediate"
     threshold_inclusive: bool = False
     max_spikes_per_step: int = 1
+    min_spike_interval_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("tau_adapt_s", "v_threshold"):

@@ -160,6 +160,10 @@ def _check_semantics(node: str, c: NeuronCoefficients) -> None:
                 " binary spikes, strict threshold)",
                 path=node,
             )
+        if c.hold_steps:
+            # Lava's LIFRefractory clamps the membrane while it waits; edgesnn's hold keeps integrating.
+            raise UnsupportedError("Loihi's CUBA LIF has no minimum spike interval (min_spike_interval_s)",
+                                   path=node)  # fmt: skip
         if np.any(c.v_threshold <= 0):
             raise UnsupportedError("thresholds must be positive", path=node)
 

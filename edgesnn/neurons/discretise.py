@@ -14,7 +14,9 @@ applied per neuron with input :math:`x[t]` held constant over the step
 
 With ``threshold_inclusive`` the comparison is :math:`\ge`; with ``max_spikes_per_step = K > 1``
 the output is a spike count :math:`z = \min(K, \max(0, \lfloor \tilde v / v_{th} \rfloor))`
-and a subtractive reset removes :math:`z\,v_{th}`.
+and a subtractive reset removes :math:`z\,v_{th}`. With ``min_spike_interval_s = T`` a neuron
+that fired holds its spikes for ``hold_steps = round(T / dt) - 1`` steps (:math:`z = 0` while
+the membrane goes on integrating).
 
 States are updated in that order (the membrane sees this step's current and
 adaptation, as snnTorch, Lava and sparch do). Reset with ``reset_timing =
@@ -59,6 +61,7 @@ class NeuronCoefficients:
     reset_timing: str
     threshold_inclusive: bool
     max_spikes: int
+    hold_steps: int
     a_syn: np.ndarray
     g_syn: np.ndarray
     a_w: np.ndarray
@@ -94,6 +97,12 @@ def decay_and_gain(tau_s: np.ndarray, dt_s: float, method: str) -> tuple[np.ndar
             )
         return 1.0 - ratio, ratio
     raise OptionError(f"expected one of {', '.join(METHODS)}, got {method!r}", path="method")
+
+
+def hold_steps(min_spike_interval_s: float, dt_s: float) -> int:
+    """Steps after a spike in which a neuron with this minimum interval may not fire again."""
+    # Rounded to the nearest whole step, with slack for intervals that are a float multiple of dt.
+    return max(0, int(np.floor(min_spike_interval_s / dt_s + 0.5 + 1e-9)) - 1)
 
 
 def discretise(node: Node, dt_s: float, method: str = "zoh") -> NeuronCoefficients:
@@ -136,6 +145,7 @@ def discretise(node: Node, dt_s: float, method: str = "zoh") -> NeuronCoefficien
         reset_timing=getattr(node, "reset_timing", "immediate"),
         threshold_inclusive=bool(getattr(node, "threshold_inclusive", False)),
         max_spikes=int(getattr(node, "max_spikes_per_step", 1)),
+        hold_steps=hold_steps(float(getattr(node, "min_spike_interval_s", 0.0)), dt) if spiking else 0,
         a_syn=f32(a_syn),
         g_syn=f32(g_syn),
         a_w=f32(a_w),
