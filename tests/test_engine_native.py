@@ -219,8 +219,13 @@ def _per_neuron(rng: np.random.Generator, cls, n: int, uniform: bool, **options)
 
 
 RESETS = [dict(reset_mode=m, reset_timing=t) for m in ("to_value", "subtract") for t in ("immediate", "next_step")]
-SPIKES = [{}, dict(threshold_inclusive=True), dict(threshold_inclusive=True, max_spikes_per_step=4),
-          dict(min_spike_interval_s=3e-3), dict(threshold_inclusive=True, max_spikes_per_step=4, min_spike_interval_s=2e-3)]
+SPIKES = [
+    {},
+    dict(threshold_inclusive=True),
+    dict(threshold_inclusive=True, max_spikes_per_step=4),
+    dict(min_spike_interval_s=3e-3),
+    dict(threshold_inclusive=True, max_spikes_per_step=4, min_spike_interval_s=2e-3),
+]
 NEURONS = [(Integrator, {}), (LI, {}), (CubaLI, {})] + [
     (cls, {**r, **sp}) for cls in (IF, LIF, CubaLIF, AdaptiveLIF) for r in RESETS for sp in SPIKES
 ]  # fmt: skip
