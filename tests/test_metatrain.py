@@ -271,3 +271,31 @@ def test_cli_pretrains_meta_trains_and_writes_a_bundle_that_learns(tmp_path, cap
     x = np.zeros((40, 32), np.float32)
     x[::3, :8] = 1.0
     assert session.learn("a", x)["new"] and session.classes() == ["a"]
+
+
+def test_feature_layers_can_be_meta_trained_through_the_rule(tmp_path, capsys):
+    cfg = {"name": "tiny", "seed": 1, "data": {"kind": "synthetic", "dt_s": 0.001,
+                                                "options": {"n_classes": 6, "n_test_classes": 3, "per_class": 6}},
+           "features": {"feature_node": "hidden0", "meta_iterations": 5, "meta_lr": 0.01,
+                        "train": {"epochs": 2, "batch_size": 8, "model": {"hidden": [16], "weight_scale": 4.0}}},
+           "episodes": {"n_way": 3, "k_shot": [1], "n_query": 2}, "rule": {"weight_bits": 8, "learning_rate": 0.1},
+           "meta": {"iterations": 2, "batch": 2, "t_epoch_grid": [10], "val_episodes": 4}}  # fmt: skip
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    assert main([str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    meta = summary["feature_meta"]
+    assert [h["iteration"] for h in meta["history"]] == [0, 1, 2, 3, 4, 5]
+    assert meta["val_1shot_after"] >= meta["val_1shot_before"]  # the best layers on meta-val are kept
+    pretrained = read_bundle(tmp_path / "run" / "features" / "model.esnn").graph.nodes["hidden0_w"].weight
+    shaped = read_bundle(tmp_path / "run" / "features_meta" / "model.esnn").graph.nodes["hidden0_w"].weight
+    final = read_bundle(tmp_path / "run" / "model.esnn").graph.nodes["hidden0_w"].weight
+    np.testing.assert_array_equal(final, shaped)  # the learning bundle carries the meta-trained layers
+    if meta["val_1shot_after"] > meta["val_1shot_before"]:
+        assert not np.array_equal(shaped, pretrained)
+
+
+def test_meta_training_features_needs_the_pretraining_here():
+    with pytest.raises(OptionError) as err:
+        config_from_dict({**BASE, "features": {"feature_node": "hidden1", "bundle": "f.esnn", "meta_iterations": 3}})
+    assert err.value.path == "features/meta_iterations"

@@ -91,16 +91,29 @@ class DataSection:
 
 @dataclasses.dataclass(frozen=True)
 class FeatureSection:
-    """The feature network: a bundle to reuse, or a ``tools.train`` config to pre-train on the meta-train classes."""
+    """The feature network: a bundle to reuse, or a ``tools.train`` config to pre-train on the meta-train classes.
+
+    With ``meta_iterations > 0`` the pre-trained hidden layers are then meta-trained on
+    episodes through the rule (:mod:`tools.metatrain.feature_meta`, Adam at ``meta_lr``).
+    """
 
     feature_node: str
     bundle: str | None = None
     train: dict[str, Any] | None = None
+    meta_iterations: int = 0
+    meta_lr: float = 1e-3
 
     def __post_init__(self) -> None:
         _check(isinstance(self.feature_node, str) and bool(self.feature_node), "expected a node name", "feature_node")
         _check((self.bundle is None) != (self.train is None), "give exactly one of bundle and train", "bundle")
         _check(self.train is None or isinstance(self.train, dict), "expected a tools.train config object", "train")
+        _int(self.meta_iterations, "meta_iterations", 0)
+        object.__setattr__(self, "meta_lr", _positive(self.meta_lr, "meta_lr"))
+        _check(
+            self.meta_iterations == 0 or self.train is not None,
+            "meta-training the features needs the pre-training here (train), not a bundle",
+            "meta_iterations",
+        )
 
 
 @dataclasses.dataclass(frozen=True)

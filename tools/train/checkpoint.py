@@ -99,9 +99,19 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> None:
         raise
 
 
-def load_checkpoint(path: str | os.PathLike[str], params_skeleton: Any, opt_skeleton: Any) -> TrainState:
-    """Read a checkpoint, filling arrays into skeletons of the expected structure."""
+def load_best_params(path: str | os.PathLike[str], params_skeleton: Any) -> Any:
+    """The best parameters of a checkpoint (what the exported bundle holds), without its optimiser state."""
     name = os.fspath(path)
+    record = _read_record(name)
+    try:
+        return _decode_tree(record["best_params"], params_skeleton, "best_params")
+    except StateError as exc:
+        raise exc.with_prefix(name) from None
+    except (KeyError, TypeError) as exc:
+        raise StateError(f"checkpoint lacks or garbles {exc}", path=name) from exc
+
+
+def _read_record(name: str) -> dict[str, Any]:
     try:
         with open(name, "rb") as f:
             record = msgpack.unpackb(f.read(), raw=False)
@@ -113,6 +123,13 @@ def load_checkpoint(path: str | os.PathLike[str], params_skeleton: Any, opt_skel
         raise StateError(f"not an edgesnn training checkpoint (expected format {FORMAT!r})", path=name)
     if record.get("version") != VERSION:
         raise StateError(f"checkpoint version {record.get('version')!r} is not {VERSION}", path=name)
+    return record
+
+
+def load_checkpoint(path: str | os.PathLike[str], params_skeleton: Any, opt_skeleton: Any) -> TrainState:
+    """Read a checkpoint, filling arrays into skeletons of the expected structure."""
+    name = os.fspath(path)
+    record = _read_record(name)
     try:
         return TrainState(
             epoch=int(record["epoch"]),
