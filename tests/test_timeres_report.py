@@ -34,3 +34,22 @@ def test_markdown_has_one_row_per_method_and_marks_unreachable_steps():
     assert "| tau | 10.0 % | 40.0 % |" in text
     assert "| zoh-rate | n/a | 40.0 % |" in text
     assert "Training: 3 epochs, 120 samples/s, peak RSS 900 MiB." in text
+
+
+def test_a_later_invocation_adds_its_networks_to_the_report(tmp_path):
+    import json
+
+    from tools.eval.timeres import merge_runs
+
+    def run(network, dt, acc):
+        return {"network": network, "train_dt_s": dt, "accuracy": {"tau@1ms": acc}}
+
+    grid = {"eval_dt_s": [1e-3], "methods": ["tau"]}
+    report = tmp_path / "timeres.json"
+    report.write_text(json.dumps({**grid, "runs": [run("lif", 1e-3, 0.3), run("adlif", 1e-3, 0.2)]}))
+    merged = merge_runs(report, {**grid, "runs": [run("adlif", 1e-3, 0.4), run("recurrent-adlif", 4e-3, 0.1)]})
+    assert [(r["network"], r["accuracy"]["tau@1ms"]) for r in merged["runs"]] == [
+        ("lif", 0.3), ("adlif", 0.4), ("recurrent-adlif", 0.1)]  # fmt: skip
+    other_grid = {"eval_dt_s": [2e-3], "methods": ["tau"], "runs": [run("adlif", 1e-3, 0.5)]}
+    assert merge_runs(report, other_grid)["runs"] == other_grid["runs"]
+    assert merge_runs(tmp_path / "missing.json", other_grid) == other_grid

@@ -4,7 +4,8 @@ For each network (feed-forward LIF, feed-forward and recurrent adaptive LIF) and
 step (1 ms and 4 ms), train with tools.train (or reuse a trained bundle in the
 output folder), then evaluate the test split binned at 0.25, 0.5, 1, 2 and 4 ms
 with every adaptation method of edgesnn.adapt, running the runtime engine itself.
-Writes ``timeres.json``, ``timeres.md`` and ``timeres.png`` into ``--out``.
+Writes ``timeres.json``, ``timeres.md`` and ``timeres.png`` into ``--out``, keeping the
+tables of networks an earlier invocation reported there (see :func:`merge_runs`).
 
     python -m tools.eval.timeres --data data/keywords --out results/timeres [--epochs 20] [--quiet]
 """
@@ -114,6 +115,27 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def merge_runs(previous: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` plus the runs of other networks kept from an earlier report at ``previous``.
+
+    Evaluating ``--kinds adlif`` into a folder that already reports ``lif`` keeps
+    the ``lif`` tables, so networks can be evaluated one invocation at a time.
+    A report with other steps or methods is replaced, not merged.
+    """
+    try:
+        old = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        return results
+    if old.get("eval_dt_s") != results["eval_dt_s"] or old.get("methods") != results["methods"]:
+        return results
+    fresh = {(r["network"], r["train_dt_s"]) for r in results["runs"]}
+    kept = [r for r in old.get("runs", []) if (r.get("network"), r.get("train_dt_s")) not in fresh]
+    order = list(CONFIGS)
+    runs = sorted(kept + results["runs"], key=lambda r: (order.index(r["network"]) if r["network"] in order
+                                                         else len(order), r["train_dt_s"]))  # fmt: skip
+    return {**results, "runs": runs}
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as Markdown tables, one per network and training step."""
     lines = ["# Time-resolution adaptation on the spoken-keyword task", ""]
@@ -179,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         os.makedirs(args.out, exist_ok=True)
         t0 = time.perf_counter()
-        results = evaluate_all(args)
-        results["wall_s"] = time.perf_counter() - t0
         out = Path(args.out)
+        results = merge_runs(out / "timeres.json", evaluate_all(args))
+        results["wall_s"] = time.perf_counter() - t0
         (out / "timeres.json").write_text(json.dumps(results, indent=2))
         (out / "timeres.md").write_text(markdown(results))
         plot(results, out / "timeres.png")
@@ -196,4 +218,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["accuracy", "evaluate_all", "main", "markdown", "plot"]
+__all__ = ["accuracy", "evaluate_all", "main", "markdown", "merge_runs", "plot"]
