@@ -299,3 +299,22 @@ def test_meta_training_features_needs_the_pretraining_here():
     with pytest.raises(OptionError) as err:
         config_from_dict({**BASE, "features": {"feature_node": "hidden1", "bundle": "f.esnn", "meta_iterations": 3}})
     assert err.value.path == "features/meta_iterations"
+
+
+def test_flattened_frames_are_recorded_through_a_conv_feature_network():
+    from edgesnn.graph import LIF, Conv2d, Flatten, Graph, Input, Output
+    from edgesnn.model import Model
+    from tools.metatrain.features import record_features
+
+    rng = np.random.default_rng(0)
+    g = Graph(
+        {"input": Input((2, 4, 4), unit="spikes"), "conv": Conv2d(rng.normal(1.0, 0.5, (3, 2, 3, 3))),
+         "lif": LIF.uniform((3, 2, 2), tau_mem_s=0.02, v_threshold=0.5), "flat": Flatten(), "y": Output((12,))},
+        [("input", "conv"), ("conv", "lif"), ("lif", "flat"), ("flat", "y")],
+    )  # fmt: skip
+    model = Model(g, dt_s=0.01)
+    frames = (rng.random((5, 6, 2, 4, 4)) < 0.4).astype(np.float32)  # (N, T, 2, H, W) as glyphs load
+    spikes = record_features(model, "lif", frames.reshape(5, 6, -1), batch=2)
+    assert spikes.shape == (5, 6, 12) and spikes.dtype == np.uint8
+    direct = model.session(batch=5).run(frames.transpose(1, 0, 2, 3, 4), outputs=["lif"])["lif"]
+    np.testing.assert_array_equal(spikes, direct.reshape(6, 5, 12).transpose(1, 0, 2))

@@ -184,10 +184,15 @@ def feature_model(features: FeatureSection, raw: dict[str, RawSplit], out_dir: P
 
 
 def record_features(model: Model, feature_node: str, x: np.ndarray, *, batch: int = 128) -> np.ndarray:
-    """Feature spikes (N, T, F) uint8 of inputs x (N, T, C), recorded by runtime sessions from rest."""
+    """Feature spikes (N, T, F) uint8 of inputs x (N, T, C), recorded by runtime sessions from rest.
+
+    C is the model input's size: flattened samples (glyph frames) take the input's own shape here.
+    """
     out = None
+    shape = tuple(model.graph.nodes[model.graph.inputs[0]].shape)
     for start in range(0, len(x), batch):
         xb = np.ascontiguousarray(x[start : start + batch].transpose(1, 0, 2))
+        xb = xb.reshape(*xb.shape[:2], *shape)
         session = model.session(batch=xb.shape[1])
         s = session.run(xb, outputs=[feature_node])[feature_node]  # (T, B, *shape)
         s = s.reshape(s.shape[0], s.shape[1], -1).transpose(1, 0, 2)
