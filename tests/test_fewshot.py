@@ -33,11 +33,20 @@ def test_interval_is_mean_and_half_width_in_percent():
     assert r["ci95"] == pytest.approx(100 * 1.96 * np.std([0, 1, 0, 1], ddof=1) / 2)
 
 
-def test_a_run_is_evaluated_through_runtime_sessions(tmp_path, capsys):
+# A dense feature network, and a conv one that sees each sample's 32 channels as 2 x 4 x 4 frames (as glyphs).
+FEATURE_MODELS = {
+    "dense": {"hidden": [16], "weight_scale": 4.0},
+    "conv": {"kind": "conv", "hidden": [16], "weight_scale": 4.0, "input_shape": [2, 4, 4],
+             "conv": [{"channels": 4, "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1]}]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("features", list(FEATURE_MODELS))
+def test_a_run_is_evaluated_through_runtime_sessions(tmp_path, capsys, features):
     cfg = {"name": "tiny", "seed": 2, "data": {"kind": "synthetic", "dt_s": 0.001,
                                                 "options": {"n_classes": 6, "n_test_classes": 10, "per_class": 6}},
            "features": {"feature_node": "hidden0", "train": {"epochs": 2, "batch_size": 8,
-                                                              "model": {"hidden": [16], "weight_scale": 4.0}}},
+                                                              "model": FEATURE_MODELS[features]}},
            "episodes": {"n_way": 3, "k_shot": [1], "n_query": 2}, "rule": {"weight_bits": 8, "learning_rate": 0.1},
            "meta": {"iterations": 4, "batch": 2, "t_epoch_grid": [10], "val_episodes": 4}}  # fmt: skip
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))

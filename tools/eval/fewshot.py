@@ -63,7 +63,7 @@ def runtime_rule_accuracy(model: Model, x: np.ndarray, episode: Any) -> float:
     session = model.session(batch=len(episode.query))
     for idx, row in zip(episode.support, episode.support_rows, strict=True):
         session.learn(f"class{row}", x[idx])
-    queries = np.ascontiguousarray(x[episode.query].transpose(1, 0, 2))  # (T, Q, C)
+    queries = np.ascontiguousarray(np.swapaxes(x[episode.query], 0, 1))  # (T, Q, *input shape)
     scores = session.run(queries, outputs=["classes"])["classes"].mean(axis=0)
     labels = np.array([int(c.removeprefix("class")) for c in session.classes()])
     return float(np.mean(labels[scores.argmax(axis=1)] == episode.query_rows))
@@ -138,7 +138,7 @@ def forgetting(
         classes = rng.choice(labels, 10, replace=False)
         picks = [rng.choice(np.flatnonzero(y == c), 1 + n_query, replace=False) for c in classes]
         session = model.session(batch=5 * n_query)
-        queries = np.ascontiguousarray(x[np.concatenate([p[1:] for p in picks[:5]])].transpose(1, 0, 2))
+        queries = np.ascontiguousarray(np.swapaxes(x[np.concatenate([p[1:] for p in picks[:5]])], 0, 1))
         truth = np.repeat(np.arange(5), n_query)
 
         for i in range(5):
@@ -208,9 +208,12 @@ def evaluate_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=args.data))
     raw = F.load_raw(cfg.data, cfg.seed)
     feats = F.cached_features(feature_bundle_path(cfg, run_dir), cfg.features.feature_node, raw, run_dir)
-    test_x, test_rates = raw["test"].x, feats["test"].mean_rates()
-    val_rates = feats["meta_val"].mean_rates()
     models = {"meta-trained rule": read_bundle(run_dir / BUNDLE), "untuned rule": read_bundle(run_dir / UNTUNED)}
+    tuned_graph = models["meta-trained rule"].graph
+    # Examples go to session.learn in the input's own shape (glyph frames are loaded flattened).
+    shape = tuple(tuned_graph.nodes[tuned_graph.inputs[0]].shape)
+    test_x = raw["test"].x.reshape(*raw["test"].x.shape[:2], *shape)
+    test_rates, val_rates = feats["test"].mean_rates(), feats["meta_val"].mean_rates()
     n_way, n_query = cfg.episodes.n_way, args.n_query
     out: dict[str, Any] = {"run": str(run_dir), "name": cfg.name, "data": cfg.data.kind, "n_way": n_way,
                            "n_query": n_query, "test_classes": list(raw["test"].classes), "results": {},
