@@ -102,16 +102,20 @@ def test_unbatched_input_is_accepted_for_batch_one():
     assert s.step(np.zeros(30))["y"].shape == (1, 4)
 
 
-def test_state_round_trip_continues_identically():
-    m = rnn_model()
-    xs = spikes((60, 1, 30), seed=2)
-    a = m.session(options=NUMPY)
-    a.run(xs[:30])
+def resumed_equals_uninterrupted(model, xs, split):
+    """Run xs[:split], save the state, and check a new session loaded with it continues identically."""
+    a = model.session(options=NUMPY)
+    a.run(xs[:split])
     saved = a.state()
-    rest = a.run(xs[30:])["y"]
-    b = m.session(options=NUMPY)
+    rest = a.run(xs[split:])["y"]
+    b = model.session(options=NUMPY)
     b.load_state(saved)
-    np.testing.assert_array_equal(b.run(xs[30:])["y"], rest)
+    np.testing.assert_array_equal(b.run(xs[split:])["y"], rest)
+    return rest
+
+
+def test_state_round_trip_continues_identically():
+    resumed_equals_uninterrupted(rnn_model(), spikes((60, 1, 30), seed=2), 30)
 
 
 def test_a_held_neuron_resumes_from_saved_state():
@@ -120,13 +124,7 @@ def test_a_held_neuron_resumes_from_saved_state():
     held = Model(Graph({**g.nodes, "lif": g.nodes["lif"].replace(min_spike_interval_s=4e-3)}, list(g.edges)),
                  dt_s=1e-3)  # fmt: skip
     xs = spikes((60, 1, 30), p=0.6, seed=3)
-    a = held.session(options=NUMPY)
-    a.run(xs[:31])
-    saved = a.state()
-    rest = a.run(xs[31:])["y"]
-    b = held.session(options=NUMPY)
-    b.load_state(saved)
-    np.testing.assert_array_equal(b.run(xs[31:])["y"], rest)
+    rest = resumed_equals_uninterrupted(held, xs, 31)  # 31: the split falls inside a hold
     assert not np.array_equal(rest, m.session(options=NUMPY).run(xs)["y"][31:])  # the hold changed the output
 
 

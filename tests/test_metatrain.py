@@ -249,17 +249,23 @@ def test_config_file_errors_name_the_file(tmp_path):
     assert MetaSection().t_epoch_grid == (20,)
 
 
-def test_cli_pretrains_meta_trains_and_writes_a_bundle_that_learns(tmp_path, capsys):
+def run_tiny(tmp_path, capsys, *, features=None, meta_iterations=4) -> dict:
+    """Meta-train a tiny synthetic configuration through the CLI into tmp_path/run; return its summary."""
     cfg = {"name": "tiny", "seed": 1, "data": {"kind": "synthetic", "dt_s": 0.001,
                                                 "options": {"n_classes": 6, "n_test_classes": 3, "per_class": 6}},
            "features": {"feature_node": "hidden0", "train": {"epochs": 2, "batch_size": 8,
-                                                              "model": {"hidden": [16], "weight_scale": 4.0}}},
+                                                              "model": {"hidden": [16], "weight_scale": 4.0}},
+                        **(features or {})},
            "episodes": {"n_way": 3, "k_shot": [1], "n_query": 2}, "rule": {"weight_bits": 8, "learning_rate": 0.1},
-           "meta": {"iterations": 4, "batch": 2, "t_epoch_grid": [10], "val_episodes": 4}}  # fmt: skip
+           "meta": {"iterations": meta_iterations, "batch": 2, "t_epoch_grid": [10], "val_episodes": 4}}  # fmt: skip
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(cfg))
     assert main([str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_pretrains_meta_trains_and_writes_a_bundle_that_learns(tmp_path, capsys):
+    summary = run_tiny(tmp_path, capsys)
     model = read_bundle(tmp_path / "run" / "model.esnn")
     tuned = learning_config(model)
     assert tuned.to_dict() == summary["tuned"]
@@ -274,16 +280,7 @@ def test_cli_pretrains_meta_trains_and_writes_a_bundle_that_learns(tmp_path, cap
 
 
 def test_feature_layers_can_be_meta_trained_through_the_rule(tmp_path, capsys):
-    cfg = {"name": "tiny", "seed": 1, "data": {"kind": "synthetic", "dt_s": 0.001,
-                                                "options": {"n_classes": 6, "n_test_classes": 3, "per_class": 6}},
-           "features": {"feature_node": "hidden0", "meta_iterations": 5, "meta_lr": 0.01,
-                        "train": {"epochs": 2, "batch_size": 8, "model": {"hidden": [16], "weight_scale": 4.0}}},
-           "episodes": {"n_way": 3, "k_shot": [1], "n_query": 2}, "rule": {"weight_bits": 8, "learning_rate": 0.1},
-           "meta": {"iterations": 2, "batch": 2, "t_epoch_grid": [10], "val_episodes": 4}}  # fmt: skip
-    path = tmp_path / "cfg.json"
-    path.write_text(json.dumps(cfg))
-    assert main([str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    summary = run_tiny(tmp_path, capsys, features={"meta_iterations": 5, "meta_lr": 0.01}, meta_iterations=2)
     meta = summary["feature_meta"]
     assert [h["iteration"] for h in meta["history"]] == [0, 1, 2, 3, 4, 5]
     assert meta["val_1shot_after"] >= meta["val_1shot_before"]  # the best layers on meta-val are kept
