@@ -102,7 +102,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     for name in g.nodes:
         node = g.nodes[name]
         n_params = sum(int(np.size(getattr(node, f))) for f in node.array_fields() if getattr(node, f) is not None)
-        nodes.append({"name": name, "type": node.type_name(), "shape": list(g.shape(name)), "parameters": n_params})
+        entry = {"name": name, "type": node.type_name(), "shape": list(g.shape(name)), "parameters": n_params}
+        if getattr(node, "min_spike_interval_s", 0.0) > 0:
+            entry["min_spike_interval_s"] = node.min_spike_interval_s
+        nodes.append(entry)
     info = {
         "file": args.model,
         "dt_s": model.dt_s,
@@ -130,9 +133,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     if model.labels:
         print(f"  labels: {', '.join(model.labels)}")
     for n in nodes:
-        print(f"  {n['name']:<20} {n['type']:<12} {str(tuple(n['shape'])):<16} {n['parameters']}")
+        hold = f"  (min spike interval {n['min_spike_interval_s'] * 1e3:g} ms)" if "min_spike_interval_s" in n else ""
+        print(f"  {n['name']:<20} {n['type']:<12} {str(tuple(n['shape'])):<16} {n['parameters']}{hold}")
     if g.back_edges:
         print("  recurrent: " + ", ".join(f"{a} -> {b}" for a, b in sorted(g.back_edges)))
+    for r in model.producer.get("retimed", []):
+        print(f"  adapted: {r['from_dt_s'] * 1e3:g} ms -> {r['to_dt_s'] * 1e3:g} ms ({r['method']})")
     return 0
 
 

@@ -20,6 +20,16 @@ def test_info_describes_the_demo_bundle(capsys):
     assert "recurrent: rec -> lif" in out
 
 
+def test_info_shows_what_an_adaptation_kept(tmp_path, capsys):
+    fine = tmp_path / "fine.esnn"
+    assert main(["adapt", DEMO, "--dt", "0.25ms", "--method", "zoh-rate", "-o", str(fine)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(fine)]) == 0
+    out = capsys.readouterr().out
+    assert "adapted: 1 ms -> 0.25 ms (zoh-rate)" in out
+    assert "(min spike interval 1 ms)" in out
+
+
 def test_info_json_lists_nodes(capsys):
     assert main(["info", DEMO, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
