@@ -33,6 +33,26 @@ def test_interval_is_mean_and_half_width_in_percent():
     assert r["ci95"] == pytest.approx(100 * 1.96 * np.std([0, 1, 0, 1], ddof=1) / 2)
 
 
+def test_imprinting_keeps_each_class_row_at_its_examples_mean_trace():
+    from edgesnn.learn import enable_learning, rule
+    from edgesnn.learn.config import learning_config
+    from tools.bench.learn_task import ToyTask
+
+    task = ToyTask(steps=40)
+    model = fewshot.imprinting(enable_learning(task.model(), "features", learning_rate=1.0, init_scale=2.0))
+    assert model.learning["learning_rate"] == 0.0 and model.learning["init_scale"] == 2.0
+    session = model.session()
+    rng = np.random.default_rng(1)
+    first, second = task.example(0, rng), task.example(0, rng)
+    info = session.learn("a", first)
+    assert info["updates"] == 0 and info["score_before"] == info["score_after"]
+    spikes = session._head._recorder.record(first)
+    expected = rule.initial_row(spikes, learning_config(model), rule.coefficients(learning_config(model), model.dt_s))
+    np.testing.assert_allclose(session._head.readout.coef_[0], expected, rtol=1e-6)
+    session.learn("a", second)  # a second example of the class changes nothing
+    np.testing.assert_allclose(session._head.readout.coef_[0], expected, rtol=1e-6)
+
+
 # A dense feature network, and a conv one that sees each sample's 32 channels as 2 x 4 x 4 frames (as glyphs).
 FEATURE_MODELS = {
     "dense": {"hidden": [16], "weight_scale": 4.0},
@@ -68,5 +88,7 @@ def test_a_run_is_evaluated_through_runtime_sessions(tmp_path, capsys, features)
     assert f["loss_points"] == pytest.approx(f["order_loss_points"] + f["competition_points"])
     assert 0.0 <= f["ncm_after"] <= 100.0 and "Of that, learning order" in (out / "fewshot.md").read_text()
     assert run["learn_cost_us"]["rule_us"] > 0
+    assert set(run["overshot_percent"]["1"]) == {"meta-trained rule", "untuned rule", "imprinting"}
+    assert run["overshot_percent"]["1"]["imprinting"] == 0.0  # no update, nothing to overshoot
     assert (out / "fewshot.png").stat().st_size > 0 and "| NCM |" in (out / "fewshot.md").read_text()
     assert fewshot.main([str(tmp_path / "run"), "--out", str(out), "--episodes", "1"]) == 2

@@ -81,3 +81,19 @@ def test_capacity_is_bounded():
     with pytest.raises(CapacityError, match="learning/max_classes: the readout holds max_classes = 2"):
         r.partial_fit(trace(2), "c")
     r.partial_fit(trace(2), "a")  # reinforcing needs no room
+
+
+def test_last_update_reports_the_taught_score_moving_toward_its_target():
+    r = readout(init="zeros", learning_rate=0.05).partial_fit(trace(0), "a")
+    u = r.last_update_
+    assert u.score_before == 0.0 and 0.0 < u.score_after < u.target == 1.0
+    assert not u.overshot
+
+
+def test_a_step_too_large_for_the_features_is_reported_not_silent(caplog):
+    # A unit step on an imprinted row with 40 busy features carries the score far past target_on.
+    with caplog.at_level("WARNING", logger="edgesnn.learn"):
+        r = readout(learning_rate=1.0, t_epoch=40).partial_fit(trace(0, n_features=64, hot=range(40)), "a")
+    u = r.last_update_
+    assert u.overshot and (u.score_before - u.target) * (u.score_after - u.target) < 0
+    assert "learning/learning_rate" in caplog.text and "meta-train the rule" in caplog.text

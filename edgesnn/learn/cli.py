@@ -35,14 +35,20 @@ def _print(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
         print(text)
 
 
+def _rounded(key: str, value: float) -> float:
+    # Timings to 0.1 µs; scores keep 4 significant digits (they can be far below 1).
+    return round(value, 1) if key.endswith("_us") else float(f"{value:.4g}")
+
+
 def cmd_learn(args: argparse.Namespace) -> int:
     """Teach one class one example and store it durably."""
     session = _session(args)
     info = session.learn(args.label, _read_example(args.example, session, args.input_key))
-    doc = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in info.items()}
+    doc = {k: (_rounded(k, v) if isinstance(v, float) else v) for k, v in info.items()}
     doc["store"] = args.store
-    _print(args, doc, f"{info['action']} {args.label!r}: {info['updates']} updates in {info['epochs']} epochs;"
-                      f" {info['classes']} classes in {args.store}")  # fmt: skip
+    _print(args, doc, f"{info['action']} {args.label!r}: {info['updates']} updates in {info['epochs']} epochs,"
+                      f" score on the example {info['score_before']:.3g} -> {info['score_after']:.3g}"
+                      f" (target {info['target']:.3g}); {info['classes']} classes in {args.store}")  # fmt: skip
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import numpy as np
@@ -12,17 +13,35 @@ from edgesnn.learn import rule
 from edgesnn.learn.config import LearningConfig
 from edgesnn.units import check_step_s
 
+log = logging.getLogger("edgesnn.learn")
+
 _FITTED = ("classes_", "coef_", "threshold_", "n_examples_", "n_features_in_", "last_update_")
 
 
 @dataclasses.dataclass(frozen=True)
 class LearnUpdate:
-    """What the last :meth:`PlasticReadout.partial_fit` did."""
+    """What the last :meth:`PlasticReadout.partial_fit` did.
+
+    ``score_before`` / ``score_after`` are the taught class's mean score on the
+    example before the rule ran (a new class: with its initial row) and after;
+    the rule moves it toward ``target``. ``overshot`` is True when the updates
+    carried it past ``target`` to further away than it started: the signature of
+    a step size too large for the scale of these features.
+    """
 
     label: str
     new: bool
     epochs: int
     updates: int
+    score_before: float
+    score_after: float
+    target: float
+
+    @property
+    def overshot(self) -> bool:
+        """Whether the rule carried the taught score past its target to further away than it started."""
+        before, after = self.score_before - self.target, self.score_after - self.target
+        return before * after < 0 and abs(after) > abs(before)
 
 
 class PlasticReadout:
@@ -106,12 +125,22 @@ class PlasticReadout:
         else:
             coef, classes, n_examples = self.coef_, self.classes_, self.n_examples_.copy()
         row = classes.index(label)
+        before = float(rule.mean_scores(x, coef[row], coeffs.beta))
         coef, stats = rule.learn_example(coef, x, row, rule.RuleState(self.threshold_), self.config, coeffs)
+        after = float(rule.mean_scores(x, coef[row], coeffs.beta))
         n_examples[row] += 1
         # Assign only once everything above succeeded, so a failed call leaves the readout as it was.
         self.classes_, self.coef_, self.n_examples_ = classes, coef, n_examples
         self.threshold_ = stats.state.threshold
-        self.last_update_ = LearnUpdate(label, new, stats.epochs, stats.updates)
+        self.last_update_ = LearnUpdate(label, new, stats.epochs, stats.updates, before, after, self.config.target_on)
+        if self.last_update_.overshot:
+            # Silent divergence is the usual failure of an untuned rule: say what happened and what to change.
+            log.warning(
+                "learning/learning_rate: teaching %r carried its score on the example past the target"
+                " (%.3g -> %.3g, target_on %.3g): the step %g is too large for these features;"
+                " meta-train the rule (tools.metatrain) or lower learning_rate",
+                label, before, after, self.config.target_on, self.config.learning_rate,
+            )  # fmt: skip
         return self
 
     def forget(self, label: str) -> PlasticReadout:

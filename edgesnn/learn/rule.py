@@ -123,6 +123,12 @@ def readout_potentials(spikes: np.ndarray, weights: np.ndarray, beta: float) -> 
     return out
 
 
+def mean_scores(spikes: np.ndarray, weights: np.ndarray, beta: float) -> np.ndarray:
+    """Mean class scores (C,) over an example's feature spikes (T, F) from rest: ``readout_potentials(...).mean(0)``."""
+    s = np.asarray(spikes, np.float64)
+    return np.asarray(weights, np.float64) @ (epoch_kernels(beta, len(s))[0] @ s)
+
+
 def gate(error: np.ndarray, threshold: float, mode: str) -> np.ndarray:
     """Error-triggered third factor: ``error`` (or its sign) where ``|error| > threshold``, else 0."""
     fired = np.abs(error) > threshold

@@ -8,6 +8,11 @@ same N-way k-shot episodes of the held-out test classes for every method:
   ``session.learn(label, example)`` on the support set (raw inputs, shot by
   shot), then the query set in one batched ``session.run``, predicted class =
   argmax of the mean ``"classes"`` score;
+* ``imprinting``: the untuned bundle with both step sizes set to 0, through
+  the runtime: a class row is its first example's mean presynaptic trace and
+  nothing else (no error-triggered update). It shows what the rule's updates
+  add; the untuned rule can fall below it, as its unit step overshoots on
+  features whose scores are far above ``target_on``;
 * ``transfer (SGD)``: a new linear readout (weights and bias, from zero) on the
   feature node's mean spike rates, fine-tuned by full-batch gradient descent on
   the support set's softmax cross-entropy; its learning rate and step count are
@@ -26,6 +31,7 @@ and the cost of ``session.learn`` beyond the forward pass. Writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import statistics
@@ -43,7 +49,7 @@ from edgesnn.model import Model
 
 log = logging.getLogger("edgesnn.tools.eval")
 
-METHODS = ("meta-trained rule", "untuned rule", "transfer (SGD)", "NCM")
+METHODS = ("meta-trained rule", "untuned rule", "imprinting", "transfer (SGD)", "NCM")
 TL_LRS = (0.3, 1.0, 3.0, 10.0, 30.0)
 TL_STEPS = (10, 30, 100)
 
@@ -58,15 +64,16 @@ def interval(acc: np.ndarray) -> dict[str, float]:
 # -- methods -------------------------------------------------------------------------------------
 
 
-def runtime_rule_accuracy(model: Model, x: np.ndarray, episode: Any) -> float:
-    """Query accuracy of one episode learned by a runtime session (``session.learn`` per support example)."""
+def runtime_rule_accuracy(model: Model, x: np.ndarray, episode: Any) -> tuple[float, int]:
+    """Query accuracy of one episode learned by a runtime session, and how many ``session.learn`` calls overshot."""
     session = model.session(batch=len(episode.query))
+    overshot = 0
     for idx, row in zip(episode.support, episode.support_rows, strict=True):
-        session.learn(f"class{row}", x[idx])
+        overshot += session.learn(f"class{row}", x[idx])["overshot"]
     queries = np.ascontiguousarray(np.swapaxes(x[episode.query], 0, 1))  # (T, Q, *input shape)
     scores = session.run(queries, outputs=["classes"])["classes"].mean(axis=0)
     labels = np.array([int(c.removeprefix("class")) for c in session.classes()])
-    return float(np.mean(labels[scores.argmax(axis=1)] == episode.query_rows))
+    return float(np.mean(labels[scores.argmax(axis=1)] == episode.query_rows)), overshot
 
 
 def ncm_accuracy(features: np.ndarray, episode: Any, n_way: int) -> float:
@@ -96,6 +103,11 @@ def transfer_accuracy(features: np.ndarray, episode: Any, n_way: int, lr: float,
     """Query accuracy of the SGD-fine-tuned readout of one episode."""
     w, b = sgd_readout(features[episode.support], episode.support_rows, n_way, lr, steps)
     return float(np.mean((features[episode.query] @ w.T + b).argmax(axis=1) == episode.query_rows))
+
+
+def imprinting(model: Model) -> Model:
+    """``model`` with the rule's step sizes at 0: a new class row is its example's scaled mean trace, no update."""
+    return dataclasses.replace(model, learning={**model.learning, "learning_rate": 0.0, "learning_rate_other": 0.0})
 
 
 def choose_transfer(features: np.ndarray, episodes: list, n_way: int) -> dict[str, Any]:
@@ -203,12 +215,11 @@ def evaluate_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = load_config(run_dir / CONFIG)
     if args.data:
-        import dataclasses
-
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=args.data))
     raw = F.load_raw(cfg.data, cfg.seed)
     feats = F.cached_features(feature_bundle_path(cfg, run_dir), cfg.features.feature_node, raw, run_dir)
     models = {"meta-trained rule": read_bundle(run_dir / BUNDLE), "untuned rule": read_bundle(run_dir / UNTUNED)}
+    models["imprinting"] = imprinting(models["untuned rule"])
     tuned_graph = models["meta-trained rule"].graph
     # Examples go to session.learn in the input's own shape (glyph frames are loaded flattened).
     shape = tuple(tuned_graph.nodes[tuned_graph.inputs[0]].shape)
@@ -226,16 +237,22 @@ def evaluate_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         tl = choose_transfer(val_rates, val_eps, n_way)
         out["transfer"][str(k)] = tl
         acc: dict[str, list[float]] = {m: [] for m in METHODS}
+        overshot = dict.fromkeys(models, 0)
         t0 = time.perf_counter()
         for i, e in enumerate(episodes):
             for name, model in models.items():
-                acc[name].append(runtime_rule_accuracy(model, test_x, e))
+                a, n = runtime_rule_accuracy(model, test_x, e)
+                acc[name].append(a)
+                overshot[name] += n
             acc["transfer (SGD)"].append(transfer_accuracy(test_rates, e, n_way, tl["lr"], tl["steps"]))
             acc["NCM"].append(ncm_accuracy(test_rates, e, n_way))
             if not args.quiet and (i + 1) % 100 == 0:
                 print(f"{cfg.name} {k}-shot: {i + 1}/{len(episodes)} episodes, {time.perf_counter() - t0:.0f} s",
                       file=sys.stderr)  # fmt: skip
         out["results"][str(k)] = {m: interval(np.array(v)) for m, v in acc.items()}
+        # Share of support examples whose update carried the taught score past its target (see LearnUpdate).
+        n_support = len(episodes) * len(episodes[0].support)
+        out.setdefault("overshot_percent", {})[str(k)] = {m: 100.0 * n / n_support for m, n in overshot.items()}
     tuned = models["meta-trained rule"]
     out["forgetting"] = forgetting(tuned, test_x, raw["test"].y, repeats=args.forget_repeats, n_query=n_query,
                                    seed=cfg.seed, rates=test_rates)  # fmt: skip
@@ -264,7 +281,12 @@ def markdown(results: dict[str, Any]) -> str:
                   f"{shots[0]}-shot margins of the meta-trained rule: "
                   f"{r1['meta-trained rule']['mean'] - r1['transfer (SGD)']['mean']:+.1f} points over transfer "
                   f"(target >= +15), {r1['meta-trained rule']['mean'] - r1['untuned rule']['mean']:+.1f} over the "
-                  "untuned rule (target >= +10).", ""]  # fmt: skip
+                  f"untuned rule (target >= +10), {r1['meta-trained rule']['mean'] - r1['imprinting']['mean']:+.1f} "
+                  "over imprinting.", ""]  # fmt: skip
+        if "overshot_percent" in run:
+            o = run["overshot_percent"][shots[0]]
+            lines += ["Support examples whose update carried the taught score past its target (overshoot, "
+                      f"{shots[0]}-shot): " + ", ".join(f"{m} {o[m]:.0f} %" for m in o) + ".", ""]  # fmt: skip
         tl = "; ".join(f"{k}-shot lr {v['lr']:g}, {v['steps']} steps" for k, v in run["transfer"].items())
         f, c = run["forgetting"], run["learn_cost_us"]
         lines += [f"Transfer baseline chosen on meta-val episodes: {tl}.", ""]
@@ -327,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    # The learner warns on every overshooting update; here they are counted and reported instead.
+    logging.getLogger("edgesnn.learn").setLevel(logging.ERROR)
     try:
         if args.episodes < 2 or min(args.shots) < 1 or args.n_query < 1:
             raise OptionError("expected --episodes >= 2, --shots >= 1 and --n-query >= 1", path="arguments")
@@ -350,4 +374,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["evaluate_run", "forgetting", "learn_cost", "main", "markdown", "ncm_accuracy", "plot",
-           "runtime_rule_accuracy", "sgd_readout", "transfer_accuracy"]  # fmt: skip
+           "imprinting", "runtime_rule_accuracy", "sgd_readout", "transfer_accuracy"]  # fmt: skip
