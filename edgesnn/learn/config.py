@@ -50,7 +50,11 @@ class LearningConfig:
         Steps per learning epoch: updates are computed from a whole epoch and
         applied at its end, as on Loihi's learning engine.
     learning_rate : float, default=1.0
-        Step size for the row of the class being taught.
+        Step size for the row of the class being taught. The right size depends
+        on the features' scale: when ``learning_rate * |trace|^2`` is well above 1
+        an update carries the taught score past ``target_on`` and further away
+        than it started (the learner then logs a warning naming this field, and
+        ``session.learn`` returns ``overshot=True``). The meta-trainer sets it.
     learning_rate_other : float, default=0.0
         Step size for every other row (pushes other classes' scores on this
         example toward ``target_off``). The default 0 leaves earlier classes
