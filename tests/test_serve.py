@@ -104,6 +104,7 @@ def test_learn_forget_and_list_classes(stub: pb_grpc.DeviceServiceStub) -> None:
     example = encode_tensor("", spikes(30)[:, 0])
     got = stub.Learn(pb.LearnRequest(session_id=s.session_id, label="wave", example=example))
     assert got.label == "wave" and list(got.classes) == ["wave"] and got.info["action"] == "added"
+    assert got.info["overshot"] in (True, False) and got.info["score_after"] != got.info["score_before"]
     stub.Learn(pb.LearnRequest(session_id=s.session_id, label="stop", example=example))
     assert list(stub.ListClasses(pb.ListClassesRequest(session_id=s.session_id)).classes) == ["wave", "stop"]
     gone = stub.Forget(pb.ForgetRequest(session_id=s.session_id, label="wave"))
