@@ -125,9 +125,10 @@ class PlasticReadout:
         else:
             coef, classes, n_examples = self.coef_, self.classes_, self.n_examples_.copy()
         row = classes.index(label)
-        before = float(rule.mean_scores(x, coef[row], coeffs.beta))
+        mean_in = rule.mean_input(x, coeffs.beta)  # the taught score on this example is coef[row] @ mean_in
+        before = float(coef[row].astype(np.float64) @ mean_in)
         coef, stats = rule.learn_example(coef, x, row, rule.RuleState(self.threshold_), self.config, coeffs)
-        after = float(rule.mean_scores(x, coef[row], coeffs.beta))
+        after = float(coef[row].astype(np.float64) @ mean_in)
         n_examples[row] += 1
         # Assign only once everything above succeeded, so a failed call leaves the readout as it was.
         self.classes_, self.coef_, self.n_examples_ = classes, coef, n_examples

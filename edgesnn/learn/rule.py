@@ -123,10 +123,15 @@ def readout_potentials(spikes: np.ndarray, weights: np.ndarray, beta: float) -> 
     return out
 
 
+def mean_input(spikes: np.ndarray, beta: float) -> np.ndarray:
+    """Features (F,) whose product with weights (C, F) is the mean class score over spikes (T, F) from rest."""
+    s = np.asarray(spikes, np.float64)
+    return epoch_kernels(beta, len(s))[0] @ s
+
+
 def mean_scores(spikes: np.ndarray, weights: np.ndarray, beta: float) -> np.ndarray:
     """Mean class scores (C,) over an example's feature spikes (T, F) from rest: ``readout_potentials(...).mean(0)``."""
-    s = np.asarray(spikes, np.float64)
-    return np.asarray(weights, np.float64) @ (epoch_kernels(beta, len(s))[0] @ s)
+    return np.asarray(weights, np.float64) @ mean_input(spikes, beta)
 
 
 def gate(error: np.ndarray, threshold: float, mode: str) -> np.ndarray:
