@@ -131,10 +131,10 @@ def test_learning_with_quantisation_keeps_weights_on_the_grid():
     assert np.any(w[1] != 0) and not np.any(w[0])  # only the taught row moved (learning_rate_other = 0)
 
 
-def test_mean_scores_are_the_time_average_of_the_readout():
+def test_weights_times_mean_input_are_the_time_average_of_the_readout():
     rng = np.random.default_rng(4)
     spikes = (rng.random((37, 5)) < 0.3).astype(np.float64)
     weights = rng.normal(size=(3, 5))
     beta = rule.coefficients(config(), DT).beta
-    np.testing.assert_allclose(rule.mean_scores(spikes, weights, beta),
+    np.testing.assert_allclose(weights @ rule.mean_input(spikes, beta),
                                rule.readout_potentials(spikes, weights, beta).mean(axis=0), rtol=1e-12)  # fmt: skip

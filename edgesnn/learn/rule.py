@@ -129,11 +129,6 @@ def mean_input(spikes: np.ndarray, beta: float) -> np.ndarray:
     return epoch_kernels(beta, len(s))[0] @ s
 
 
-def mean_scores(spikes: np.ndarray, weights: np.ndarray, beta: float) -> np.ndarray:
-    """Mean class scores (C,) over an example's feature spikes (T, F) from rest: ``readout_potentials(...).mean(0)``."""
-    return np.asarray(weights, np.float64) @ mean_input(spikes, beta)
-
-
 def gate(error: np.ndarray, threshold: float, mode: str) -> np.ndarray:
     """Error-triggered third factor: ``error`` (or its sign) where ``|error| > threshold``, else 0."""
     fired = np.abs(error) > threshold

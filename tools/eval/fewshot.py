@@ -45,6 +45,7 @@ import numpy as np
 
 from edgesnn.bundle import read_bundle
 from edgesnn.errors import EdgeSNNError, OptionError
+from edgesnn.learn.config import learning_config
 from edgesnn.model import Model
 
 log = logging.getLogger("edgesnn.tools.eval")
@@ -107,7 +108,8 @@ def transfer_accuracy(features: np.ndarray, episode: Any, n_way: int, lr: float,
 
 def imprinting(model: Model) -> Model:
     """``model`` with the rule's step sizes at 0: a new class row is its example's scaled mean trace, no update."""
-    return dataclasses.replace(model, learning={**model.learning, "learning_rate": 0.0, "learning_rate_other": 0.0})
+    config = dataclasses.replace(learning_config(model), learning_rate=0.0, learning_rate_other=0.0)
+    return dataclasses.replace(model, learning=config.to_dict())
 
 
 def choose_transfer(features: np.ndarray, episodes: list, n_way: int) -> dict[str, Any]:
