@@ -49,6 +49,9 @@ class Model:
     adapt_method : str
         Time-resolution adaptation used when a session runs at another step
         (see :mod:`edgesnn.adapt`).
+    loihi : LoihiNetwork or None
+        A Loihi integer network (:class:`edgesnn.loihi.LoihiNetwork`) that
+        ``numerics="loihi"`` runs as it is, instead of quantising the graph.
     """
 
     graph: Graph
@@ -58,6 +61,7 @@ class Model:
     learning: dict[str, Any] | None = None
     producer: dict[str, Any] = dataclasses.field(default_factory=dict)
     adapt_method: str = "zoh-rate"
+    loihi: Any = None
 
     def __post_init__(self) -> None:
         from edgesnn.adapt._maps import check_method  # late: edgesnn.adapt builds on this module

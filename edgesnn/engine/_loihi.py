@@ -134,9 +134,11 @@ def cuba_op(op: LoihiCubaOp) -> None:
 KERNELS = {LoihiDenseOp: dense_op, LoihiConvOp: conv_op, LoihiCubaOp: cuba_op}
 
 
-def compile_loihi_plan(graph: Graph, dt_s: float, method: str, batch: int) -> Plan:
-    """Quantise ``graph`` and lay out buffers, integer state and Loihi ops for ``batch`` streams."""
-    net = quantize_graph(graph, dt_s, method)
+def compile_loihi_plan(
+    graph: Graph, dt_s: float, method: str, batch: int, *, network: LoihiNetwork | None = None
+) -> Plan:
+    """Lay out buffers, integer state and Loihi ops for ``batch`` streams of ``network`` (default: ``graph`` quantised)."""
+    net = quantize_graph(graph, dt_s, method) if network is None else network
     return plan_for(net, graph, batch)
 
 

@@ -38,7 +38,9 @@ class Plan:
     ``buffers`` maps every node to its output (batch, *shape); ``state`` maps a
     key (``"<node>/v"``, ``"<node>/ring"``, ``"<node>/out"`` for values carried
     by back edges, ...) to the array that holds it, and ``initial`` gives each
-    state key its reset value.
+    state key its reset value. ``records`` maps the names of the neuron states a
+    user may record (``"<node>/v"``, ``"<node>/i"``, ``"<node>/w"``; Loihi numerics
+    add its integers) to views (batch, *node shape) of the arrays holding them.
     """
 
     graph: Graph
@@ -49,6 +51,7 @@ class Plan:
     ops: tuple[O.Op, ...]
     state: dict[str, np.ndarray]
     initial: dict[str, np.ndarray]
+    records: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def reset(self) -> None:
         """Put every state array back to its initial value."""
@@ -77,20 +80,29 @@ NUMERICS = ("float", "loihi")
 
 
 def compile_plan(
-    graph: Graph, dt_s: float, method: str, batch: int, *, num_threads: int = 1, numerics: str = "float"
+    graph: Graph,
+    dt_s: float,
+    method: str,
+    batch: int,
+    *,
+    num_threads: int = 1,
+    numerics: str = "float",
+    loihi_network: object | None = None,
 ) -> Plan:
     """Allocate buffers and state for ``batch`` samples and list the ops of one step.
 
-    ``numerics="loihi"`` quantises the graph to Loihi's fixed-point CUBA LIF and runs
-    it in integers (:mod:`edgesnn.engine._loihi`).
+    ``numerics="loihi"`` runs Loihi's fixed-point CUBA LIF in integers
+    (:mod:`edgesnn.engine._loihi`): ``loihi_network`` (an
+    :class:`edgesnn.loihi.LoihiNetwork`) as it is, or else the graph quantised.
     """
     if numerics == "loihi":
         from edgesnn.engine._loihi import compile_loihi_plan
 
-        return compile_loihi_plan(graph, dt_s, method, batch)
+        return compile_loihi_plan(graph, dt_s, method, batch, network=loihi_network)
     buffers: dict[str, np.ndarray] = {}
     state: dict[str, np.ndarray] = {}
     initial: dict[str, np.ndarray] = {}
+    records: dict[str, np.ndarray] = {}
     ops: list[O.Op] = []
 
     def alloc(shape: tuple[int, ...]) -> np.ndarray:
@@ -201,6 +213,9 @@ def compile_plan(
                 hold = np.zeros((batch, n), np.float32)
                 state[f"{name}/hold"], initial[f"{name}/hold"] = hold, np.zeros_like(hold)
             ops.append(O.NeuronOp(name, _flat2(x), _flat2(out), c, v, i, w, z, hold))
+            for key, arr in (("v", v), ("i", i), ("w", w)):
+                if arr is not None:
+                    records[f"{name}/{key}"] = arr.reshape((batch, *node.shape))
         elif isinstance(node, Onnx):
             ops.append(O.OnnxOp(name, x, out, node.model, node.input_name, node.output_name, num_threads))
         elif isinstance(node, Output):
@@ -214,6 +229,6 @@ def compile_plan(
         if key not in state:
             state[key] = buffer(src)
             initial[key] = np.zeros_like(buffer(src))
-    plan = Plan(graph, float(dt_s), method, batch, buffers, tuple(ops), state, initial)
+    plan = Plan(graph, float(dt_s), method, batch, buffers, tuple(ops), state, initial, records)
     plan.reset()
     return plan

@@ -99,7 +99,7 @@ class Session:
         self._model = model
         self._plan: Plan = compile_plan(
             model.graph, dt_s, model.method, batch, num_threads=self._options.num_threads,
-            numerics=self._options.numerics,
+            numerics=self._options.numerics, loihi_network=model.loihi,
         )  # fmt: skip
         self._backend, self._step = backends.make_runner(self._plan, self._options)
         self._in_names = model.graph.inputs
@@ -108,7 +108,7 @@ class Session:
         self._set_outputs([(n, self._plan.buffers[n]) for n in self._out_names])
         self._single = self._in_bufs[0] if len(self._in_bufs) == 1 else None
         self._single_bytes = byte_view(self._single) if self._single is not None else None
-        self._named = self._plan.buffers
+        self._named = {**self._plan.buffers, **self._plan.records}
         if model.learning is not None:
             self._attach_head(model)
 
@@ -136,7 +136,7 @@ class Session:
 
         scores = self._learner().scores
         self._set_outputs([(n, self._plan.buffers[n]) for n in self._out_names] + [(SCORES, scores)])
-        self._named = {**self._plan.buffers, SCORES: scores}
+        self._named = {**self._plan.buffers, **self._plan.records, SCORES: scores}
 
     def _set_outputs(self, items: list[tuple[str, np.ndarray]]) -> None:
         self._out_items = items
@@ -216,6 +216,11 @@ class Session:
         return self._backend
 
     @property
+    def recordable(self) -> list[str]:
+        """Names of the neuron states ``step``/``run`` can return besides the nodes (``"<node>/v"``, ...)."""
+        return list(self._plan.records)
+
+    @property
     def inputs(self) -> list[TensorSpec]:
         """Input specs (name, shape without batch, dtype, unit)."""
         return self._model.inputs
@@ -237,7 +242,9 @@ class Session:
         ``x`` is an array (batch, *shape) for a single-input model, or a mapping
         from input name to such arrays. With batch 1 the batch axis may be left
         out. Returns a dict of fresh arrays (batch, *shape), by default for every
-        Output node; ``outputs`` may name any node of the graph.
+        Output node; ``outputs`` may name any node of the graph, or a neuron's
+        state after the step: ``"<node>/v"`` (membrane), ``"<node>/i"``
+        (synaptic current), ``"<node>/w"`` (adaptation); see :attr:`recordable`.
         """
         buf = self._single
         if buf is not None and type(x) is np.ndarray and x.shape == buf.shape and x.dtype == buf.dtype:
@@ -256,7 +263,7 @@ class Session:
         names = [n for n, _ in self._out_items] if outputs is None else self._check_names(outputs)
         steps = len(feeds[0]) if feeds else 0
         bufs = self._named
-        result = {n: np.empty((steps, *bufs[n].shape), np.float32) for n in names}
+        result = {n: np.empty((steps, *bufs[n].shape), bufs[n].dtype) for n in names}
         # Each sequence is cast once; then every step moves bytes through memoryviews (see _copies).
         ins = []
         for buf, seq in zip(self._in_bufs, feeds, strict=True):
@@ -266,7 +273,7 @@ class Session:
         outs = []
         for n in names:
             src, dst = byte_view(bufs[n], writable=False), byte_view(result[n])
-            ok = src is not None and dst is not None and bufs[n].dtype == np.float32
+            ok = src is not None and dst is not None
             outs.append((n, bufs[n], src if ok else None, dst if ok else None, bufs[n].nbytes))
         for t in range(steps):
             for buf, view, seq, seq_bytes, size in ins:
@@ -301,7 +308,12 @@ class Session:
         names = list(names)
         for n in names:
             if n not in self._named:
-                raise InputError(f"no node named {n!r}; nodes are {', '.join(self._named)}", path="outputs")
+                if "/" in n:
+                    node = n.split("/", 1)[0]
+                    have = [r for r in self._plan.records if r.startswith(f"{node}/")]
+                    what = f"{node!r} records {', '.join(have)}" if have else f"{node!r} has no recordable state"
+                    raise InputError(f"no state named {n!r}; {what}", path="outputs")
+                raise InputError(f"no node named {n!r}; nodes are {', '.join(self._plan.buffers)}", path="outputs")
         return names
 
     def _coerce(self, name: str, value: object, want: tuple[int, ...]) -> np.ndarray:
