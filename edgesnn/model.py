@@ -9,8 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from edgesnn.errors import OptionError
 from edgesnn.graph import Graph
-from edgesnn.neurons import METHODS
+from edgesnn.neurons import METHODS, method_token
 from edgesnn.units import check_step_s
+
+#: Where a session's neurons start: membranes at v_leak ("rest") or at 0 ("zero"); currents,
+#: adaptation and traces start at 0 either way.
+INITIAL_STATES = ("rest", "zero")
+#: The adaptation method that matches each discretisation (see edgesnn.adapt).
+ADAPT_FOR = {"zoh": "zoh-rate", "cascade": "zoh-rate", "euler": "euler-rate", "cascade-euler": "euler-rate"}
 
 if TYPE_CHECKING:
     import os
@@ -38,17 +44,22 @@ class Model:
         The validated graph IR.
     dt_s : float
         Step the model was trained at, in seconds.
-    method : {"zoh", "euler"}
-        Discretisation the trainer used.
+    method : {"zoh", "euler", "cascade", "cascade-euler"}
+        Discretisation the trainer used (see :mod:`edgesnn.neurons.discretise`).
     labels : tuple of str
         Class names of the output units, if the model classifies.
     learning : dict or None
         Configuration of on-device learning, if the bundle carries one.
     producer : dict
         Who wrote the model (name, version, framework, profile, ...).
-    adapt_method : str
+    adapt_method : str or None
         Time-resolution adaptation used when a session runs at another step
-        (see :mod:`edgesnn.adapt`).
+        (see :mod:`edgesnn.adapt`); by default the one matching ``method``
+        (``zoh-rate`` for the exponential methods, ``euler-rate`` for the Euler ones).
+    initial_state : {"rest", "zero"}
+        Where sessions start their membranes unless told otherwise: at
+        ``v_leak`` (edgesnn's and Norse's convention) or at 0 (snnTorch, Sinabs,
+        Rockpool, Lava-dl).
     loihi : LoihiNetwork or None
         A Loihi integer network (:class:`edgesnn.loihi.LoihiNetwork`) that
         ``numerics="loihi"`` runs as it is, instead of quantising the graph.
@@ -60,23 +71,33 @@ class Model:
     labels: tuple[str, ...] = ()
     learning: dict[str, Any] | None = None
     producer: dict[str, Any] = dataclasses.field(default_factory=dict)
-    adapt_method: str = "zoh-rate"
+    adapt_method: str | None = None
+    initial_state: str = "rest"
     loihi: Any = None
 
     def __post_init__(self) -> None:
         from edgesnn.adapt._maps import check_method  # late: edgesnn.adapt builds on this module
 
-        check_method(self.adapt_method)
         object.__setattr__(self, "dt_s", check_step_s(self.dt_s, name="dt_s"))
         if self.method not in METHODS:
             raise OptionError(f"expected one of {', '.join(METHODS)}, got {self.method!r}", path="method")
+        if self.adapt_method is None:
+            object.__setattr__(self, "adapt_method", ADAPT_FOR[self.method])
+        check_method(self.adapt_method)
+        if self.initial_state not in INITIAL_STATES:
+            raise OptionError(
+                f"expected one of {', '.join(INITIAL_STATES)}, got {self.initial_state!r}", path="initial_state"
+            )
         object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
 
     @functools.cached_property
     def fingerprint(self) -> str:
         """sha256 over the graph's structure and parameters (identifies saved states)."""
         h = hashlib.sha256()
-        h.update(repr((self.dt_s, self.method, self.graph.edges)).encode())
+        token = method_token(self.method, (type(n).__name__ for n in self.graph.nodes.values()))
+        h.update(repr((self.dt_s, token, self.graph.edges)).encode())
+        if self.initial_state != "rest":  # models from before the option hash as they did
+            h.update(f"initial_state={self.initial_state}".encode())
         for name, node in self.graph.nodes.items():
             for key, value in node.to_dict().items():
                 h.update(f"{name}/{key}".encode())

@@ -38,13 +38,13 @@ def coefficients(node, dt, method="zoh"):
     c = discretise(node, dt, method)
     return {
         k: np.asarray(getattr(c, k), np.float64)
-        for k in ("a_syn", "g_syn", "a_w", "c_w", "b_w", "a_v", "k_v", "g_v", "g_w")
+        for k in ("a_syn", "g_syn", "a_w", "c_w", "b_w", "a_v", "k_v", "g_v", "g_w", "g_x", "h_w")
     }
 
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("kind", list(neurons()))
-@pytest.mark.parametrize("discretisation", ["zoh", "euler"])
+@pytest.mark.parametrize("discretisation", ["zoh", "euler", "cascade", "cascade-euler"])
 def test_identity_at_rho_one(kind, method, discretisation):
     node = neurons()[kind]
     same = retime_node(node, 1e-3, 1e-3, method, discretisation=discretisation)
@@ -54,12 +54,26 @@ def test_identity_at_rho_one(kind, method, discretisation):
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("kind", list(neurons()))
-def test_composition_equals_the_direct_map(kind, method):
+@pytest.mark.parametrize("discretisation", ["zoh", "euler", "cascade", "cascade-euler"])
+def test_composition_equals_the_direct_map(kind, method, discretisation):
     node = neurons()[kind]
-    via = retime_node(retime_node(node, 1e-3, 0.5e-3, method), 0.5e-3, 0.25e-3, method)
-    direct = retime_node(node, 1e-3, 0.25e-3, method)
-    for k, v in coefficients(direct, 0.25e-3).items():
-        np.testing.assert_allclose(coefficients(via, 0.25e-3)[k], v, rtol=1e-4, atol=1e-7, err_msg=k)
+    d = discretisation
+    via = retime_node(retime_node(node, 1e-3, 0.5e-3, method, discretisation=d), 0.5e-3, 0.25e-3, method,
+                      discretisation=d)  # fmt: skip
+    direct = retime_node(node, 1e-3, 0.25e-3, method, discretisation=d)
+    for k, v in coefficients(direct, 0.25e-3, d).items():
+        np.testing.assert_allclose(coefficients(via, 0.25e-3, d)[k], v, rtol=1e-4, atol=1e-7, err_msg=k)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("kind", list(neurons()))
+@pytest.mark.parametrize("discretisation", ["zoh", "euler", "cascade", "cascade-euler"])
+def test_round_trip_to_a_finer_step_and_back_is_the_identity(kind, method, discretisation):
+    node, d = neurons()[kind], discretisation
+    back = retime_node(retime_node(node, 1e-3, 0.25e-3, method, discretisation=d), 0.25e-3, 1e-3, method,
+                       discretisation=d)  # fmt: skip
+    for k, v in coefficients(node, 1e-3, d).items():
+        np.testing.assert_allclose(coefficients(back, 1e-3, d)[k], v, rtol=1e-4, atol=1e-7, err_msg=k)
 
 
 def lif_response(node, dt_train, dt_run, method, rate_hz, duration_s):

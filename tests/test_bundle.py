@@ -118,7 +118,7 @@ def test_another_tools_name_and_version_are_kept_as_origin() -> None:
 def test_manifest_indexes_every_member_with_dtype_shape_and_hash(rnn_bytes: bytes) -> None:
     manifest = read_manifest(rnn_bytes)
     members = bundle_members(rnn_bytes)
-    assert manifest["schema_version"] == SCHEMA_VERSION == 1
+    assert manifest["schema_version"] == SCHEMA_VERSION == 2
     assert manifest["graph"]["nodes"]["lif1"]["tau_mem_s"] == {"tensor": TAU}
     assert manifest["tensors"][TAU]["shape"] == [5]
     assert set(manifest["tensors"]) == {m for m in members if m.endswith(".npy")}
@@ -280,7 +280,7 @@ def test_wrong_manifest_field_is_named(edit, path: str, rnn_bytes: bytes) -> Non
 
 @pytest.mark.parametrize(("version", "shown"), [(99, "version 99"), ("1", 'got "1"'), (0, "version 0")])
 def test_unsupported_schema_version_says_which_versions_are_read(version: object, shown: str, rnn_bytes: bytes) -> None:
-    with pytest.raises(UnsupportedVersionError, match=rf"^schema_version: .*{shown}.*reads versions 1"):
+    with pytest.raises(UnsupportedVersionError, match=rf"^schema_version: .*{shown}.*reads versions 1, 2"):
         from_bytes(edit_bundle(rnn_bytes, manifest=_set("schema_version", value=version)))
 
 
@@ -427,3 +427,65 @@ def test_shape_clash_between_edges(rnn_bytes: bytes) -> None:
 def test_bad_step_is_named(rnn_bytes: bytes) -> None:
     with pytest.raises(BundleValidationError, match=r"^model/dt_s: expected a step > 0 s"):
         from_bytes(edit_bundle(rnn_bytes, manifest=_set("model", "dt_s", value=-1e-3)))
+
+
+# -- schema 1 files: the cascades under their old names -----------------------------
+
+
+def _schema_1(doc: dict) -> None:
+    """Turn a manifest into what edgesnn wrote before schema 2 (no initial_state, old method names)."""
+    doc["schema_version"] = 1
+    del doc["model"]["initial_state"]
+    doc["model"]["method"] = {"cascade": "zoh", "cascade-euler": "euler"}.get(doc["model"]["method"],
+                                                                             doc["model"]["method"])  # fmt: skip
+
+
+def _legacy_fingerprint(model: Model, method: str) -> str:
+    """The fingerprint edgesnn computed before schema 2 (the method under its old name)."""
+    h = hashlib.sha256()
+    h.update(repr((model.dt_s, method, model.graph.edges)).encode())
+    for name, node in model.graph.nodes.items():
+        for key, value in node.to_dict().items():
+            h.update(f"{name}/{key}".encode())
+            if hasattr(value, "tobytes"):
+                h.update(str((value.dtype.str, value.shape)).encode())
+                h.update(value.tobytes())
+            elif isinstance(value, bytes):
+                h.update(value)
+            else:
+                h.update(repr(value).encode())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize(("old", "new"), [("zoh", "cascade"), ("euler", "cascade-euler")])
+def test_schema_1_bundles_with_coupled_neurons_keep_their_cascade(old: str, new: str) -> None:
+    from edgesnn.graph import CubaLIF, Graph, Input, Linear, Output
+
+    g = Graph({"in": Input((3,), unit="spikes"), "fc": Linear(np.full((2, 3), 0.5, np.float32)),
+               "cuba": CubaLIF.uniform(2, tau_syn_s=5e-3, tau_mem_s=20e-3, v_threshold=0.2), "out": Output((2,))},
+              [("in", "fc"), ("fc", "cuba"), ("cuba", "out")])  # fmt: skip
+    model = Model(g, dt_s=1e-3, method=new)
+    old_file = edit_bundle(to_bytes(model), manifest=_schema_1)
+
+    back = from_bytes(old_file)
+
+    assert back.method == new and back.initial_state == "rest"
+    # Class stores and saved states are bound to the fingerprint: it is what it was before schema 2.
+    assert back.fingerprint == model.fingerprint == _legacy_fingerprint(model, old)
+    xs = (np.random.default_rng(0).random((30, 1, 3)) < 0.3).astype(np.float32)
+    np.testing.assert_array_equal(back.session().run(xs)["out"], model.session().run(xs)["out"])
+
+
+def test_schema_1_bundles_of_single_state_neurons_keep_their_method(rnn_bytes: bytes) -> None:
+    back = from_bytes(edit_bundle(rnn_bytes, manifest=_schema_1))
+    assert back.method == from_bytes(rnn_bytes).method
+    assert back.fingerprint == _legacy_fingerprint(back, back.method)
+
+
+def test_initial_state_round_trips_and_a_bad_one_is_named(rnn_bytes: bytes) -> None:
+    model = from_bytes(rnn_bytes)
+    import dataclasses
+
+    assert from_bytes(to_bytes(dataclasses.replace(model, initial_state="zero"))).initial_state == "zero"
+    with pytest.raises(BundleValidationError, match=r"^model/initial_state: expected one of rest, zero"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("model", "initial_state", value="warm")))

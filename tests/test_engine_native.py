@@ -235,7 +235,7 @@ NEURONS = [(Integrator, {}), (LI, {}), (CubaLI, {})] + [
     "cls,options", NEURONS, ids=[f"{c.__name__}-{'-'.join(map(str, o.values())) or 'plain'}" for c, o in NEURONS]
 )
 @pytest.mark.parametrize("uniform", [True, False], ids=["shared_params", "per_neuron"])
-@pytest.mark.parametrize("method", ["zoh", "euler"])
+@pytest.mark.parametrize("method", ["zoh", "euler", "cascade", "cascade-euler"])
 def test_every_neuron_model(cls, options, uniform, method):
     rng = np.random.default_rng(14)
     n = 12

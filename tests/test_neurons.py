@@ -89,8 +89,9 @@ def test_next_step_subtract_matches_snntorch_leaky(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("method", ["zoh", "euler"])
-def test_cuba_lif_current_closed_form(method, backend):
+@pytest.mark.parametrize("method", ["cascade", "cascade-euler"])
+def test_cuba_lif_cascade_recursion(method, backend):
+    # The cascades: the membrane is driven by the updated current, as snnTorch and Lava compute.
     dt, ts, tm = 1e-3, 5e-3, 2e-2
     node = CubaLIF.uniform(1, tau_syn_s=ts, tau_mem_s=tm, v_threshold=1e9, w_in=3.0)
     m = single_neuron_model(node, method, dt)
@@ -111,14 +112,14 @@ def test_cuba_lif_current_closed_form(method, backend):
     np.testing.assert_allclose(state_i, i[-1], rtol=1e-5)
     np.testing.assert_allclose(s._plan.state["n/v"][0, 0], v[-1], rtol=1e-5)
     assert out["n"].sum() == 0  # threshold out of reach: no spikes
-    if method == "zoh":
+    if method == "cascade":
         np.testing.assert_allclose(i[-1] / (1 - a_s**steps), 3.0, rtol=1e-5)  # steady state w_in * x
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_adaptive_lif_spike_raises_adaptation_by_b(backend):
+def test_adaptive_lif_cascade_spike_raises_adaptation_by_b(backend):
     node = AdaptiveLIF.uniform(1, tau_mem_s=0.01, tau_adapt_s=0.1, r=50.0, v_threshold=1.0, a_coupling=0.0, b_spike=0.3)
-    m = single_neuron_model(node, "zoh", 1e-3)
+    m = single_neuron_model(node, "cascade", 1e-3)
     xs = np.ones((60, 1))
     z = trace(m, xs, backend)["n"][:, 0, 0]
     spikes = np.flatnonzero(z)
@@ -141,7 +142,7 @@ def test_euler_refuses_steps_longer_than_tau():
 
 
 def test_unknown_method_lists_choices():
-    with pytest.raises(OptionError, match="zoh, euler"):
+    with pytest.raises(OptionError, match="zoh, euler, cascade, cascade-euler"):
         discretise(LIF.uniform(1, tau_mem_s=1e-3, v_threshold=1.0), 1e-3, "rk4")
 
 

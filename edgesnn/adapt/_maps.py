@@ -25,11 +25,12 @@ def check_method(method: str) -> str:
     return method
 
 
-def _matrix_power(h: np.ndarray, rho: float) -> np.ndarray:
-    """``h ** rho`` for a stack of real 2x2 matrices (n, 2, 2), principal branch.
+def _eigen_function(h: np.ndarray, f, df, what: str) -> np.ndarray:  # noqa: ANN001 - scalar functions
+    """``f(H)`` for a stack of real 2x2 matrices (n, 2, 2), principal branch.
 
     Uses the Lagrange-Sylvester form f(H) = sum_i f(l_i) prod_{j!=i} (H - l_j)/(l_i - l_j),
-    with the confluent form f(l) I + f'(l)(H - l I) for a repeated eigenvalue.
+    with the confluent form f(l) I + f'(l)(H - l I) for a repeated eigenvalue. A real
+    eigenvalue <= 0 has no real fractional power or logarithm and is refused.
     """
     tr = h[:, 0, 0] + h[:, 1, 1]
     det = h[:, 0, 0] * h[:, 1, 1] - h[:, 0, 1] * h[:, 1, 0]
@@ -40,22 +41,30 @@ def _matrix_power(h: np.ndarray, rho: float) -> np.ndarray:
         if np.any(bad):
             raise OptionError(
                 f"state matrix of neuron {int(np.flatnonzero(bad)[0])} has an eigenvalue <= 0 ({lam[bad][0].real:.4g});"
-                " its fractional power is undefined, use method 'euler-rate' or 'tau'",
+                f" its {what} is undefined, use method 'euler-rate' or 'tau'",
                 path="method",
             )
     eye = np.eye(2)[None]
-    f1, f2 = l1**rho, l2**rho
+    f1, f2 = f(l1), f(l2)
     distinct = np.abs(l1 - l2) > 1e-9 * np.maximum(1.0, np.abs(l1))
     safe = np.where(distinct, l1 - l2, 1.0)
     out_distinct = (
         f1[:, None, None] * (h - l2[:, None, None] * eye) - f2[:, None, None] * (h - l1[:, None, None] * eye)
     ) / safe[:, None, None]
     lam = (l1 + l2) / 2
-    out_confluent = (lam**rho)[:, None, None] * eye + (rho * lam ** (rho - 1))[:, None, None] * (
-        h - lam[:, None, None] * eye
-    )
+    out_confluent = f(lam)[:, None, None] * eye + df(lam)[:, None, None] * (h - lam[:, None, None] * eye)
     out = np.where(distinct[:, None, None], out_distinct, out_confluent)
     return out.real
+
+
+def _matrix_power(h: np.ndarray, rho: float) -> np.ndarray:
+    """``h ** rho`` for a stack of real 2x2 matrices (n, 2, 2), principal branch."""
+    return _eigen_function(h, lambda lam: lam**rho, lambda lam: rho * lam ** (rho - 1), "fractional power")
+
+
+def matrix_log(h: np.ndarray) -> np.ndarray:
+    """Principal logarithm of a stack of real 2x2 matrices (n, 2, 2): the A with ``e^A = h``."""
+    return _eigen_function(h, np.log, lambda lam: 1.0 / lam, "logarithm")
 
 
 def map_decay(h: np.ndarray, rho: float, dt_src: float, dt_dst: float, rule: str) -> np.ndarray:
@@ -83,12 +92,14 @@ def map_decay(h: np.ndarray, rho: float, dt_src: float, dt_dst: float, rule: str
     return out.reshape(-1) if scalar else out
 
 
-def dc_gain(h: np.ndarray) -> np.ndarray:
-    """Steady-state gain of the first state to a constant input on it: [(I - H)^-1]_00."""
+def dc_gain(h: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+    """Steady-state gain of the first state to a constant input: [(I - H)^-1 G]_0 (G = e_0 by default)."""
     if h.ndim == 1:
         return 1.0 / (1.0 - h)
     det = (1.0 - h[:, 0, 0]) * (1.0 - h[:, 1, 1]) - h[:, 0, 1] * h[:, 1, 0]
-    return (1.0 - h[:, 1, 1]) / det
+    if g is None:
+        return (1.0 - h[:, 1, 1]) / det
+    return ((1.0 - h[:, 1, 1]) * g[:, 0] + h[:, 0, 1] * g[:, 1]) / det
 
 
 def map_input_gain(

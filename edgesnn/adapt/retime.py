@@ -14,13 +14,14 @@ import math
 
 import numpy as np
 
-from edgesnn.adapt._maps import DECAY_RULE, check_method, map_decay, map_input_gain
+from edgesnn.adapt._maps import DECAY_RULE, check_method, dc_gain, map_decay, map_input_gain, matrix_log
 from edgesnn.errors import OptionError
 from edgesnn.graph import IF, LI, LIF, AdaptiveLIF, CubaLI, CubaLIF, Delay, Graph, Input, Integrator, Output, Threshold
 from edgesnn.graph._node import Node
 from edgesnn.graph.neurons import NEURON_TYPES
 from edgesnn.model import Model
-from edgesnn.neurons import discretise
+from edgesnn.neurons import decay_and_gain, discretise
+from edgesnn.neurons.discretise import SECTION_RULE
 from edgesnn.units import check_step_s
 
 #: Input units that mean "events counted per step": their expected count scales with the step.
@@ -28,7 +29,7 @@ COUNT_UNITS = ("spikes", "counts", "events")
 
 
 def _tau_from_decay(a: np.ndarray, dt_s: float, discretisation: str) -> np.ndarray:
-    return -dt_s / np.log(a) if discretisation == "zoh" else dt_s / (1.0 - a)
+    return -dt_s / np.log(a) if SECTION_RULE[discretisation] == "zoh" else dt_s / (1.0 - a)
 
 
 def _check_decay(a: np.ndarray, node: str, what: str, method: str, dt_dst: float) -> None:
@@ -87,8 +88,14 @@ def retime_node(
         changes["tau_mem_s"], changes["r"] = leaky(f64(c.a_v), f64(c.g_v), counts, "membrane")
     elif isinstance(node, (CubaLI, CubaLIF)):
         changes["tau_syn_s"], changes["w_in"] = leaky(f64(c.a_syn), f64(c.g_syn), counts, "synaptic")
-        # The membrane is driven by the synaptic current, a signal, whatever feeds the synapse.
-        changes["tau_mem_s"], changes["r"] = leaky(f64(c.a_v), f64(c.g_v), False, "membrane")
+        # The membrane is driven by the synaptic current, a signal, whatever feeds the synapse. Mapped
+        # as its own section (decay and gain per unit current), which fixes the coupling under every
+        # discretisation: the cascades' I[t] drive, and the exact or Euler coupled update.
+        _, gain = decay_and_gain(node.tau_mem_s, dt_src, discretisation)
+        changes["tau_mem_s"], changes["r"] = leaky(f64(c.a_v), f64(gain) * f64(node.r), False, "membrane")
+    elif isinstance(node, AdaptiveLIF) and discretisation in ("zoh", "euler"):
+        changes.update(_retime_adaptive_coupled(node, c, rho, dt_src, dt_dst, method, rule, discretisation, counts,
+                                                name))  # fmt: skip
     elif isinstance(node, AdaptiveLIF):
         changes.update(_retime_adaptive(c, rho, dt_src, dt_dst, method, rule, discretisation, counts, name))
     arrays = {k: np.asarray(v, np.float32).reshape(shape) for k, v in changes.items()}
@@ -99,12 +106,10 @@ def retime_node(
 
 
 def _retime_adaptive(c, rho, dt_src, dt_dst, method, rule, discretisation, counts, name) -> dict[str, np.ndarray]:
-    """The coupled (v, w) block of AdaptiveLIF, mapped as one 2x2 state matrix."""
-    a_v, g_w, c_w, a_w, g_v = (np.asarray(x, np.float64).reshape(-1) for x in (c.a_v, c.g_w, c.c_w, c.a_w, c.g_v))
+    """The cascaded (v, w) block of AdaptiveLIF, mapped as one 2x2 state matrix and read back in the cascade's terms."""
+    g_v = np.asarray(c.g_v, np.float64).reshape(-1)
     # The runtime updates w first, then v with the new w: written as one matrix on (v - v_leak, w).
-    h = np.empty((a_v.size, 2, 2))
-    h[:, 0, 0], h[:, 0, 1] = a_v - g_w * c_w, -g_w * a_w
-    h[:, 1, 0], h[:, 1, 1] = c_w, a_w
+    h = _adaptive_matrices(c)[0]
     h_t = map_decay(h, rho, dt_src, dt_dst, rule)
     a_w_t, c_w_t = h_t[:, 1, 1], h_t[:, 1, 0]
     _check_decay(a_w_t, name, "adaptation", method, dt_dst)
@@ -119,6 +124,54 @@ def _retime_adaptive(c, rho, dt_src, dt_dst, method, rule, discretisation, count
         "g_adapt": g_w_t / (1.0 - a_v_t),
         "a_coupling": c_w_t / (1.0 - a_w_t),
     }
+
+
+def _adaptive_matrices(c) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - NeuronCoefficients
+    """(H, G) of the engine's AdaptiveLIF update on (v - v_leak, w): ``s' = H s + G x`` between spikes."""
+    a_v, g_w, c_w, a_w, g_v, h_w = (np.asarray(x, np.float64).reshape(-1) for x in (c.a_v, c.g_w, c.c_w, c.a_w,
+                                                                                      c.g_v, c.h_w))  # fmt: skip
+    h = np.empty((a_v.size, 2, 2))
+    h[:, 0, 0], h[:, 0, 1] = a_v - g_w * c_w, -g_w * a_w
+    h[:, 1, 0], h[:, 1, 1] = c_w, a_w
+    return h, np.stack([g_v - g_w * h_w, h_w], axis=1)
+
+
+def _retime_adaptive_coupled(
+    node, c, rho, dt_src, dt_dst, method, rule, discretisation, counts, name  # noqa: ANN001
+) -> dict[str, np.ndarray]:
+    """AdaptiveLIF under "zoh" or "euler": the mapped 2x2 matrix read back as the continuous system.
+
+    The state matrix at dt_dst is ``e^{A dt}`` ("zoh") or ``I + A dt`` ("euler"), so A is its
+    logarithm (or difference) over dt_dst, and A's four entries are the four parameters
+    (tau_mem, g_adapt, tau_adapt, a_coupling). R then scales the input gain to what the method
+    asks for: the steady state per unit input (times 1/rho for counts), or under "integral" with
+    counts the jump one event gives the membrane.
+    """
+    h, g = _adaptive_matrices(c)
+    h_t = map_decay(h, rho, dt_src, dt_dst, rule)
+    a = matrix_log(h_t) / dt_dst if discretisation == "zoh" else (h_t - np.eye(2)[None]) / dt_dst
+    bad = ~((a[:, 0, 0] < 0) & (a[:, 1, 1] < 0))
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise OptionError(
+            f"method {method!r} maps neuron {i} to a membrane or adaptation that does not decay at dt {dt_dst:g} s;"
+            " this step is out of the method's range",
+            path=f"nodes/{name}",
+        )
+    shape = node.shape
+    tau_m, tau_a = -1.0 / a[:, 0, 0], -1.0 / a[:, 1, 1]
+    params = {
+        "tau_mem_s": tau_m, "tau_adapt_s": tau_a, "g_adapt": -a[:, 0, 1] * tau_m, "a_coupling": a[:, 1, 0] * tau_a,
+    }  # fmt: skip
+    unit = node.replace(**{k: np.asarray(v, np.float32).reshape(shape) for k, v in params.items()},
+                        r=np.ones(shape, np.float32))  # fmt: skip
+    h_1, g_1 = _adaptive_matrices(discretise(unit, dt_dst, discretisation))
+    if method == "integral" and counts:
+        params["r"] = g[:, 0] / g_1[:, 0]
+    else:
+        target = dc_gain(h, g) / (rho if counts else 1.0)
+        params["r"] = target / dc_gain(h_1, g_1)
+    return params
 
 
 def input_is_counts(graph: Graph, name: str) -> bool:

@@ -18,18 +18,22 @@ from typing import Any
 import numpy as np
 
 from edgesnn.errors import BundleFormatError, BundleValidationError, UnsupportedVersionError
+from edgesnn.neurons import legacy_method
 
-#: Version of the manifest layout this edgesnn writes.
-SCHEMA_VERSION = 1
+#: Version of the manifest layout this edgesnn writes. Version 2 added ``model/initial_state``
+#: and the method names "cascade" and "cascade-euler" for what version 1 called "zoh" and
+#: "euler" in models with coupled states; version 1 files are read with that meaning.
+SCHEMA_VERSION = 2
 #: Versions this edgesnn reads.
-READABLE_VERSIONS = (1,)
+READABLE_VERSIONS = (1, 2)
 
 MANIFEST_NAME = "manifest.json"
 #: A manifest is configuration, not data; anything bigger is refused before parsing.
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 
 _SECTIONS = ("schema_version", "producer", "model", "graph", "tensors", "parts", "inputs", "outputs")
-_MODEL_KEYS = ("dt_s", "method", "adapt_method", "labels", "learning")
+_MODEL_KEYS = ("dt_s", "method", "adapt_method", "labels", "learning", "initial_state")
+_MODEL_KEYS_V1 = ("dt_s", "method", "adapt_method", "labels", "learning")
 _GRAPH_KEYS = ("nodes", "edges", "metadata")
 _SPEC_KEYS = ("name", "shape", "dtype", "unit")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -86,6 +90,7 @@ class Manifest:
     adapt_method: str
     labels: tuple[str, ...]
     learning: dict[str, Any] | None
+    initial_state: str
     nodes: dict[str, dict[str, Any]]
     edges: tuple[tuple[str, str], ...]
     metadata: dict[str, Any]
@@ -197,7 +202,7 @@ def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
     _expect_keys(doc, _SECTIONS, "")
     producer = _expect(doc["producer"], (dict,), "an object", "producer")
     model = _expect(doc["model"], (dict,), "an object", "model")
-    _expect_keys(model, _MODEL_KEYS, "model")
+    _expect_keys(model, _MODEL_KEYS if version >= 2 else _MODEL_KEYS_V1, "model")
     dt_s = _expect(model["dt_s"], (int, float), "a number of seconds", "model/dt_s")
     method = _expect(model["method"], (str,), "a string", "model/method")
     adapt_method = _expect(model["adapt_method"], (str,), "a string", "model/adapt_method")
@@ -207,6 +212,7 @@ def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
     learning = model["learning"]
     if learning is not None:
         _expect(learning, (dict,), "an object or null", "model/learning")
+    initial_state = _expect(model.get("initial_state", "rest"), (str,), "a string", "model/initial_state")
 
     graph = _expect(doc["graph"], (dict,), "an object", "graph")
     _expect_keys(graph, _GRAPH_KEYS, "graph")
@@ -224,6 +230,8 @@ def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
             )
         edges.append((edge[0], edge[1]))
     metadata = _expect(graph["metadata"], (dict,), "an object", "graph/metadata")
+    if version == 1:
+        method = legacy_method(method, (entry["type"] for entry in nodes.values()))
 
     tensors = {}
     for member, entry in _expect(doc["tensors"], (dict,), "an object of members", "tensors").items():
@@ -249,6 +257,7 @@ def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
         adapt_method=adapt_method,
         labels=tuple(labels),
         learning=learning,
+        initial_state=initial_state,
         nodes=nodes,
         edges=tuple(edges),
         metadata=metadata,

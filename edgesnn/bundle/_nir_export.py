@@ -130,6 +130,7 @@ def model_to_nir(model: Model) -> Any:
         "labels": list(model.labels),
         "learning": model.learning,
         "adapt_method": model.adapt_method,
+        "initial_state": model.initial_state,
         "producer": model.producer,
         "graph_metadata": g.metadata,
         "node_order": list(g.nodes),

@@ -27,6 +27,7 @@ from edgesnn.graph import (
 )
 from edgesnn.graph._node import Node
 from edgesnn.model import Model
+from edgesnn.neurons import legacy_method
 
 log = logging.getLogger("edgesnn.bundle.nir")
 
@@ -278,7 +279,10 @@ def build_model(
         order = [n for n in record.get("node_order", []) if n in nir_nodes]
         nir_nodes = {n: nir_nodes[n] for n in order + [n for n in nir_nodes if n not in order]}
         dt_s = record["dt_s"] if dt_s is None else dt_s
-        method = record["method"] if method is None else method
+        if method is None:
+            method = record["method"]
+            if record.get("format") == 1:
+                method = legacy_method(method, (type(n).__name__ for n in nir_nodes.values()))
     neurons = {}
     for name, node in nir_nodes.items():
         kind = neuron_kind(node)
@@ -336,15 +340,18 @@ def build_model(
         producer = dict(record.get("producer", {}))
         labels, learning = tuple(record.get("labels", ())), record.get("learning")
         adapt = {"adapt_method": record["adapt_method"]} if "adapt_method" in record else {}
+        initial_state = record.get("initial_state", "rest")
     else:
         foreign = {k: v for k, v in (getattr(graph, "metadata", None) or {}).items() if k != _nir_meta.KEY}
         metadata = {"nir_import": dict(info), **({"nir_metadata": _nir_meta.plain(foreign)} if foreign else {})}
         producer, labels, learning, adapt = info, (), None, {}
+        initial_state = profile.initial_state
     try:
         g = Graph(nodes={n: built[n] for n in nir_nodes}, edges=edges, metadata=metadata)
     except EdgeSNNError as exc:
         raise NIRImportError(exc.message, path=exc.path) from exc
     log.info("imported NIR graph (%d nodes) with profile %s at dt = %g s", len(built), profile.name, options.dt_s)
     return Model(
-        g, dt_s=options.dt_s, method=options.method, labels=labels, learning=learning, producer=producer, **adapt
-    )
+        g, dt_s=options.dt_s, method=options.method, labels=labels, learning=learning, producer=producer,
+        initial_state=initial_state, **adapt,
+    )  # fmt: skip

@@ -17,7 +17,10 @@ import numpy as np
 from edgesnn.errors import NIRImportError
 
 KEY = "edgesnn"
-FORMAT = 1
+#: Format 2 added ``initial_state`` and named the cascades ("cascade", "cascade-euler"), which
+#: format 1 records called "zoh" and "euler" in models with coupled states.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 def _encode(obj: Any) -> Any:
@@ -66,9 +69,10 @@ def loads(metadata: Any) -> dict[str, Any] | None:
         raise NIRImportError(
             f"expected a JSON string written by edgesnn, got {str(raw)[:40]!r}", path=f"metadata/{KEY}"
         ) from exc
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
+    if not isinstance(record, dict) or record.get("format") not in READABLE_FORMATS:
         raise NIRImportError(
-            f"expected format {FORMAT}, got {record.get('format') if isinstance(record, dict) else record!r}",
+            f"expected format {' or '.join(map(str, READABLE_FORMATS))},"
+            f" got {record.get('format') if isinstance(record, dict) else record!r}",
             path=f"metadata/{KEY}",
         )
     return record

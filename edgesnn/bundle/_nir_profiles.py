@@ -21,6 +21,7 @@ from edgesnn.graph import IF, LI, LIF, RESET_MODES, RESET_TIMINGS, CubaLI, CubaL
 from edgesnn.graph._node import Node
 from edgesnn.graph.neurons import MAX_SPIKES_PER_STEP
 from edgesnn.neurons import METHODS
+from edgesnn.neurons.discretise import COUPLED_TYPES, SECTION_RULE
 from edgesnn.units import check_step_s
 
 log = logging.getLogger("edgesnn.bundle.nir")
@@ -63,6 +64,8 @@ class Profile:
     dt_from_graph: Callable[[dict[str, tuple[str, dict[str, np.ndarray]]]], float | None] | None = None
     #: Profiles whose time unit depends on the exporter version (norse).
     tau_scale_from_graph: Callable[[dict[str, tuple[str, dict[str, np.ndarray]]], float], float] | None = None
+    #: Where the framework starts its membranes: 0 ("zero") or v_leak ("rest").
+    initial_state: str = "zero"
 
     def timing_for(self, kind: str, options: Options) -> str:
         """Reset timing for a neuron of NIR type ``kind`` under ``options``."""
@@ -280,19 +283,22 @@ def _rename(kind: str, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 PROFILES_TABLE: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("nir", "plain NIR: forward Euler at the given dt, reset to v_reset at once, v > v_th",
-                None, "euler", "to_value", "immediate", _nir),
-        Profile("snntorch", "snnTorch export: dt = 0.1 ms, forward Euler, subtract reset one step late",
-                1e-4, "euler", "subtract", "next_step", _snntorch),
-        Profile("norse", "Norse export: dt = 1 ms, tau written as dt*tau (1.1) or tau, forward Euler,"
-                " unit current jumps, reset to v_reset", 1e-3, "euler", "to_value", "immediate", _norse,
-                tau_scale_from_graph=_norse_tau_scale),
-        Profile("sinabs", "Sinabs export: taus in steps, exact decay, v >= v_th, graded spikes, subtract reset",
-                1e-3, "zoh", "subtract", "immediate", _sinabs, True, MAX_SPIKES_PER_STEP),
-        Profile("rockpool", "Rockpool export: dt read from r, exact decay, v >= v_th, graded spikes, subtract reset",
-                None, "zoh", "subtract", "immediate", _rockpool, True, MAX_SPIKES_PER_STEP, _rockpool_dt),
-        Profile("lava-dl", "Lava-dl netx export: 12-bit decays per step, unit jumps, v >= v_th, reset to 0",
-                1e-3, "euler", "to_value", "immediate", _lava_dl, True),
+        Profile("nir", "plain NIR: forward Euler of the NIR equations at the given dt, reset to v_reset at once,"
+                " v > v_th, membranes from 0", None, "euler", "to_value", "immediate", _nir),
+        Profile("snntorch", "snnTorch export: dt = 0.1 ms, Euler decays in cascade (the membrane sees the updated"
+                " current), subtract reset one step late, membranes from 0",
+                1e-4, "cascade-euler", "subtract", "next_step", _snntorch),
+        Profile("norse", "Norse export: dt = 1 ms, tau written as dt*tau (1.1) or tau, Euler decays in cascade,"
+                " unit current jumps, reset to v_reset, membranes from v_leak", 1e-3, "cascade-euler", "to_value",
+                "immediate", _norse, tau_scale_from_graph=_norse_tau_scale, initial_state="rest"),
+        Profile("sinabs", "Sinabs export: taus in steps, exact decays in cascade, v >= v_th, graded spikes,"
+                " subtract reset, membranes from 0", 1e-3, "cascade", "subtract", "immediate", _sinabs, True,
+                MAX_SPIKES_PER_STEP),
+        Profile("rockpool", "Rockpool export: dt read from r, exact decays in cascade, v >= v_th, graded spikes,"
+                " subtract reset, membranes from 0", None, "cascade", "subtract", "immediate", _rockpool, True,
+                MAX_SPIKES_PER_STEP, _rockpool_dt),
+        Profile("lava-dl", "Lava-dl netx export: 12-bit decays per step in cascade, unit jumps, v >= v_th, reset"
+                " to 0, membranes from 0", 1e-3, "cascade-euler", "to_value", "immediate", _lava_dl, True),
     )
 }  # fmt: skip
 
@@ -323,7 +329,10 @@ def resolve_options(
             f"NIR stores no time step and profile {profile.name!r} does not fix one: pass dt_s (CLI: --dt)", path="dt"
         )
     dt = check_step_s(dt_s)
-    method = profile.method if method is None else method
+    if method is None:
+        # A cascade and its rule are one update for single-state neurons: name it by the rule there.
+        coupled = any(kind in COUPLED_TYPES for kind, _ in neurons.values())
+        method = profile.method if coupled else SECTION_RULE[profile.method]
     if method not in METHODS:
         raise OptionError(f"expected one of {', '.join(METHODS)}, got {method!r}", path="method")
     if reset_mode is not None and reset_mode not in RESET_MODES:

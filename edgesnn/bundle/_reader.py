@@ -8,6 +8,7 @@ outputs against what the graph computes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zipfile
 from typing import Any
@@ -27,6 +28,8 @@ from edgesnn.bundle._members import ZIP_READ_ERRORS, read_part, read_tensor
 from edgesnn.bundle._nodes import build_node
 from edgesnn.errors import BundleFormatError, BundleValidationError, EdgeSNNError, OptionError
 from edgesnn.graph import Graph
+from edgesnn.loihi.serialize import SECTION as LOIHI_SECTION
+from edgesnn.loihi.serialize import read_network
 from edgesnn.model import Model, TensorSpec
 
 log = logging.getLogger("edgesnn.bundle")
@@ -73,6 +76,11 @@ def read_attachment(source: Target, name: str) -> bytes:
 
 def read_manifest(zf: zipfile.ZipFile) -> Manifest:
     """Read, decode and type-check ``manifest.json`` of an open bundle."""
+    return _read_manifest(zf)[0]
+
+
+def _read_manifest(zf: zipfile.ZipFile) -> tuple[Manifest, Any]:
+    """The type-checked manifest and its ``loihi`` section (None if absent), which edgesnn.loihi.serialize checks."""
     try:
         info = zf.getinfo(MANIFEST_NAME)
     except KeyError:
@@ -85,11 +93,13 @@ def read_manifest(zf: zipfile.ZipFile) -> Manifest:
         raw = zf.read(info)
     except ZIP_READ_ERRORS as exc:
         raise BundleFormatError(f"cannot read member: {exc}", path=MANIFEST_NAME) from exc
-    return parse_manifest(decode_json(raw))
+    doc = decode_json(raw)
+    loihi = doc.pop(LOIHI_SECTION, None)
+    return parse_manifest(doc), loihi
 
 
 def _read(zf: zipfile.ZipFile) -> Model:
-    m = read_manifest(zf)
+    m, loihi = _read_manifest(zf)
 
     def load_tensor(member: str, where: str) -> np.ndarray:
         if member not in m.tensors:
@@ -107,13 +117,16 @@ def _read(zf: zipfile.ZipFile) -> Model:
     except EdgeSNNError as exc:
         raise exc.with_prefix("graph") from exc
     try:
-        model = Model(graph, float(m.dt_s), m.method, m.labels, m.learning, m.producer, m.adapt_method)
+        model = Model(graph, float(m.dt_s), m.method, m.labels, m.learning, m.producer, m.adapt_method,
+                      m.initial_state)  # fmt: skip
     except OverflowError as exc:
         raise BundleValidationError(f"expected a step > 0 s, got {m.dt_s}", path="model/dt_s") from exc
     except OptionError as exc:
         raise BundleValidationError(exc.message, path=f"model/{exc.path}") from exc
     _check_specs("inputs", m.inputs, model.inputs)
     _check_specs("outputs", m.outputs, model.outputs)
+    if loihi is not None:
+        model = dataclasses.replace(model, loihi=read_network(loihi, load_tensor, model))
     return model
 
 

@@ -62,6 +62,15 @@ def build_bundle(
             raise BundleValidationError("expected non-empty bytes", path=member)
         members[member] = bytes(data)
         parts[member] = {"sha256": sha256(members[member]), "size": len(data)}
+    loihi = None
+    if model.loihi is not None:  # the integer network numerics="loihi" runs as it is (edgesnn.loihi.serialize)
+        from edgesnn.loihi.serialize import network_entry
+
+        loihi, loihi_tensors = network_entry(model.loihi, model.dt_s)
+        for member, array in loihi_tensors.items():
+            data = encode_tensor(array)
+            members[member] = data
+            tensors[member] = {"dtype": TENSOR_DTYPE.name, "shape": list(array.shape), "sha256": sha256(data)}
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "producer": jsonable(producer_record(model.producer), "producer"),
@@ -71,6 +80,7 @@ def build_bundle(
             "adapt_method": model.adapt_method,
             "labels": list(model.labels),
             "learning": jsonable(model.learning, "model/learning"),
+            "initial_state": model.initial_state,
         },
         "graph": {
             "nodes": nodes,
@@ -82,6 +92,8 @@ def build_bundle(
         "inputs": [_spec(s) for s in model.inputs],
         "outputs": [_spec(s) for s in model.outputs],
     }
+    if loihi is not None:
+        manifest["loihi"] = loihi
     return manifest, members
 
 

@@ -44,10 +44,10 @@ enum {
 };
 
 /* Fixed record lengths (header included); 0 means variable (SUM). */
-static const int64_t RECORD_LEN[] = {0, 0, 5, 13, 32, 18, 7, 7, 8, 25};
+static const int64_t RECORD_LEN[] = {0, 0, 5, 13, 32, 18, 7, 7, 8, 27};
 
 enum { NF_SPIKING = 1, NF_SYNAPSE = 2, NF_ADAPT = 4, NF_SUBTRACT = 8, NF_NEXT_STEP = 16, NF_SCALAR = 32,
-       NF_INCLUSIVE = 64, NF_MULTI = 128, NF_HOLD = 256 };
+       NF_INCLUSIVE = 64, NF_MULTI = 128, NF_HOLD = 256, NF_COUPLED = 512, NF_ADAPT_INPUT = 1024 };
 /* With NF_MULTI the largest spike count per step sits above the flag bits. */
 #define NF_MAX_SHIFT 16
 
@@ -498,7 +498,7 @@ static void op_pool(const int64_t *r) {
 /* ---- neurons ----------------------------------------------------------- */
 
 typedef struct {
-    float a_syn, g_syn, a_w, c_w, b_w, a_v, k_v, g_v, g_w, v_leak, v_th, v_reset;
+    float a_syn, g_syn, a_w, c_w, b_w, a_v, k_v, g_v, g_w, g_x, h_w, v_leak, v_th, v_reset;
 } Coef;
 
 /* One neuron's update, in the numpy reference's order of float32 operations. */
@@ -506,20 +506,31 @@ static inline float neuron_update(int flags, float max_spikes, const Coef *k, fl
                                   float *z, float *hold, float hold_steps) {
     float drive = x;
     if (flags & NF_SYNAPSE) {
-        float ii = *i * k->a_syn;
-        ii = ii + k->g_syn * x;
-        *i = ii;
-        drive = ii;
+        if (flags & NF_COUPLED) {
+            drive = *i; /* the membrane sees the previous step's current (zoh, euler) */
+        } else {
+            float ii = *i * k->a_syn;
+            ii = ii + k->g_syn * x;
+            *i = ii;
+            drive = ii;
+        }
     }
     float ww = 0.0f;
     if (flags & NF_ADAPT) {
         ww = *w * k->a_w;
         ww = ww + k->c_w * (*v - k->v_leak);
         ww = ww + k->b_w * *z;
+        if (flags & NF_ADAPT_INPUT) ww = ww + k->h_w * x;
         *w = ww;
     }
     float vn = k->a_v * *v + k->k_v;
     vn = vn + k->g_v * drive;
+    if ((flags & NF_SYNAPSE) && (flags & NF_COUPLED)) {
+        vn = vn + k->g_x * x;
+        float ii = *i * k->a_syn;
+        ii = ii + k->g_syn * x;
+        *i = ii;
+    }
     if (flags & NF_ADAPT) vn = vn - k->g_w * ww;
     if (!(flags & NF_SPIKING)) {
         *v = vn;
@@ -592,22 +603,22 @@ static void neuron_plain_scalar(int flags, const Coef *k, int64_t n, const float
 
 static void op_neuron(const int64_t *r) {
     /* [batch, n, flags, x, out, v, i|0, w|0, z,
-     *  a_syn, g_syn, a_w, c_w, b_w, a_v, k_v, g_v, g_w, v_leak, v_th, v_reset (per-neuron arrays, or
+     *  a_syn, g_syn, a_w, c_w, b_w, a_v, k_v, g_v, g_w, g_x, h_w, v_leak, v_th, v_reset (per-neuron arrays, or
      *  1-element arrays with NF_SCALAR), hold|0, hold_steps] */
     int64_t batch = r[2], n = r[3];
     int flags = (int)r[4];
     const float *x = CF32(r[5]);
     float *out = F32(r[6]), *v = F32(r[7]), *ia = F32(r[8]), *wa = F32(r[9]), *z = F32(r[10]);
-    const float *c[12];
-    for (int q = 0; q < 12; q++) c[q] = CF32(r[11 + q]);
+    const float *c[14];
+    for (int q = 0; q < 14; q++) c[q] = CF32(r[11 + q]);
     int scalar = flags & NF_SCALAR;
     int plain = scalar && !(flags & (NF_SYNAPSE | NF_ADAPT | NF_NEXT_STEP | NF_INCLUSIVE | NF_MULTI | NF_HOLD));
-    float *hold = F32(r[23]);
-    float hold_steps = (float)r[24];
+    float *hold = F32(r[25]);
+    float hold_steps = (float)r[26];
     float max_spikes = (float)(r[4] >> NF_MAX_SHIFT);
     Coef k = {0};
-    if (scalar) k = (Coef){c[0][0], c[1][0], c[2][0], c[3][0], c[4][0], c[5][0],
-                            c[6][0], c[7][0], c[8][0], c[9][0], c[10][0], c[11][0]};
+    if (scalar) k = (Coef){c[0][0], c[1][0], c[2][0], c[3][0], c[4][0], c[5][0], c[6][0],
+                            c[7][0], c[8][0], c[9][0], c[10][0], c[11][0], c[12][0], c[13][0]};
     for (int64_t b = 0; b < batch; b++) {
         int64_t o = b * n;
         if (plain) {
@@ -617,8 +628,8 @@ static void op_neuron(const int64_t *r) {
         float dummy_i = 0.0f, dummy_w = 0.0f, dummy_hold = 0.0f;
         for (int64_t j = 0; j < n; j++) {
             if (!scalar)
-                k = (Coef){c[0][j], c[1][j], c[2][j], c[3][j], c[4][j], c[5][j],
-                           c[6][j], c[7][j], c[8][j], c[9][j], c[10][j], c[11][j]};
+                k = (Coef){c[0][j], c[1][j], c[2][j], c[3][j], c[4][j], c[5][j], c[6][j],
+                           c[7][j], c[8][j], c[9][j], c[10][j], c[11][j], c[12][j], c[13][j]};
             float *ip = (flags & NF_SYNAPSE) ? ia + o + j : &dummy_i;
             float *wp = (flags & NF_ADAPT) ? wa + o + j : &dummy_w;
             float *hp = (flags & NF_HOLD) ? hold + o + j : &dummy_hold;
@@ -768,8 +779,8 @@ PyMODINIT_FUNC PyInit__ckernels(void) {
     for (int q = 0; q < 9; q++)
         if (PyModule_AddIntConstant(m, names[q], q + 1) < 0) return NULL;
     static const char *flag_names[] = {"NF_SPIKING", "NF_SYNAPSE", "NF_ADAPT", "NF_SUBTRACT", "NF_NEXT_STEP", "NF_SCALAR",
-                                       "NF_INCLUSIVE", "NF_MULTI", "NF_HOLD"};
-    for (int q = 0; q < 9; q++)
+                                       "NF_INCLUSIVE", "NF_MULTI", "NF_HOLD", "NF_COUPLED", "NF_ADAPT_INPUT"};
+    for (int q = 0; q < 11; q++)
         if (PyModule_AddIntConstant(m, flag_names[q], 1 << q) < 0) return NULL;
     if (PyModule_AddIntConstant(m, "NF_MAX_SHIFT", NF_MAX_SHIFT) < 0) return NULL;
     return m;

@@ -108,14 +108,21 @@ def neuron_op(op: O.NeuronOp) -> None:
     c, i, w, v = op.coeffs, op.i, op.w, op.v
     drive = op.x
     if i is not None:
-        i *= c.a_syn
-        i += c.g_syn * op.x
+        if not c.coupled:  # cascade: the membrane sees the updated current
+            i *= c.a_syn
+            i += c.g_syn * op.x
         drive = i
     if w is not None:
         w *= c.a_w
         w += c.c_w * (v - c.v_leak)
         w += c.b_w * op.z
+        if c.method == "zoh":
+            w += c.h_w * op.x
     v_new = c.a_v * v + c.k_v + c.g_v * drive
+    if i is not None and c.coupled:  # zoh, euler: the previous current and this step's input, then the update
+        v_new += c.g_x * op.x
+        i *= c.a_syn
+        i += c.g_syn * op.x
     if w is not None:
         v_new -= c.g_w * w
     if not c.spiking:

@@ -12,6 +12,7 @@ import numpy as np
 
 from edgesnn.engine import backends
 from edgesnn.engine._copies import byte_view, copy_into, fresh_copy
+from edgesnn.engine._initial import InitialState, apply_initial_state, check_initial_state
 from edgesnn.engine._state import pack_state, unpack_state
 from edgesnn.engine.plan import NUMERICS, Plan, compile_plan
 from edgesnn.errors import InputError, OptionError, UnsupportedError
@@ -46,15 +47,25 @@ class SessionOptions:
         Loihi 2's fixed-point CUBA LIF (:mod:`edgesnn.loihi`) and steps the same
         integers as Lava's bit-accurate simulation, including its one-step
         synaptic delay, so the CPU predicts the chip.
+    initial_state : {"rest", "zero"}, mapping or None
+        Where the neurons start (and return to on :meth:`Session.reset`):
+        ``"rest"`` puts membranes at ``v_leak``, ``"zero"`` at 0; currents,
+        adaptation and traces start at 0 either way. A mapping from state
+        names (``"lif1/v"``, ``"lif1/i"``, ``"adlif/w"``; see
+        :attr:`Session.recordable`) to arrays (the node's shape, or (batch,
+        *shape)) sets those states and leaves the others at the model's
+        default. None: the model's own ``initial_state``.
     """
 
     backends: tuple[str, ...] = ("native", "numpy")
     num_threads: int = 1
     store: str | None = None
     numerics: str = "float"
+    initial_state: InitialState = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backends", tuple(self.backends))
+        object.__setattr__(self, "initial_state", check_initial_state(self.initial_state))
         if self.numerics not in NUMERICS:
             raise OptionError(f"expected one of {', '.join(NUMERICS)}, got {self.numerics!r}", path="numerics")
         if self.store is not None:
@@ -82,6 +93,9 @@ class Session:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
         self._options = options or SessionOptions()
         self._head: PlasticHead | None = None
+        spec = self._options.initial_state
+        self._initial_base: str = spec if isinstance(spec, str) else model.initial_state
+        self._initial_values: dict[str, np.ndarray] = dict(spec) if isinstance(spec, Mapping) else {}
         if model.learning is None and self._options.store is not None:
             raise UnsupportedError(
                 "the model has no learning configuration, so there is nothing to store;"
@@ -101,6 +115,8 @@ class Session:
             model.graph, dt_s, model.method, batch, num_threads=self._options.num_threads,
             numerics=self._options.numerics, loihi_network=model.loihi,
         )  # fmt: skip
+        self._rest = dict(self._plan.initial)
+        self._initial_values = apply_initial_state(self._plan, self._rest, self._initial_base, self._initial_values)
         self._backend, self._step = backends.make_runner(self._plan, self._options)
         self._in_names = model.graph.inputs
         self._out_names = model.graph.outputs
@@ -290,16 +306,27 @@ class Session:
         return result
 
     def reset(self) -> None:
-        """Forget the past: membranes to rest, currents, traces and delays to zero."""
+        """Forget the past: back to the initial state (membranes at rest, or as ``initial_state`` says)."""
         self._plan.reset()
 
+    @property
+    def initial_state(self) -> str | dict[str, np.ndarray]:
+        """Where this session starts and resets to: "rest", "zero", or the states set over the model's default."""
+        if not self._initial_values:
+            return self._initial_base
+        return {k: v.copy() for k, v in self._initial_values.items()}
+
     def state(self) -> bytes:
-        """Serialise all state (msgpack) so it can be restored with :meth:`load_state`."""
-        return pack_state(self._plan, self._model)
+        """Serialise all state (msgpack), with the initial state it resets to, for :meth:`load_state`."""
+        return pack_state(self._plan, self._model, (self._initial_base, self._initial_values))
 
     def load_state(self, data: bytes) -> None:
-        """Restore state saved by :meth:`state` for the same model, dt and batch size."""
-        arrays = unpack_state(data, self._plan, self._model)
+        """Restore state saved by :meth:`state` for the same model, dt and batch size (its initial state too)."""
+        arrays, initial = unpack_state(data, self._plan, self._model)
+        if initial is not None:
+            base, values = initial
+            self._initial_values = apply_initial_state(self._plan, self._rest, base, values)
+            self._initial_base = base
         for key, arr in arrays.items():
             np.copyto(self._plan.state[key], arr)
 

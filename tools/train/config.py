@@ -253,7 +253,7 @@ class ExperimentConfig:
         _choice(self.method, METHODS, "method")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             _number(getattr(self, name), name, low=1, integer=True)
-        if self.method == "euler":
+        if self.method in ("euler", "cascade-euler"):
             # Forward Euler is only stable for dt <= tau; the clamp keeps every trained tau there.
             _check(self.tau_min_s >= self.dt_s, "forward Euler needs model/tau_min_s >= dt_s", "model/tau_min_s")
 

@@ -198,7 +198,7 @@ def _project(spec: LayerSpec, p: Params, h: jax.Array, gain: float) -> jax.Array
 
 
 def _population(
-    spec: N.NeuronSpec, spike: SpikeFn, c: N.Coefficients, drive: jax.Array, w_rec: jax.Array | None
+    spec: N.NeuronSpec, spike: SpikeFn, c: N.Coefficients, method: str, drive: jax.Array, w_rec: jax.Array | None
 ) -> jax.Array:
     """Run one population over time on its input sequence (T, B, *shape); return its outputs."""
 
@@ -206,7 +206,7 @@ def _population(
         if w_rec is not None:
             # The recurrent edge is a back edge: it delivers last step's spikes.
             x = x + state.z @ w_rec.T
-        return N.step(spec, spike, c, state, x)
+        return N.step(spec, spike, c, state, x, method)
 
     _, out = jax.lax.scan(body, N.initial_state(c, drive.shape[1]), drive)
     return out
@@ -227,13 +227,13 @@ def forward(
     for spec, p in zip(net.layers, params["layers"], strict=True):
         c = N.coefficients(net.neuron, neuron_params(net, p["neuron"], spec.out_shape), net.dt_s, net.method)
         w_rec = p.get("w_rec")
-        h = _population(net.neuron, spike, c, _project(spec, p, h, net.weight_gain),
+        h = _population(net.neuron, spike, c, net.method, _project(spec, p, h, net.weight_gain),
                         None if w_rec is None else net.weight_gain * w_rec)  # fmt: skip
         if record:
             spikes[spec.name] = h
     r = params["readout"]
     c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,)), net.dt_s, net.method)
-    y = _population(net.readout, spike, c, h.reshape(t, b, -1) @ (net.weight_gain * r["w"]).T, None)
+    y = _population(net.readout, spike, c, net.method, h.reshape(t, b, -1) @ (net.weight_gain * r["w"]).T, None)
     return y, spikes
 
 

@@ -116,7 +116,7 @@ def front(params: Params, spec: ArchSpec, hist: jax.Array, spike_fn=None) -> jax
         new = []
         for i in range(n):
             x = conv(x, params[f"front{i}.w"], params[f"front{i}.b"], spec.front_strides[i])
-            st, x = neurons.step(LIF_SPEC, spike_fn, coeffs[i], states[i], x)
+            st, x = neurons.step(LIF_SPEC, spike_fn, coeffs[i], states[i], x, METHOD)
             new.append(st)
         return new, x
 
