@@ -65,13 +65,9 @@ def require_bridge() -> pathlib.Path:
     return BRIDGE_PYTHON
 
 
-def lava_simulate(tmp: pathlib.Path, model: Model, xs: dict[str, np.ndarray], tag: str) -> dict[str, np.ndarray]:
-    """Run ``model`` on Lava (``tag``) in the bridge venv; returns every layer's trace."""
+def _run_simulate(args: list[str], out: pathlib.Path) -> dict[str, np.ndarray]:
     python = require_bridge()
-    bundle, inputs, out = tmp / f"m-{tag}.esnn", tmp / f"x-{tag}.npz", tmp / f"y-{tag}.npz"
-    bundle.write_bytes(bundle_bytes(model))
-    np.savez(inputs, **xs)
-    cmd = [str(python), "-m", "firmware_bridges.loihi2.simulate", str(bundle), str(inputs), str(out), "--tag", tag]
+    cmd = [str(python), "-m", "firmware_bridges.loihi2.simulate", *args]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise AssertionError(f"Lava simulation failed ({done.returncode}):\n{done.stderr[-4000:]}")
@@ -79,4 +75,27 @@ def lava_simulate(tmp: pathlib.Path, model: Model, xs: dict[str, np.ndarray], ta
         return {k: f[k] for k in f.files}
 
 
-__all__ = ["bernoulli", "bundle_bytes", "conv_model", "lava_simulate", "require_bridge", "sys"]
+def lava_simulate(
+    tmp: pathlib.Path, model: Model, xs: dict[str, np.ndarray], tag: str, *, record_state: bool = False
+) -> dict[str, np.ndarray]:
+    """Run ``model`` on Lava (``tag``) in the bridge venv; returns every layer's trace (and u, v with ``record_state``).
+
+    The model travels as a bundle, so a model with its own integer network (``model.loihi``) runs those integers.
+    """
+    require_bridge()
+    bundle, inputs, out = tmp / f"m-{tag}.esnn", tmp / f"x-{tag}.npz", tmp / f"y-{tag}.npz"
+    bundle.write_bytes(bundle_bytes(model))
+    np.savez(inputs, **xs)
+    extra = ["--record-state"] if record_state else []
+    return _run_simulate([str(bundle), str(inputs), str(out), "--tag", tag, *extra], out)
+
+
+def lava_simulate_netx(tmp: pathlib.Path, path: pathlib.Path, xs: np.ndarray, dt_s: float) -> dict[str, np.ndarray]:
+    """Run a netx file's integers on Lava's fixed_pt models (see firmware_bridges/loihi2/netx_lava.py), with u and v."""
+    require_bridge()
+    inputs, out = tmp / "x-netx.npz", tmp / "y-netx.npz"
+    np.savez(inputs, **{"in": xs})
+    return _run_simulate([str(path), str(inputs), str(out), "--netx", "--dt", repr(dt_s), "--record-state"], out)
+
+
+__all__ = ["bernoulli", "bundle_bytes", "conv_model", "lava_simulate", "lava_simulate_netx", "require_bridge", "sys"]

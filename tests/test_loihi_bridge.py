@@ -10,6 +10,7 @@ import pytest
 
 import edgesnn
 from edgesnn.errors import InputError, UnsupportedError
+from edgesnn.loihi import Connection, LoihiNetwork, NeuronLayer, to_model
 from tests.conformance._models import small_model, spikes
 from tests.loihi_helpers import ROOT, bernoulli, bundle_bytes, conv_model, require_bridge
 
@@ -77,3 +78,30 @@ def test_bridge_errors_are_typed(bridge: str) -> None:
             with pytest.raises(UnsupportedError):
                 s.learn("wave", spikes(5)[:, 0])
             s.step(spikes(1)[0])
+
+
+def _integer_model():  # noqa: ANN202
+    """A network given in Lava's integers (a recurrent CUBA layer with biases, a readout)."""
+    rng = np.random.default_rng(4)
+    layers = [NeuronLayer(node="lif", shape=(10,), du=400, dv=150, vth=60, bias_mant=rng.integers(-300, 300, 10),
+                          bias_exp=3, v_init=rng.integers(-2000, 2000, 10)),
+              NeuronLayer(node="ro", shape=(4,), du=4095, dv=30, vth=(1 << 17) - 1, spiking=False)]  # fmt: skip
+    conns = [Connection(node="fc", source="in", target="lif", weight=rng.integers(-256, 256, (10, 12)), weight_exp=-1,
+                        num_weight_bits=7),
+             Connection(node="rec", source="lif", target="lif", weight=rng.integers(-80, 80, (10, 10))),
+             Connection(node="fc_ro", source="lif", target="ro", weight=rng.integers(0, 255, (4, 10)))]  # fmt: skip
+    return to_model(LoihiNetwork(dt_s=1e-3, inputs={"in": (12,)}, neurons=layers, connections=conns))
+
+
+def test_a_served_integer_network_steps_and_records_as_the_runtime(bridge: str) -> None:
+    model, xs = _integer_model(), spikes(20)
+    names = ["lif", "lif/u", "lif/v", "ro/v_float", "out"]
+    ref = model.session(numerics="loihi")
+    with edgesnn.connect(bridge) as dev:
+        with dev.open_session(dev.load_model(bundle_bytes(model))) as s:
+            assert {"lif/u", "lif/v", "ro/u_float"} <= set(s.recordable)
+            for t in range(len(xs)):
+                got, want = s.step(xs[t], outputs=names), ref.step(xs[t], outputs=names)
+                for name in names:
+                    np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} at step {t}")
+    assert np.any(want["lif/u"])

@@ -1,22 +1,40 @@
 """Quantise a float model to Loihi's fixed-point numerics: weights, decays, thresholds, biases.
 
 Per neuron layer the voltage scale is a power of two, ``v_int = 2**s * v``, chosen so
-that the threshold mantissa ``vth = round(2**(s-6) * v_th)`` lands in [1024, 2048]
-(11 bits of threshold resolution, 6 bits of headroom below the 24-bit voltage limit),
+that the threshold mantissa ``vth = round(2**(s-6) * v_th)`` lands in
+[2**vth_bits, 2**(vth_bits+1)] (default 10: 11 bits of threshold resolution and 6 bits of
+headroom below the 24-bit voltage limit; up to 16, where ``vth`` reaches Lava's 2**17 - 1),
 or, for a non-spiking readout, so that the largest voltage its inputs can drive stays
 below 2**22. The input gain of the discretised neuron (``g_v``, and ``g_syn`` with a
 synapse) is folded into the weights, so that Lava's ``u += a << 6`` carries
-``2**s * gain * W x``. Each dense connection then takes the weight exponent that puts
-its largest weight at the top of Lava's 8-bit mantissa range (even values in
-[-256, 254] for mixed signs, which Lava's ``truncate_weights`` leaves alone;
-[0, 255] or [-255, 0] for one sign), as lava-dl's ``optimize_weight_bits`` does.
-Lava's fixed-point convolution applies no exponent, so a layer fed by a
-convolution lowers its scale until the kernel fits 8 bits at exponent 0.
+``2**s * gain * W x``.
+
+Each dense connection takes the sign mode its float weights need (mixed, excitatory or
+inhibitory) and the weight exponent that puts its largest weight at the top of the
+mantissas Lava keeps at ``num_weight_bits`` (default 8): multiples of ``2**(9 -
+num_weight_bits)`` in [-256, 254] for mixed signs, of ``2**(8 - num_weight_bits)`` up to
+255 in magnitude for one sign. Mantissas are rounded to the nearest such multiple (ties to
+even), so Lava's truncation (``lava.utils.weightutils.truncate_weights``) leaves them as
+they are and Lava computes what the runtime computes. Exponents range over Lava's
+[-31, 31]; ``weight_exp`` fixes one for every dense connection (netx files have none),
+lowering each layer's scale until its weights fit, as Lava's fixed-point convolution
+(which applies no exponent) always does. Biases take a per-neuron exponent (13-bit
+mantissa, exponent 0..7), or the fixed ``bias_exp``.
+
+A bias of an Affine or Conv2d connection into a neuron with a synaptic current reaches
+the voltage through the synapse, rising as ``B (1 - a_syn**t)`` towards
+``B = g_v g_syn b / (1 - a_syn)``; Lava's bias adds to ``v`` directly. The layer takes
+``B`` as a voltage bias and starts its current at ``u = -B``, whose decay is exactly the
+missing ``-B a_syn**t``.
 
 Decays follow the discretisation in :mod:`edgesnn.neurons` at the session's step:
 ``dv = round(4096 (1 - a_v))`` and ``du = round(4096 (1 - a_syn)) - 1`` (Lava adds 1),
-``du = 4095`` (the current lasts one step) for neurons without a synapse.
-Scalar maths uses :mod:`math` so that numpy 1 (the bridge) and numpy 2 (the runtime)
+``du = 4095`` (the current lasts one step) for neurons without a synapse. Loihi's CUBA
+update is the cascade form (the membrane is driven by the updated current), so a model
+discretised with ``"zoh"`` or ``"euler"`` is quantised through its cascade counterpart
+(``"cascade"``, ``"cascade-euler"``): the same per-state decays and the same DC gain, a
+different response within a step for neurons with a synapse; the report says which was
+used. Scalar maths uses :mod:`math` so that numpy 1 (the bridge) and numpy 2 (the runtime)
 quantise to the same integers.
 """
 
@@ -24,45 +42,104 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import numpy as np
 
-from edgesnn.errors import UnsupportedError
+from edgesnn.errors import OptionError, UnsupportedError
 from edgesnn.graph import Affine, Conv2d, Flatten, Graph, Input, Linear, Output
 from edgesnn.graph.neurons import NEURON_TYPES
 from edgesnn.loihi import fixed
 from edgesnn.loihi.network import Connection, LoihiNetwork, NeuronLayer
-from edgesnn.neurons import NeuronCoefficients, discretise
+from edgesnn.neurons import METHODS, NeuronCoefficients, discretise
 
 log = logging.getLogger("edgesnn.loihi")
 
-#: Threshold mantissas land in [2**VTH_BITS, 2**(VTH_BITS+1)].
+#: Threshold mantissas land in [2**VTH_BITS, 2**(VTH_BITS+1)] by default.
 VTH_BITS = 10
+MAX_VTH_BITS = 16
 #: Largest voltage a non-spiking readout may reach, as a power of two.
 READOUT_V_BITS = 22
-WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7
+WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = fixed.WEIGHT_EXP_MIN, fixed.WEIGHT_EXP_MAX
 _CONNECTIONS = (Linear, Affine, Conv2d)
+#: Loihi's CUBA update is the cascade: the counterpart of each coupled method.
+_CASCADE = {"zoh": "cascade", "euler": "cascade-euler"}
 
 
-def quantize(model, dt_s: float | None = None) -> LoihiNetwork:  # noqa: ANN001 - Model (import cycle)
-    """Quantise ``model`` (at its own step, or ``dt_s``) to Loihi's fixed-point numerics."""
+def cascade_method(method: str) -> str:
+    """The discretisation the quantiser uses for a model's ``method``: its cascade form (where edgesnn has one)."""
+    m = _CASCADE.get(method, method)
+    return m if m in METHODS else method
+
+
+def quantize(
+    model: Any,
+    dt_s: float | None = None,
+    *,
+    vth_bits: int = VTH_BITS,
+    num_weight_bits: int = fixed.WEIGHT_BITS,
+    weight_exp: int | None = None,
+    bias_exp: int | None = None,
+) -> LoihiNetwork:
+    """Quantise ``model``'s float graph (at its own step, or ``dt_s``) to Loihi's fixed-point numerics.
+
+    ``vth_bits`` places threshold mantissas in [2**vth_bits, 2**(vth_bits+1)] (0..16);
+    ``num_weight_bits`` (1..8) is the weight precision of every dense connection;
+    ``weight_exp`` and ``bias_exp``, when given, fix every dense connection's weight
+    exponent and every bias exponent (as a netx file needs: 0 and 6).
+    """
     dt = model.dt_s if dt_s is None else float(dt_s)
-    return quantize_graph(model.graph, dt, model.method)
+    return quantize_graph(model.graph, dt, model.method, vth_bits=vth_bits, num_weight_bits=num_weight_bits,
+                          weight_exp=weight_exp, bias_exp=bias_exp)  # fmt: skip
 
 
-def quantize_graph(graph: Graph, dt_s: float, method: str) -> LoihiNetwork:
-    """Quantise a validated graph for step ``dt_s`` and discretisation ``method``."""
+def network_for(model: Any, dt_s: float | None = None) -> LoihiNetwork:
+    """The integer network ``numerics="loihi"`` runs for ``model`` at ``dt_s``: its own, or its graph quantised."""
+    from edgesnn.engine._loihi import check_network_step
+
+    dt = model.dt_s if dt_s is None else float(dt_s)
+    if model.loihi is None:
+        return quantize(model, dt)
+    check_network_step(model.loihi, dt)
+    return model.loihi
+
+
+def _option(value: object, lo: int, hi: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise OptionError(f"expected an integer in [{lo}, {hi}], got {value!r}", path=name)
+    return int(value)
+
+
+def quantize_graph(
+    graph: Graph,
+    dt_s: float,
+    method: str,
+    *,
+    vth_bits: int = VTH_BITS,
+    num_weight_bits: int = fixed.WEIGHT_BITS,
+    weight_exp: int | None = None,
+    bias_exp: int | None = None,
+) -> LoihiNetwork:
+    """Quantise a validated graph for step ``dt_s`` and discretisation ``method`` (see :func:`quantize`)."""
+    opts = {
+        "vth_bits": _option(vth_bits, 0, MAX_VTH_BITS, "vth_bits"),
+        "num_weight_bits": _option(num_weight_bits, 1, fixed.WEIGHT_BITS, "num_weight_bits"),
+        "weight_exp": None if weight_exp is None else _option(weight_exp, WEIGHT_EXP_MIN, WEIGHT_EXP_MAX, "weight_exp"),
+        "bias_exp": None if bias_exp is None else _option(bias_exp, fixed.BIAS_EXP_MIN, fixed.BIAS_EXP_MAX,
+                                                          "bias_exp"),
+    }  # fmt: skip
     inputs = {name: graph.shape(name) for name in graph.inputs}
     structure = _structure(graph)
+    cascade = cascade_method(method)
     neurons: dict[str, NeuronLayer] = {}
     connections: dict[str, Connection] = {}
     for name in graph.order:
         node = graph.nodes[name]
         if not isinstance(node, NEURON_TYPES):
             continue
-        coeffs = discretise(node, dt_s, method)
+        coeffs = discretise(node, dt_s, cascade)
         incoming = [c for c in structure if c[2] == name]
-        layer, conns = _quantize_layer(graph, name, coeffs, incoming)
+        layer, conns = _quantize_layer(graph, name, coeffs, incoming, opts)
         neurons[name] = layer
         connections.update({c.node: c for c in conns})
     outputs = {}
@@ -73,7 +150,8 @@ def quantize_graph(graph: Graph, dt_s: float, method: str) -> LoihiNetwork:
         outputs[name] = src
     order = tuple(n for n in graph.order if n in neurons or n in connections)
     ordered = {n: connections[n] for n in order if n in connections}
-    return LoihiNetwork(dt_s, method, inputs, neurons, ordered, outputs, order)
+    return LoihiNetwork(dt_s=dt_s, inputs=inputs, neurons=neurons, connections=ordered, outputs=outputs,
+                        method=method, order=order)  # fmt: skip
 
 
 # -- structure --------------------------------------------------------------------
@@ -181,75 +259,113 @@ def _dense_bounds(graph: Graph, conn: str, gain: np.ndarray) -> np.ndarray:
     return w * gain.reshape(-1, 1)
 
 
-def _scale_exp(spiking: bool, v_th: float, v_bound: float, conv_max: list[float]) -> int:
+def _grid(mode: str, num_weight_bits: int) -> tuple[int, int, int]:
+    """(step, lowest, highest) of the mantissas Lava keeps unchanged in ``mode`` at ``num_weight_bits``."""
+    step = 1 << fixed.truncated_bits(mode, num_weight_bits)
+    top = (1 << fixed.WEIGHT_BITS) - step
+    if mode == "mixed":
+        return step, -(1 << fixed.WEIGHT_BITS), top
+    return (step, 0, top) if mode == "excitatory" else (step, -top, 0)
+
+
+def _sign_mode(w: np.ndarray) -> str:
+    if np.any(w > 0) and np.any(w < 0):
+        return "mixed"
+    return "inhibitory" if np.any(w < 0) else "excitatory"
+
+
+def _exp_needed(w: np.ndarray, mode: str, num_weight_bits: int) -> float:
+    """log2 of the smallest power-of-two scale at which ``w`` fits ``mode``'s mantissas (-inf for zeros)."""
+    _, lo, hi = _grid(mode, num_weight_bits)
+    pos = float(np.max(w, initial=0.0)) / hi if hi else 0.0
+    neg = float(-np.min(w, initial=0.0)) / -lo if lo else 0.0
+    m = max(pos, neg)
+    return math.log2(m) if m > 0 else -math.inf
+
+
+def _scale_exp(
+    spiking: bool, v_th: float, v_bound: float, conv_max: list[float], dense: list[np.ndarray], opts: dict
+) -> int:
     """Power-of-two voltage scale for one layer (see the module docstring)."""
     if spiking:
-        s = 6 + VTH_BITS - math.floor(math.log2(v_th))
+        s = fixed.VTH_SHIFT + opts["vth_bits"] - math.floor(math.log2(v_th))
+        if round(math.ldexp(v_th, s - fixed.VTH_SHIFT)) > fixed.MAX_VTH:  # 2**17 rounds above Lava's 17 bits
+            s -= 1
     else:
         s = READOUT_V_BITS - math.ceil(math.log2(v_bound)) if v_bound > 0 else 16
     for m in conv_max:  # a conv kernel must fit 8 bits without an exponent
         if m > 0:
-            s = min(s, 6 + math.floor(math.log2(127.0 / m)))
+            s = min(s, fixed.ACT_SHIFT + math.floor(math.log2(127.0 / m)))
+    fixed_exp = opts["weight_exp"]
+    for w in dense:
+        need = _exp_needed(w, _sign_mode(w), opts["num_weight_bits"])
+        limit = fixed_exp if fixed_exp is not None else WEIGHT_EXP_MAX
+        if need > -math.inf:  # weights * 2**(s-6) must fit at exponent `limit`
+            s = min(s, fixed.ACT_SHIFT + limit + math.floor(-need))
     return s
 
 
-def _quantize_dense(w_eff: np.ndarray, s: int, conn: str) -> tuple[np.ndarray, int]:
-    scaled = np.ldexp(w_eff, s - 6)
-    m = float(np.max(np.abs(scaled))) if scaled.size else 0.0
-    if m == 0.0:
-        return np.zeros(w_eff.shape, np.int32), 0
-    mixed = bool(np.any(scaled > 0) and np.any(scaled < 0))
-    top = 254.0 if mixed else 255.0
-    exp = math.ceil(math.log2(m / top))
-    exp = min(max(exp, WEIGHT_EXP_MIN), WEIGHT_EXP_MAX)
-    if m > math.ldexp(top + 0.5, exp):
-        raise UnsupportedError(f"weights need an exponent above {WEIGHT_EXP_MAX}; the layer's scale is too fine",
-                               path=conn)  # fmt: skip
-    mant = np.ldexp(scaled, -exp)
-    if mixed:  # Lava drops the lowest bit of mixed-sign 8-bit weights: keep them even
-        ints = 2 * np.clip(np.rint(mant / 2), -128, 127)
+def _quantize_dense(w_eff: np.ndarray, s: int, conn: str, opts: dict) -> tuple[np.ndarray, int, str]:
+    """(mantissas, weight_exp, sign_mode) of one dense connection at layer scale ``s``."""
+    scaled = np.ldexp(w_eff, s - fixed.ACT_SHIFT)
+    mode, nbits = _sign_mode(scaled), opts["num_weight_bits"]
+    need = _exp_needed(scaled, mode, nbits)
+    if opts["weight_exp"] is not None:
+        exp = opts["weight_exp"]
+    elif need == -math.inf:
+        return np.zeros(w_eff.shape, np.int32), 0, mode
     else:
-        ints = np.clip(np.rint(mant), -255, 255)
-    return ints.astype(np.int32), exp
+        exp = max(math.ceil(need), WEIGHT_EXP_MIN)
+    if exp > WEIGHT_EXP_MAX or need > exp + 1e-9:
+        raise UnsupportedError(f"weights need a weight_exp of {math.ceil(need)}, above {min(exp, WEIGHT_EXP_MAX)}",
+                               path=conn)  # fmt: skip
+    step, lo, hi = _grid(mode, nbits)
+    mant = np.ldexp(scaled, -exp) / step
+    ints = step * np.clip(np.rint(mant), lo // step, hi // step)  # nearest kept mantissa, ties to even
+    return ints.astype(np.int32), exp, mode
 
 
-def _quantize_bias(bias_int: np.ndarray, node: str) -> tuple[np.ndarray, int]:
-    m = float(np.max(np.abs(bias_int))) if bias_int.size else 0.0
-    exp = 0
-    while m / (1 << exp) > fixed.BIAS_MANT_MAX + 0.5:
-        exp += 1
-    if exp > fixed.BIAS_EXP_MAX:
-        raise UnsupportedError("bias too large for 13-bit mantissa and 3-bit exponent", path=node)
-    mant = np.clip(np.rint(bias_int / (1 << exp)), fixed.BIAS_MANT_MIN, fixed.BIAS_MANT_MAX)
-    return mant.astype(np.int32), exp
+def _quantize_bias(bias_int: np.ndarray, node: str, bias_exp: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-neuron (mantissa, exponent) of integer biases: the smallest exponent that fits 13 bits."""
+    mag = np.abs(bias_int)
+    if bias_exp is None:
+        exp = np.zeros(bias_int.shape, np.int64)
+        for _ in range(fixed.BIAS_EXP_MAX):
+            exp += mag / np.ldexp(1.0, exp) > fixed.BIAS_MANT_MAX + 0.5
+    else:
+        exp = np.full(bias_int.shape, bias_exp, np.int64)
+    if np.any(mag / np.ldexp(1.0, exp) > fixed.BIAS_MANT_MAX + 0.5):
+        raise UnsupportedError(f"bias too large for a 13-bit mantissa and exponent {int(exp.max())}", path=node)
+    mant = np.clip(np.rint(bias_int / np.ldexp(1.0, exp)), fixed.BIAS_MANT_MIN, fixed.BIAS_MANT_MAX)
+    return mant.astype(np.int32), exp.astype(np.int32)
 
 
 def _quantize_layer(
-    graph: Graph, name: str, c: NeuronCoefficients, incoming: list[tuple[str, str, str, bool]]
+    graph: Graph, name: str, c: NeuronCoefficients, incoming: list[tuple[str, str, str, bool]], opts: dict
 ) -> tuple[NeuronLayer, list[Connection]]:
     _check_semantics(name, c)
     a_v = _uniform(c.a_v, "the membrane decay", name)
     a_syn = _uniform(c.a_syn, "the synaptic decay", name) if c.has_synapse else 0.0
-    gain = np.asarray(c.g_v, np.float64) * (np.asarray(c.g_syn, np.float64) if c.has_synapse else 1.0)
-    gain = gain.reshape(-1)
+    g_v = np.asarray(c.g_v, np.float64).reshape(-1)
+    gain = g_v * (np.asarray(c.g_syn, np.float64).reshape(-1) if c.has_synapse else 1.0)
     w_eff = {conn: _dense_bounds(graph, conn, gain) for conn, *_ in incoming}
-    # An Affine/Conv bias is a constant drive: into the voltage for neurons without a synapse.
+    # An Affine/Conv bias is a constant drive: into the voltage directly without a synapse; with
+    # one, its steady state through the synapse (the start of the current cancels the rise, below).
     bias = np.asarray(c.k_v, np.float64).reshape(-1).copy()
+    syn_bias = np.zeros_like(bias)
     for conn, *_ in incoming:
         node = graph.nodes[conn]
         b = getattr(node, "bias", None)
         if b is None or not np.any(b):
             continue
-        if c.has_synapse:
-            raise UnsupportedError(
-                "a bias into a neuron with a synaptic current has no Lava CUBA equivalent (Lava's bias adds to"
-                " the voltage); use a bias-free connection",
-                path=conn,
-            )
         b = np.asarray(b, np.float64)
         if isinstance(node, Conv2d):
             b = np.broadcast_to(b.reshape(-1, 1), (b.size, gain.size // b.size)).reshape(-1)
-        bias += np.asarray(c.g_v, np.float64).reshape(-1) * b
+        if c.has_synapse:
+            syn_bias += gain * b / (1.0 - a_syn)
+        else:
+            bias += g_v * b
+    bias += syn_bias
     v_leak = np.asarray(c.v_leak, np.float64).reshape(-1)
     spiking = c.spiking
     v_th = _uniform(c.v_threshold, "the threshold", name) if spiking else math.inf
@@ -261,31 +377,36 @@ def _quantize_layer(
     leak = (1.0 - a_v) * ((1.0 - a_syn) if c.has_synapse else 1.0)
     v_bound = float(np.max(np.abs(v_leak) + drive / leak)) if leak > 0 else float(np.max(drive)) * 1e3
     conv_max = [float(np.max(np.abs(w_eff[conn]))) for conn, *_ in incoming if isinstance(graph.nodes[conn], Conv2d)]
-    s = _scale_exp(spiking, v_th, v_bound, conv_max)
+    dense = [w_eff[conn] for conn, *_ in incoming if not isinstance(graph.nodes[conn], Conv2d)]
+    s = _scale_exp(spiking, v_th, v_bound, conv_max, dense, opts)
 
     dv = min(max(round(fixed.DECAY_UNITY * (1.0 - a_v)), 0), fixed.MAX_DECAY)
     du = min(max(round(fixed.DECAY_UNITY * (1.0 - a_syn)) - 1, 0), fixed.MAX_DECAY) if c.has_synapse else 4095
     vth = min(max(round(math.ldexp(v_th, s - fixed.VTH_SHIFT)), 1), fixed.MAX_VTH) if spiking else fixed.MAX_VTH
-    bias_mant, bias_exp = _quantize_bias(np.rint(np.ldexp(bias, s)), name)
-    v_init = np.rint(np.ldexp(v_leak, s)).astype(np.int32)
+    bias_mant, bias_exp = _quantize_bias(np.rint(np.ldexp(bias, s)), name, opts["bias_exp"])
+    v_init = np.rint(np.ldexp(v_leak, s))
+    u_init = -np.rint(np.ldexp(syn_bias, s))
+    for field, values in (("v_init", v_init), ("u_init", u_init)):
+        if np.any(np.abs(values) > fixed.UV_LIMIT - 1):
+            raise UnsupportedError(f"{field} needs more than Lava's 24 bits at scale 2**{s}", path=name)
     layer = NeuronLayer(
         node=name, shape=graph.shape(name), spiking=spiking, scale_exp=s, du=du, dv=dv, vth=vth,
-        bias_mant=bias_mant, bias_exp=bias_exp, v_init=v_init,
+        bias_mant=bias_mant, bias_exp=bias_exp, u_init=u_init, v_init=v_init,
         float_du=1.0 - a_syn if c.has_synapse else 1.0, float_dv=1.0 - a_v,
         float_vth=v_th if spiking else float(np.finfo(np.float64).max), float_bias=bias, float_v_init=v_leak,
     )  # fmt: skip
     conns = []
     for conn, source, target, carried in incoming:
         node = graph.nodes[conn]
+        common = {"node": conn, "source": source, "target": target, "in_shape": graph.input_shape(conn),
+                  "out_shape": graph.shape(conn), "float_weight": w_eff[conn], "carried": carried}  # fmt: skip
         if isinstance(node, Conv2d):
-            ints = np.rint(np.ldexp(w_eff[conn], s - 6)).astype(np.int32)
-            conns.append(Connection(
-                conn, "conv", source, target, graph.input_shape(conn), graph.shape(conn), ints, 0, w_eff[conn],
-                carried, tuple(node.stride), tuple(node.padding), tuple(node.dilation), int(node.groups),
-            ))  # fmt: skip
+            ints = np.rint(np.ldexp(w_eff[conn], s - fixed.ACT_SHIFT)).astype(np.int32)
+            conns.append(Connection(kind="conv", weight=ints, stride=tuple(node.stride), padding=tuple(node.padding),
+                                    dilation=tuple(node.dilation), groups=int(node.groups), **common))  # fmt: skip
         else:
-            ints, exp = _quantize_dense(w_eff[conn], s, conn)
-            conns.append(Connection(conn, "dense", source, target, graph.input_shape(conn), graph.shape(conn), ints,
-                                    exp, w_eff[conn], carried))  # fmt: skip
+            ints, exp, mode = _quantize_dense(w_eff[conn], s, conn, opts)
+            conns.append(Connection(weight=ints, weight_exp=exp, num_weight_bits=opts["num_weight_bits"],
+                                    sign_mode=mode, **common))  # fmt: skip
     log.debug("%s: scale 2**%d, du %d, dv %d, vth %d", name, s, du, dv, vth)
     return layer, conns

@@ -11,7 +11,7 @@ from edgesnn import __version__
 from edgesnn.devices.base import Capabilities, Device, ModelInfo, ModelSource
 from edgesnn.devices.local import _bundle_bytes, model_info
 from edgesnn.errors import NotFoundError, OptionError, UnsupportedError
-from edgesnn.loihi import quantize
+from edgesnn.loihi import network_for
 from edgesnn.model import Model
 from firmware_bridges.loihi2.compile import TAGS
 from firmware_bridges.loihi2.worker import WorkerSession
@@ -48,7 +48,7 @@ class LavaDevice(Device):
         )  # fmt: skip
 
     def load_model(self, source: ModelSource) -> str:
-        """Load a bundle and check it quantises to Loihi (unsupported graphs fail here, naming the node)."""
+        """Load a bundle and check it runs on Loihi (its own integer network, or its graph quantised)."""
         data, name = _bundle_bytes(source)
         model_id = hashlib.sha256(data).hexdigest()
         with self._lock:
@@ -61,7 +61,7 @@ class LavaDevice(Device):
         model = read_bundle(f)
         if model.learning is not None:
             raise UnsupportedError("the Loihi 2 bridge does not serve models that learn", path="learning")
-        quantize(model)
+        network_for(model)
         with self._lock:
             self._models.setdefault(model_id, (model, model_info(model_id, model), data))
         return model_id
@@ -88,9 +88,18 @@ class LavaDevice(Device):
             return [info for _, info, _ in self._models.values()]
 
     def open_session(
-        self, model_id: str, *, dt: float | None = None, batch: int = 1, adapt_method: str | None = None
+        self,
+        model_id: str,
+        *,
+        dt: float | None = None,
+        batch: int = 1,
+        adapt_method: str | None = None,
+        initial_state: object = None,
     ) -> WorkerSession:
-        """Compile the model to Lava processes in a worker process of its own (one stream: batch 1)."""
+        """Compile the model to Lava processes in a worker process of its own (one stream: batch 1, from rest)."""
+        if initial_state not in (None, "rest"):
+            raise UnsupportedError("a Lava session starts at the network's rest (its u_init and v_init)",
+                                   path="initial_state")  # fmt: skip
         with self._lock:
             _, _, data = self._loaded(model_id)
         if not isinstance(batch, int) or batch < 1:

@@ -20,7 +20,7 @@ from edgesnn.devices.base import DeviceSession
 from edgesnn.engine._loihi import plan_for
 from edgesnn.engine._state import pack_state, unpack_state
 from edgesnn.errors import InputError, NotFoundError, UnsupportedError
-from edgesnn.loihi import quantize
+from edgesnn.loihi import network_for
 from edgesnn.model import Model, TensorSpec
 from firmware_bridges.loihi2.compile import LavaNetwork, build
 from firmware_bridges.loihi2.layout import from_lava, to_lava
@@ -43,7 +43,7 @@ class LavaSession(DeviceSession):
     # -- building -----------------------------------------------------------
     def _compile(self, model: Model) -> None:
         self._model = model
-        self._net = quantize(model)
+        self._net = network_for(model)  # the model's own integers, or its graph quantised
         self._plan = plan_for(self._net, model.graph, 1)  # the state layout (and its reset values)
         self._lava = build(self._net, model.graph, self._tag)
         # Compile and start Lava now: injectors accept data only once the runtime exists.
@@ -96,6 +96,16 @@ class LavaSession(DeviceSession):
         """Output specs."""
         return self._model.outputs
 
+    @property
+    def recordable(self) -> list[str]:
+        """Every layer's Lava Vars ``u`` and ``v`` (integers under fixed_pt), and both in model units (``_float``)."""
+        return [f"{n}/{k}" for n in self._net.neurons for k in ("u", "v", "u_float", "v_float")]
+
+    @property
+    def initial_state(self) -> str:
+        """Sessions start, and reset to, the network's rest (its u_init and v_init)."""
+        return "rest"
+
     # -- stepping -----------------------------------------------------------
     def _feed(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = list(self._net.inputs)
@@ -126,7 +136,7 @@ class LavaSession(DeviceSession):
     def _wanted(self, outputs: Sequence[str] | None) -> list[str]:
         if outputs is None:
             return list(self._model.graph.outputs)
-        known = [*self._net.neurons, *self._net.outputs, *self._net.inputs]
+        known = [*self._net.neurons, *self._net.outputs, *self._net.inputs, *self.recordable]
         for n in outputs:
             if n not in known:
                 raise InputError(f"no recordable node named {n!r}; the Loihi bridge records {', '.join(known)}",
@@ -146,6 +156,17 @@ class LavaSession(DeviceSession):
             layers[name] = from_lava(sink.receive(), self._net.neurons[name].shape).astype(np.float32)
         result = {}
         for name in wanted:
+            if "/" in name:  # a layer's u or v, read from its Lava Var
+                layer_name, key = name.split("/")
+                layer = self._net.neurons[layer_name]
+                var = from_lava(np.asarray(getattr(lava.neurons[layer_name], key[0]).get()), layer.shape)
+                fixed = self._tag == "fixed_pt"
+                if key.endswith("_float"):
+                    value = (var.astype(np.float64) * (2.0**-layer.scale_exp if fixed else 1.0)).astype(np.float32)
+                else:
+                    value = np.rint(var).astype(np.int32) if fixed else var.astype(np.float32)
+                result[name] = value[None]
+                continue
             if name in feed:
                 result[name] = feed[name].astype(np.float32)[None]
                 continue
@@ -224,15 +245,20 @@ class LavaSession(DeviceSession):
         """Restore a state saved here or by a ``numerics="loihi"`` engine session of the same model."""
         with self._lock:
             self._live()
-            self._write_state(unpack_state(data, self._plan, self._model))
+            arrays, _initial = unpack_state(data, self._plan, self._model)
+            self._write_state(arrays)
 
     def retime(self, dt: float, method: str | None = None) -> None:
-        """Recompile at step ``dt`` (re-quantised); integer state carries over where shapes match."""
+        """Recompile at step ``dt`` (re-quantised); state carries over where shapes match.
+
+        A model with its own integer network (``Model.loihi``) refuses another step.
+        """
         from edgesnn.adapt import retime_model
 
         with self._lock:
             self._live()
             model = retime_model(self._model, dt, method)
+            network_for(model)  # refuses a model's own integer network at another step, before Lava stops
             self._read_state()
             saved = {k: v.copy() for k, v in self._plan.state.items()}
             self._stop()

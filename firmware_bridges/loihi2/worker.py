@@ -39,7 +39,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 def _describe(session: Any) -> dict[str, Any]:
     return {"dt_s": session.dt_s, "adapt_method": session.adapt_method, "backend": session.backend,
-            "inputs": session.inputs, "outputs": session.outputs}  # fmt: skip
+            "inputs": session.inputs, "outputs": session.outputs, "recordable": session.recordable,
+            "initial_state": session.initial_state}  # fmt: skip
 
 
 def _serve(conn: Any) -> None:
@@ -173,6 +174,16 @@ class WorkerSession(DeviceSession):
     def outputs(self) -> list[TensorSpec]:
         """Output specs."""
         return list(self._info["outputs"])
+
+    @property
+    def recordable(self) -> list[str]:
+        """Layer states step/run return by name ("lif/u", "lif/v", ...)."""
+        return list(self._info["recordable"])
+
+    @property
+    def initial_state(self) -> str:
+        """Where the session starts: the network's rest (its u_init and v_init)."""
+        return self._info["initial_state"]
 
     def step(
         self, x: np.ndarray | Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
