@@ -32,6 +32,7 @@ from edgesnn.errors import (
     StateError,
     UnsupportedError,
 )  # fmt: skip
+from edgesnn.neurons import METHODS as NEURON_METHODS
 from edgesnn.units import parse_duration_s
 
 log = logging.getLogger("edgesnn.cli")
@@ -83,14 +84,28 @@ def _nir_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_model(path: str, args: argparse.Namespace):
-    """Read a .esnn bundle, or a .nir graph through the chosen import profile."""
+    """Read a .esnn bundle, or a .nir graph through the chosen import profile; apply ``--unit``."""
     if Path(path).suffix.lower() == ".nir":
         from edgesnn.bundle.nir import read_nir
 
-        return read_nir(path, **_nir_options(args))
-    from edgesnn.bundle import read_bundle
+        model = read_nir(path, **_nir_options(args))
+    else:
+        from edgesnn.bundle import read_bundle
 
-    return read_bundle(path)
+        model = read_bundle(path)
+    units = _input_units(getattr(args, "unit", None) or [])
+    return model.with_input_units(units) if units else model
+
+
+def _input_units(pairs: list[str]) -> dict[str, str]:
+    """``--unit in=spikes`` flags as {input: unit}."""
+    units = {}
+    for pair in pairs:
+        name, sep, unit = pair.partition("=")
+        if not sep or not name or not unit:
+            raise OptionError(f"expected NAME=UNIT (e.g. in=spikes), got {pair!r}", path="unit")
+        units[name] = unit
+    return units
 
 
 # -- commands --------------------------------------------------------------------
@@ -179,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     feed = {k: (v if np.ndim(v) == len(model.graph.shape(k)) + 2 else np.asarray(v)[:, None]) for k, v in feed.items()}
     options = SessionOptions(backends=tuple(args.backend.split(","))) if args.backend else None
     dt = parse_duration_s(args.session_dt) if args.session_dt else None
-    session = model.session(dt=dt, batch=batch, options=options)
+    session = model.session(dt=dt, batch=batch, options=options, initial_state=args.initial_state)
     record = [n for n in args.record.split(",") if n] if args.record else None
     names = [s.name for s in model.outputs] + (record or [])
     t0 = time.perf_counter()
@@ -229,9 +244,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_adapt(args: argparse.Namespace) -> int:
     """Re-map a model to another time step and write it as a new bundle."""
     from edgesnn.adapt import retime_model
-    from edgesnn.bundle import read_bundle, write_bundle
+    from edgesnn.bundle import write_bundle
 
-    model = read_bundle(args.model)
+    if Path(args.model).suffix.lower() == ".nir":
+        raise OptionError("adapt takes a .esnn bundle; convert the NIR file first (edgesnn convert)", path="model")
+    model = load_model(args.model, args)
     adapted = retime_model(model, parse_duration_s(args.dt, name="dt"), args.method)
     write_bundle(adapted, args.output)
     if not args.quiet:
@@ -276,13 +293,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------
+def _add_unit_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--unit", action="append", metavar="INPUT=UNIT",
+                   help="what an input's values are, e.g. in=spikes (events per step) or in=mV (a signal);"
+                        " adapting to another step needs it for inputs without a unit")  # fmt: skip
+
+
 def _add_nir_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("NIR import (for .nir inputs)")
     g.add_argument("--from", dest="profile", choices=PROFILES, help="framework that wrote the NIR file (default: nir)")
     g.add_argument("--dt", help="step the exporter assumed, e.g. 1ms or 100us (NIR stores none)")
     g.add_argument("--reset", dest="reset_mode", choices=("to_value", "subtract"), help="override the reset mode")
     g.add_argument("--reset-timing", choices=("immediate", "next_step"), help="override when the reset applies")
-    g.add_argument("--method", choices=("zoh", "euler"), help="override the discretisation")
+    g.add_argument("--method", choices=NEURON_METHODS, help="override the discretisation")
     g.add_argument("--max-spikes", dest="max_spikes_per_step", type=int,
                    help="spikes per neuron and step (1 = binary; sinabs/rockpool default to graded)")  # fmt: skip
 
@@ -306,8 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help=".npy (single input) or .npz (arrays named after inputs), shape (T, [batch,] ...)")
     p.add_argument("-o", "--output", default="-", help="out.npz, out.jsonl, or - for JSON lines on stdout")
     p.add_argument("--input-key", help="array name in the .npz for a single-input model")
-    p.add_argument("--record", help="comma-separated node names to record besides the outputs")
+    p.add_argument("--record", help="comma-separated nodes or neuron states (lif1/v, lif1/i, adlif/w) to record")
     p.add_argument("--session-dt", help="step of the session (default: the model's own)")
+    p.add_argument("--initial-state", choices=("rest", "zero"),
+                   help="membranes start at v_leak (rest) or 0 (default: the model's own)")  # fmt: skip
+    _add_unit_flag(p)
     p.add_argument("--backend", help="comma-separated backends in order of preference (native,numpy)")
     _add_nir_flags(p)
     p.set_defaults(func=cmd_run)
@@ -315,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert .nir <-> .esnn")
     p.add_argument("input")
     p.add_argument("output")
+    _add_unit_flag(p)
     _add_nir_flags(p)
     p.set_defaults(func=cmd_convert)
 
@@ -323,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dt", required=True, help="target step, e.g. 0.5ms")
     p.add_argument("--method", choices=ADAPT_METHODS, help="adaptation method (default: the bundle's adapt_method)")
     p.add_argument("-o", "--output", required=True, help="output .esnn")
+    _add_unit_flag(p)
     p.set_defaults(func=cmd_adapt)
 
     p = sub.add_parser("bench", help="time one step of a model on random spike input")

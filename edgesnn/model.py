@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from edgesnn.errors import OptionError
@@ -62,7 +63,8 @@ class Model:
         Rockpool, Lava-dl).
     loihi : LoihiNetwork or None
         A Loihi integer network (:class:`edgesnn.loihi.LoihiNetwork`) that
-        ``numerics="loihi"`` runs as it is, instead of quantising the graph.
+        ``numerics="loihi"`` runs as it is, instead of quantising the graph
+        (see :func:`edgesnn.loihi.to_model` and :func:`edgesnn.bundle.netx.read_netx`).
     """
 
     graph: Graph
@@ -98,6 +100,10 @@ class Model:
         h.update(repr((self.dt_s, token, self.graph.edges)).encode())
         if self.initial_state != "rest":  # models from before the option hash as they did
             h.update(f"initial_state={self.initial_state}".encode())
+        if self.loihi is not None:  # two integer networks on one float graph are two models
+            from edgesnn.loihi.serialize import network_digest
+
+            h.update(f"loihi={network_digest(self.loihi)}".encode())
         for name, node in self.graph.nodes.items():
             for key, value in node.to_dict().items():
                 h.update(f"{name}/{key}".encode())
@@ -122,6 +128,26 @@ class Model:
         g = self.graph
         return [TensorSpec(n, g.shape(n), "float32", g.nodes[n].unit) for n in g.outputs]  # type: ignore[attr-defined]
 
+    def with_input_units(self, units: Mapping[str, str]) -> Model:
+        """This model with the given inputs' units set (``{"x": "spikes"}``): what their values are.
+
+        Units in :data:`edgesnn.adapt.COUNT_UNITS` mean events counted per step; any
+        other non-empty unit a sampled signal. Adapting to another step needs one or
+        the other for every input that feeds a neuron.
+        """
+        from edgesnn.graph import Input
+
+        nodes = dict(self.graph.nodes)
+        for name, unit in units.items():
+            if not isinstance(nodes.get(name), Input):
+                raise OptionError(f"no input named {name!r}; inputs are {', '.join(self.graph.inputs)}",
+                                  path=f"inputs/{name}")  # fmt: skip
+            if not isinstance(unit, str) or not unit.strip():
+                raise OptionError(f"expected a unit such as 'spikes' or 'mV', got {unit!r}", path=f"inputs/{name}")
+            nodes[name] = nodes[name].replace(unit=unit.strip())
+        graph = Graph(nodes, list(self.graph.edges), self.graph.metadata)
+        return dataclasses.replace(self, graph=graph)
+
     def session(
         self,
         dt: float | None = None,
@@ -130,13 +156,16 @@ class Model:
         *,
         store: str | os.PathLike[str] | None = None,
         numerics: str | None = None,
+        initial_state: str | Mapping[str, Any] | None = None,
     ) -> Session:
         """Open a stateful session stepping at ``dt`` seconds (default: the training step).
 
         At another step the model is first adapted with :attr:`adapt_method`.
         ``store`` is the directory of learned classes of a model that learns
         (same as ``SessionOptions(store=...)``); ``numerics="loihi"`` runs Loihi 2's
-        fixed-point numerics (same as ``SessionOptions(numerics=...)``).
+        fixed-point numerics (same as ``SessionOptions(numerics=...)``);
+        ``initial_state`` is ``"rest"``, ``"zero"`` or arrays by state name (same as
+        ``SessionOptions(initial_state=...)``).
         """
         from edgesnn.adapt import retime_model
         from edgesnn.engine.session import Session, SessionOptions
@@ -145,5 +174,7 @@ class Model:
             options = dataclasses.replace(options or SessionOptions(), store=store)
         if numerics is not None:
             options = dataclasses.replace(options or SessionOptions(), numerics=numerics)
+        if initial_state is not None:
+            options = dataclasses.replace(options or SessionOptions(), initial_state=initial_state)
         model = self if dt is None else retime_model(self, dt)
         return Session(model, dt_s=model.dt_s, batch=batch, options=options)

@@ -258,3 +258,63 @@ def test_the_kept_interval_composes_and_is_left_alone_when_coarser():
     assert via.min_spike_interval_s == retime_node(node, 4e-3, 1e-3, "integral").min_spike_interval_s == 4e-3
     assert retime_node(node, 1e-3, 2e-3, "integral").min_spike_interval_s == 0.0
     assert retime_node(node, 4e-3, 1e-3, "tau").min_spike_interval_s == 0.0  # the reference keeps nothing
+
+
+# -- what the input is, and the method matching the discretisation ------------------------
+
+
+def unitless_model(unit=""):
+    g = Graph({"x": Input((4,), unit=unit), "n": LI(tau_mem_s=np.full(4, 0.02), r=np.ones(4)), "y": Output((4,))},
+              [("x", "n"), ("n", "y")])  # fmt: skip
+    return Model(g, dt_s=1e-3)
+
+
+def test_adapting_an_input_without_a_unit_names_it_and_both_meanings():
+    with pytest.raises(OptionError) as info:
+        unitless_model().session(dt=0.25e-3)
+    assert info.value.path == "inputs/x"
+    assert "events counted per step" in info.value.message and "a sampled signal" in info.value.message
+    assert retime_model(unitless_model(), 0.25e-3, "tau").dt_s == 0.25e-3  # time constants alone need no unit
+    assert unitless_model().session().dt_s == 1e-3  # nor does running at the model's own step
+
+
+@pytest.mark.parametrize(("unit", "counts"), [("spikes", True), ("events", True), ("mV", False), ("signal", False)])
+def test_saying_the_unit_decides_the_map(unit, counts):
+    model = unitless_model().with_input_units({"x": unit})
+    assert model.inputs[0].unit == unit and input_is_counts(model.graph, "n") is counts
+    steady = model.session(dt=0.25e-3, options=NUMPY).run(np.ones((800, 1, 4), np.float32))["y"][-1, 0, 0]
+    # One event per 0.25 ms step is four times the source's rate; one unit of a signal is one unit.
+    assert steady == pytest.approx(4.0 if counts else 1.0, rel=1e-3)
+
+
+def test_with_input_units_refuses_unknown_inputs_and_empty_units():
+    with pytest.raises(OptionError, match="no input named 'y'"):
+        unitless_model().with_input_units({"y": "spikes"})
+    with pytest.raises(OptionError, match="expected a unit"):
+        unitless_model().with_input_units({"x": " "})
+
+
+@pytest.mark.parametrize(
+    ("method", "adapt"),
+    [("zoh", "zoh-rate"), ("cascade", "zoh-rate"), ("euler", "euler-rate"), ("cascade-euler", "euler-rate")],
+)
+def test_the_adaptation_method_defaults_to_the_one_matching_the_discretisation(method, adapt):
+    assert Model(unitless_model().graph, dt_s=1e-3, method=method).adapt_method == adapt
+    assert Model(unitless_model().graph, dt_s=1e-3, method=method, adapt_method="tau").adapt_method == "tau"
+
+
+def test_an_euler_model_adapts_exactly_under_its_default_and_not_under_zoh_rate():
+    g = unitless_model("spikes").graph
+    model = Model(g, dt_s=1e-3, method="euler")
+    xs = np.random.default_rng(0).random((400, 1, 4)).astype(np.float32) * 0.25  # expected counts at 0.25 ms
+    # Forward Euler of tau dv/dt = -v + R x at 0.25 ms, the counts per step scaled back to the source's rate.
+    a = 1 - 0.25e-3 / 0.02
+    v, want = 0.0, []
+    for x in xs[:, 0, 0].astype(np.float64):
+        v = a * v + (1 - a) * x * 4
+        want.append(v)
+    got = {m: retime_model(model, 0.25e-3, m).session(options=NUMPY).run(xs)["y"][:, 0, 0]
+           for m in ("euler-rate", "zoh-rate")}  # fmt: skip
+    assert model.adapt_method == "euler-rate"
+    np.testing.assert_allclose(got["euler-rate"], want, rtol=1e-5, atol=1e-7)
+    assert np.abs(got["zoh-rate"] - want).max() > 1e-3 * np.abs(want).max()

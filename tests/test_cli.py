@@ -151,3 +151,45 @@ def test_adapt_writes_a_retimed_bundle(tmp_path, capsys):
     assert model.dt_s == 0.25e-3 and model.producer["retimed"][-1]["method"] == "zoh-rate"
     assert main(["adapt", DEMO, "--dt", "0ms", "-o", str(out)]) == 2
     assert "expected a duration" in capsys.readouterr().err
+
+
+def test_run_records_neuron_states_and_starts_where_asked(tmp_path):
+    from edgesnn.bundle import write_bundle
+    from edgesnn.graph import LIF, Graph, Input, Output
+    from edgesnn.model import Model
+
+    g = Graph({"x": Input((2,), unit="spikes"), "lif": LIF.uniform(2, tau_mem_s=10e-3, v_leak=0.3, v_threshold=1.0),
+               "y": Output((2,))}, [("x", "lif"), ("lif", "y")])  # fmt: skip
+    write_bundle(Model(g, dt_s=1e-3), tmp_path / "m.esnn")
+    np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
+    first = {}
+    for start in ("rest", "zero"):
+        out = tmp_path / f"{start}.npz"
+        assert main(["run", str(tmp_path / "m.esnn"), str(tmp_path / "x.npy"), "-o", str(out), "--record", "lif/v",
+                     "--initial-state", start]) == 0  # fmt: skip
+        with np.load(out) as f:
+            assert f["lif/v"].shape == (3, 1, 2)
+            first[start] = f["lif/v"][0, 0, 0]
+    assert first["rest"] == pytest.approx(0.3)  # no input: the membrane stays at v_leak
+    assert first["zero"] == pytest.approx(0.3 * (1 - np.exp(-0.1)), rel=1e-6)  # it relaxes from 0 towards v_leak
+
+
+def test_adapting_an_input_without_a_unit_is_one_line_saying_how_to_fix(tmp_path, capsys):
+    import dataclasses
+
+    from edgesnn.bundle import read_bundle, write_bundle
+    from edgesnn.graph import Graph
+
+    demo = read_bundle(DEMO)
+    g = demo.graph
+    nodes = {**g.nodes, "spikes": g.nodes["spikes"].replace(unit="")}
+    write_bundle(dataclasses.replace(demo, graph=Graph(nodes, list(g.edges), g.metadata)), tmp_path / "nounit.esnn")
+    fine = str(tmp_path / "fine.esnn")
+    assert main(["adapt", str(tmp_path / "nounit.esnn"), "--dt", "0.5ms", "-o", fine]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "inputs/spikes: input 'spikes' has no unit" in err
+    assert "--unit spikes=spikes" in err
+    assert main(["adapt", str(tmp_path / "nounit.esnn"), "--dt", "0.5ms", "-o", fine, "--unit", "spikes=spikes"]) == 0
+    assert read_bundle(fine).inputs[0].unit == "spikes"
+    assert main(["adapt", str(tmp_path / "nounit.esnn"), "--dt", "0.5ms", "-o", fine, "--unit", "spikes"]) == 2
+    assert "expected NAME=UNIT" in capsys.readouterr().err

@@ -15,7 +15,7 @@ def rnn_model(seed=0, n_in=30, n=16, n_out=4) -> Model:
     rng = np.random.default_rng(seed)
     g = Graph(
         {
-            "x": Input((n_in,)),
+            "x": Input((n_in,), unit="spikes"),
             "fc": Linear(rng.normal(0, 1.0, (n, n_in))),
             "lif": LIF.uniform(n, tau_mem_s=0.02, r=20.0, v_threshold=1.0),
             "rec": Linear(rng.normal(0, 0.5, (n, n))),

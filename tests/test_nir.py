@@ -590,3 +590,33 @@ def test_without_the_nir_package_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "nir", None)  # makes `import nir` fail
     with pytest.raises(MissingDependencyError, match=r"edgesnn\[nir\]"):
         to_nir(mock_rnn_model())
+
+
+# -- what each profile says about the start and the discretisation ------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile", "initial", "coupled_method"),
+    [("nir", "zero", "euler"), ("snntorch", "zero", "cascade-euler"), ("norse", "rest", "cascade-euler"),
+     ("sinabs", "zero", "cascade"), ("lava-dl", "zero", "cascade-euler")],
+)  # fmt: skip
+def test_profiles_start_and_discretise_as_their_framework(profile, initial, coupled_method):
+    n = 3
+    in_steps = profile in ("sinabs", "lava-dl")  # these write time constants in steps (or 12-bit decays)
+    tau_syn, tau_mem = (5.0, 10.0) if in_steps else (5e-3, 1e-2)
+    lif = nir.CubaLIF(tau_syn=np.full(n, tau_syn), tau_mem=np.full(n, tau_mem), r=np.ones(n), v_leak=np.full(n, 0.1),
+                      v_threshold=np.ones(n), v_reset=np.zeros(n), w_in=np.ones(n))  # fmt: skip
+    model = from_nir(dense_graph(lif, 4, np.ones((n, 4))), profile=profile, dt_s=1e-3 if profile == "nir" else None)
+    assert model.initial_state == initial and model.method == coupled_method
+    # Norse starts its membranes at v_leak; the others at 0.
+    first = model.session().step(np.zeros((1, 4), np.float32), outputs=["lif/v"])["lif/v"][0, 0]
+    assert (first > 0.099) == (initial == "rest")
+
+
+def test_an_edgesnn_nir_file_keeps_the_initial_state_and_method(tmp_path):
+    import dataclasses
+
+    model = dataclasses.replace(mock_rnn_model(), initial_state="zero")
+    write_nir(model, tmp_path / "m.nir")
+    back = read_nir(tmp_path / "m.nir")
+    assert back.initial_state == "zero" and back.method == model.method

@@ -171,8 +171,9 @@ def _sinabs(kind: str, p: dict[str, np.ndarray], o: Options) -> dict[str, np.nda
     """
     out = _rename(kind, p)
     if "tau_mem_s" in out:
-        alpha = np.exp(-1.0 / p["tau"])
-        out["tau_mem_s"] = p["tau"] * o.dt_s
+        tau = p["tau"] if "tau" in p else p["tau_mem"]  # LIF/LI write tau, CubaLIF tau_mem
+        alpha = np.exp(-1.0 / tau)
+        out["tau_mem_s"] = tau * o.dt_s
         if kind == "LI":
             out["r"] = p["r"] / (1.0 - alpha)
     if "tau_syn_s" in out:

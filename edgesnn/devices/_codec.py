@@ -55,8 +55,13 @@ def encode_tensor(name: str, value: object, where: str | None = None) -> pb.Tens
     return pb.Tensor(name=name, datatype=datatype, shape=arr.shape, raw=arr.tobytes())
 
 
+_I32 = np.dtype("<i4")
+
+
 def encode_output(name: str, arr: np.ndarray) -> pb.Tensor:
-    """An output tensor (float32) as FP32 bytes; the hot path of every step."""
+    """An output tensor as FP32 bytes (INT32 for the integer states of Loihi numerics); the hot path of every step."""
+    if arr.dtype == _I32:
+        return pb.Tensor(name=name, datatype="INT32", shape=arr.shape, raw=arr.tobytes())
     if arr.dtype != _F32:
         arr = arr.astype(_F32)
     return pb.Tensor(name=name, datatype="FP32", shape=arr.shape, raw=arr.tobytes())
@@ -88,8 +93,9 @@ def decode_tensor(t: pb.Tensor, where: str) -> np.ndarray:
 
 
 def decode_output(t: pb.Tensor) -> np.ndarray:
-    """A fresh, writable float32 array from an output tensor (as a local session returns)."""
-    return decode_tensor(t, f"outputs/{t.name}").astype(np.float32)
+    """A fresh, writable array from an output tensor, float32 or int32 as a local session returns it."""
+    arr = decode_tensor(t, f"outputs/{t.name}")
+    return arr.astype(np.int32 if t.datatype == "INT32" else np.float32)
 
 
 def decode_events(raw: bytes, where: str) -> np.ndarray:

@@ -97,6 +97,16 @@ class DeviceSession(abc.ABC):
     def outputs(self) -> list[TensorSpec]:
         """Output specs (name, shape without batch, dtype, unit)."""
 
+    @property
+    @abc.abstractmethod
+    def recordable(self) -> list[str]:
+        """Neuron states ``step``/``run`` return by name besides the nodes ("lif1/v", ...)."""
+
+    @property
+    @abc.abstractmethod
+    def initial_state(self) -> str:
+        """Where the session starts and resets to ("rest" or "zero", before any states set over it)."""
+
     @abc.abstractmethod
     def step(
         self, x: np.ndarray | Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
@@ -167,9 +177,18 @@ class Device(abc.ABC):
 
     @abc.abstractmethod
     def open_session(
-        self, model_id: str, *, dt: float | None = None, batch: int = 1, adapt_method: str | None = None
+        self,
+        model_id: str,
+        *,
+        dt: float | None = None,
+        batch: int = 1,
+        adapt_method: str | None = None,
+        initial_state: str | Mapping[str, np.ndarray] | tuple | None = None,
     ) -> DeviceSession:
-        """Open a session on a loaded model at step ``dt`` (default: the model's own)."""
+        """Open a session on a loaded model at step ``dt`` (default: the model's own).
+
+        ``initial_state`` is what ``Session`` takes: "rest", "zero", states by name, or both.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -108,6 +108,16 @@ class LocalSession(DeviceSession):
         """Output specs (name, shape without batch, dtype, unit)."""
         return self._live().outputs
 
+    @property
+    def recordable(self) -> list[str]:
+        """Neuron states step/run return by name."""
+        return self._live().recordable
+
+    @property
+    def initial_state(self) -> str:
+        """Where the session starts and resets to."""
+        return self._live().initial_state
+
     def step(
         self, x: np.ndarray | Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
     ) -> dict[str, np.ndarray]:
@@ -254,7 +264,13 @@ class LocalDevice(Device):
             return [loaded.info for loaded in self._models.values()]
 
     def open_session(
-        self, model_id: str, *, dt: float | None = None, batch: int = 1, adapt_method: str | None = None
+        self,
+        model_id: str,
+        *,
+        dt: float | None = None,
+        batch: int = 1,
+        adapt_method: str | None = None,
+        initial_state: str | Mapping[str, np.ndarray] | tuple | None = None,
     ) -> LocalSession:
         """Open a session; ``adapt_method`` overrides the model's for this session and its retimes."""
         with self._lock:
@@ -268,7 +284,9 @@ class LocalDevice(Device):
         if adapt_method is not None and adapt_method != model.adapt_method:
             model = dataclasses.replace(model, adapt_method=adapt_method)
         store = str(self._store / model_id) if use_store else None  # type: ignore[operator]
-        session = LocalSession(self, model_id, model.session(dt=dt, batch=batch, store=store))
+        session = LocalSession(
+            self, model_id, model.session(dt=dt, batch=batch, store=store, initial_state=initial_state)
+        )
         with self._lock:
             if use_store:
                 if model_id in self._store_holders:  # another session won the race meanwhile

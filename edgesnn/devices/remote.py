@@ -22,6 +22,7 @@ from edgesnn._proto.edgesnn.v1 import device_pb2 as pb
 from edgesnn._proto.edgesnn.v1 import device_pb2_grpc as pb_grpc
 from edgesnn.devices import _codec as codec
 from edgesnn.devices.base import Capabilities, Device, DeviceSession, ModelInfo, ModelSource
+from edgesnn.engine._initial import check_initial_state
 from edgesnn.errors import DeviceError, EdgeSNNError, InputError, OptionError
 from edgesnn.model import TensorSpec
 from edgesnn.serve.errors import error_from_rpc
@@ -190,16 +191,25 @@ class RemoteDevice(Device):
         return [codec.model_info_from_pb(m) for m in self.call("ListModels", pb.ListModelsRequest()).models]
 
     def open_session(
-        self, model_id: str, *, dt: float | None = None, batch: int = 1, adapt_method: str | None = None
+        self,
+        model_id: str,
+        *,
+        dt: float | None = None,
+        batch: int = 1,
+        adapt_method: str | None = None,
+        initial_state: str | Mapping[str, np.ndarray] | tuple | None = None,
     ) -> RemoteSession:
-        """Open a session on the device."""
+        """Open a session on the device (``initial_state`` as in ``Session``)."""
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
         if dt is not None and (not isinstance(dt, (int, float)) or dt <= 0):
             # 0 on the wire means "the model's own step": a non-positive step must fail here
             raise OptionError(f"expected a positive step in seconds, got {dt!r}", path="dt")
+        base, values = check_initial_state(initial_state)
+        tensors = [codec.encode_tensor(k, v, f"initial_state/{k}") for k, v in values.items()]
         info = self.call("OpenSession", pb.OpenSessionRequest(model_id=model_id, dt_s=dt or 0.0, batch=int(batch),
-                                                              adapt_method=adapt_method or ""))  # fmt: skip
+                                                              adapt_method=adapt_method or "", initial_state=base or "",
+                                                              initial_values=tensors))  # fmt: skip
         session = RemoteSession(self, info)
         self._sessions.add(session)
         return session
@@ -237,6 +247,8 @@ class RemoteSession(DeviceSession):
         self._adapt_method = info.adapt_method
         self._inputs = [codec.spec_from_pb(s) for s in info.inputs]
         self._outputs = [codec.spec_from_pb(s) for s in info.outputs]
+        self._recordable = list(info.recordable)
+        self._initial_state = info.initial_state
         self._only = self._inputs[0].name if len(self._inputs) == 1 else "input"
 
     @property
@@ -273,6 +285,16 @@ class RemoteSession(DeviceSession):
     def outputs(self) -> list[TensorSpec]:
         """Output specs (name, shape without batch, dtype, unit)."""
         return list(self._outputs)
+
+    @property
+    def recordable(self) -> list[str]:
+        """Neuron states step/run return by name."""
+        return list(self._recordable)
+
+    @property
+    def initial_state(self) -> str:
+        """Where the session starts and resets to."""
+        return self._initial_state
 
     # -- stepping --------------------------------------------------------------------------
     def _tensors(self, x: np.ndarray | Mapping[str, np.ndarray]) -> list[pb.Tensor]:

@@ -13,20 +13,27 @@ from edgesnn.model import INITIAL_STATES
 if TYPE_CHECKING:
     from edgesnn.engine.plan import Plan
 
-InitialState = str | Mapping[str, Any] | None
+InitialState = str | Mapping[str, Any] | tuple[str, Mapping[str, Any]] | None
 
 
-def check_initial_state(spec: object) -> InitialState:
-    """Refuse anything but None, "rest", "zero" or a mapping of state names to arrays."""
+def check_initial_state(spec: object) -> tuple[str | None, dict[str, Any]]:
+    """(start or None for the model's own, states set over it) of an ``initial_state`` option.
+
+    Accepts None, "rest", "zero", a mapping of state names to arrays, or a pair of both.
+    """
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], Mapping):
+        base, values = check_initial_state(spec[0])[0], check_initial_state(spec[1])[1]
+        return base, values
     if spec is None or (isinstance(spec, str) and spec in INITIAL_STATES):
-        return spec  # type: ignore[return-value]
+        return spec, {}  # type: ignore[return-value]
     if isinstance(spec, Mapping):
         bad = [k for k in spec if not isinstance(k, str)]
         if bad:
             raise OptionError(f"expected state names such as 'lif1/v' as keys, got {bad[0]!r}", path="initial_state")
-        return dict(spec)
+        return None, dict(spec)
     raise OptionError(
-        f"expected one of {', '.join(INITIAL_STATES)} or a mapping of state names ('lif1/v') to arrays, got {spec!r}",
+        f"expected one of {', '.join(INITIAL_STATES)}, a mapping of state names ('lif1/v') to arrays, or a pair"
+        f" of both, got {spec!r}",
         path="initial_state",
     )
 

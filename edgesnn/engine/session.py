@@ -54,7 +54,8 @@ class SessionOptions:
         names (``"lif1/v"``, ``"lif1/i"``, ``"adlif/w"``; see
         :attr:`Session.recordable`) to arrays (the node's shape, or (batch,
         *shape)) sets those states and leaves the others at the model's
-        default. None: the model's own ``initial_state``.
+        default; a pair ``("zero", {...})`` sets them over the other start.
+        None: the model's own ``initial_state``.
     """
 
     backends: tuple[str, ...] = ("native", "numpy")
@@ -65,7 +66,7 @@ class SessionOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backends", tuple(self.backends))
-        object.__setattr__(self, "initial_state", check_initial_state(self.initial_state))
+        check_initial_state(self.initial_state)
         if self.numerics not in NUMERICS:
             raise OptionError(f"expected one of {', '.join(NUMERICS)}, got {self.numerics!r}", path="numerics")
         if self.store is not None:
@@ -93,9 +94,9 @@ class Session:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
         self._options = options or SessionOptions()
         self._head: PlasticHead | None = None
-        spec = self._options.initial_state
-        self._initial_base: str = spec if isinstance(spec, str) else model.initial_state
-        self._initial_values: dict[str, np.ndarray] = dict(spec) if isinstance(spec, Mapping) else {}
+        base, values = check_initial_state(self._options.initial_state)
+        self._initial_base: str = base or model.initial_state
+        self._initial_values: dict[str, np.ndarray] = values
         if model.learning is None and self._options.store is not None:
             raise UnsupportedError(
                 "the model has no learning configuration, so there is nothing to store;"
@@ -310,10 +311,13 @@ class Session:
         self._plan.reset()
 
     @property
-    def initial_state(self) -> str | dict[str, np.ndarray]:
-        """Where this session starts and resets to: "rest", "zero", or the states set over the model's default."""
-        if not self._initial_values:
-            return self._initial_base
+    def initial_state(self) -> str:
+        """Where this session starts and resets to: "rest" or "zero", with :attr:`initial_values` set over it."""
+        return self._initial_base
+
+    @property
+    def initial_values(self) -> dict[str, np.ndarray]:
+        """States this session starts from other than its :attr:`initial_state`, by name ((batch, n) arrays)."""
         return {k: v.copy() for k, v in self._initial_values.items()}
 
     def state(self) -> bytes:

@@ -58,7 +58,7 @@ def session_info(session_id: str, s: DeviceSession) -> pb.SessionInfo:
     return pb.SessionInfo(
         session_id=session_id, model_id=s.model_id, dt_s=s.dt_s, batch=s.batch,
         inputs=[codec.spec_to_pb(x) for x in s.inputs], outputs=[codec.spec_to_pb(x) for x in s.outputs],
-        backend=s.backend, adapt_method=s.adapt_method,
+        backend=s.backend, adapt_method=s.adapt_method, initial_state=s.initial_state, recordable=s.recordable,
     )  # fmt: skip
 
 
@@ -136,11 +136,16 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
     # -- sessions ------------------------------------------------------------------------
     @_unary
     def OpenSession(self, request: pb.OpenSessionRequest, context: grpc.ServicerContext) -> pb.SessionInfo:
+        values = {t.name: codec.decode_tensor(t, f"initial_values/{t.name}") for t in request.initial_values}
+        if len(values) != len(request.initial_values):
+            raise InputError("names a state twice", path="initial_values")
+        base = request.initial_state or None
         sid, session = self._sessions.open(
             request.model_id,
             dt=request.dt_s or None,
             batch=request.batch or 1,
             adapt_method=request.adapt_method or None,
+            initial_state=(base, values) if base and values else (values or base),
         )
         return session_info(sid, session)
 

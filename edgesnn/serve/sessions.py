@@ -42,7 +42,7 @@ class SessionTable:
         return len(self._entries)
 
     def open(
-        self, model_id: str, *, dt: float | None, batch: int, adapt_method: str | None
+        self, model_id: str, *, dt: float | None, batch: int, adapt_method: str | None, initial_state: object = None
     ) -> tuple[str, DeviceSession]:
         """Open a session on the device and give it a fresh id."""
         with self._lock:
@@ -56,7 +56,9 @@ class SessionTable:
                 )
             self._pending += 1
         try:
-            session = self._device.open_session(model_id, dt=dt, batch=batch, adapt_method=adapt_method)
+            session = self._device.open_session(
+                model_id, dt=dt, batch=batch, adapt_method=adapt_method, initial_state=initial_state
+            )
         finally:
             with self._lock:
                 self._pending -= 1

@@ -22,7 +22,7 @@ def small_model(seed: int = 0) -> Model:
     """12 inputs -> 24 recurrent LIF -> 4 LI, dt 1 ms; fires a few percent of steps on Bernoulli input."""
     rng = np.random.default_rng(seed)
     nodes = {
-        "in": Input((N_IN,)),
+        "in": Input((N_IN,), unit="spikes"),
         "fc_in": Linear((0.6 + 0.5 * rng.standard_normal((N_HID, N_IN))).astype(np.float32)),
         "lif": LIF.uniform(N_HID, tau_mem_s=20e-3, r=1.0, v_leak=0.0, v_threshold=1.0, v_reset=0.0),
         "fc_rec": Linear((0.3 * rng.standard_normal((N_HID, N_HID))).astype(np.float32)),

@@ -41,7 +41,7 @@ class ToyTask:
         w_in = rng.normal(0.0, 1.0, (self.n_features, self.n_inputs)) * 1.5
         g = Graph(
             {
-                "x": Input((self.n_inputs,)),
+                "x": Input((self.n_inputs,), unit="spikes"),
                 "fc": Affine(w_in.astype(np.float32), np.zeros(self.n_features, np.float32)),
                 "features": LIF.uniform(self.n_features, tau_mem_s=0.02, r=1.0, v_threshold=1.0),
                 "fc_out": Affine(rng.normal(0, 0.3, (4, self.n_features)).astype(np.float32), np.zeros(4, np.float32)),

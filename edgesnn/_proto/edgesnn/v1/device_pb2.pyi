@@ -140,19 +140,23 @@ class UnloadModelResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class OpenSessionRequest(_message.Message):
-    __slots__ = ("model_id", "dt_s", "batch", "adapt_method")
+    __slots__ = ("model_id", "dt_s", "batch", "adapt_method", "initial_state", "initial_values")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DT_S_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     ADAPT_METHOD_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_STATE_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_VALUES_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dt_s: float
     batch: int
     adapt_method: str
-    def __init__(self, model_id: _Optional[str] = ..., dt_s: _Optional[float] = ..., batch: _Optional[int] = ..., adapt_method: _Optional[str] = ...) -> None: ...
+    initial_state: str
+    initial_values: _containers.RepeatedCompositeFieldContainer[Tensor]
+    def __init__(self, model_id: _Optional[str] = ..., dt_s: _Optional[float] = ..., batch: _Optional[int] = ..., adapt_method: _Optional[str] = ..., initial_state: _Optional[str] = ..., initial_values: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
 class SessionInfo(_message.Message):
-    __slots__ = ("session_id", "model_id", "dt_s", "batch", "inputs", "outputs", "backend", "adapt_method")
+    __slots__ = ("session_id", "model_id", "dt_s", "batch", "inputs", "outputs", "backend", "adapt_method", "initial_state", "recordable")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DT_S_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +165,8 @@ class SessionInfo(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     ADAPT_METHOD_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_STATE_FIELD_NUMBER: _ClassVar[int]
+    RECORDABLE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     model_id: str
     dt_s: float
@@ -169,7 +175,9 @@ class SessionInfo(_message.Message):
     outputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
     backend: str
     adapt_method: str
-    def __init__(self, session_id: _Optional[str] = ..., model_id: _Optional[str] = ..., dt_s: _Optional[float] = ..., batch: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., backend: _Optional[str] = ..., adapt_method: _Optional[str] = ...) -> None: ...
+    initial_state: str
+    recordable: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., model_id: _Optional[str] = ..., dt_s: _Optional[float] = ..., batch: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., backend: _Optional[str] = ..., adapt_method: _Optional[str] = ..., initial_state: _Optional[str] = ..., recordable: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CloseSessionRequest(_message.Message):
     __slots__ = ("session_id",)
