@@ -125,6 +125,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "file": args.model,
         "dt_s": model.dt_s,
         "method": model.method,
+        "adapt_method": model.adapt_method,
+        "initial_state": model.initial_state,
+        "loihi_network": model.loihi is not None,
         "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "unit": s.unit} for s in model.inputs],
         "outputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "unit": s.unit} for s in model.outputs],
         "labels": list(model.labels),
@@ -139,10 +142,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{args.model}: {len(nodes)} nodes, {info['parameters']} parameters,"
-        f" dt {model.dt_s * 1e3:g} ms ({model.method})"
+        f" dt {model.dt_s * 1e3:g} ms ({model.method}, adapts by {model.adapt_method}, starts at {model.initial_state})"
     )
+    if model.loihi is not None:
+        print(f"  carries a Loihi integer network of {len(model.loihi.neurons)} layers (run as is by numerics=loihi)")
     for s in info["inputs"]:
-        print(f"  input  {s['name']}: {tuple(s['shape'])} {s['dtype']} {s['unit']}".rstrip())
+        unit = s["unit"] or "(no unit: say spikes or a signal unit before adapting, --unit)"
+        print(f"  input  {s['name']}: {tuple(s['shape'])} {s['dtype']} {unit}".rstrip())
     for s in info["outputs"]:
         print(f"  output {s['name']}: {tuple(s['shape'])} {s['dtype']} {s['unit']}".rstrip())
     if model.labels:

@@ -318,3 +318,15 @@ def test_an_euler_model_adapts_exactly_under_its_default_and_not_under_zoh_rate(
     assert model.adapt_method == "euler-rate"
     np.testing.assert_allclose(got["euler-rate"], want, rtol=1e-5, atol=1e-7)
     assert np.abs(got["zoh-rate"] - want).max() > 1e-3 * np.abs(want).max()
+
+
+@pytest.mark.parametrize(("discretisation", "method"), [("zoh", "zoh-rate"), ("euler", "euler-rate")])
+@pytest.mark.parametrize("kind", ["LIF", "CubaLIF", "AdaptiveLIF"])
+def test_the_matching_method_is_the_exact_discretisation_at_the_new_step(kind, discretisation, method):
+    # Same time constants and couplings; counts at 4x finer steps need 4x the gain per event.
+    node = neurons()[kind]
+    fine = retime_node(node, 1e-3, 0.25e-3, method, discretisation=discretisation)
+    gain = "w_in" if kind == "CubaLIF" else "r"
+    for field in node.array_fields():
+        want = np.asarray(getattr(node, field)) * (4.0 if field == gain else 1.0)
+        np.testing.assert_allclose(getattr(fine, field), want, rtol=2e-5, atol=1e-9, err_msg=field)

@@ -193,3 +193,17 @@ def test_adapting_an_input_without_a_unit_is_one_line_saying_how_to_fix(tmp_path
     assert read_bundle(fine).inputs[0].unit == "spikes"
     assert main(["adapt", str(tmp_path / "nounit.esnn"), "--dt", "0.5ms", "-o", fine, "--unit", "spikes"]) == 2
     assert "expected NAME=UNIT" in capsys.readouterr().err
+
+
+def test_info_says_how_a_model_discretises_adapts_and_starts(tmp_path, capsys):
+    from edgesnn.bundle import write_bundle
+    from edgesnn.graph import CubaLIF, Graph, Input, Output
+    from edgesnn.model import Model
+
+    g = Graph({"x": Input((2,)), "n": CubaLIF.uniform(2, tau_syn_s=5e-3, tau_mem_s=2e-2, v_threshold=1.0),
+               "y": Output((2,))}, [("x", "n"), ("n", "y")])  # fmt: skip
+    write_bundle(Model(g, dt_s=1e-3, method="cascade-euler", initial_state="zero"), tmp_path / "m.esnn")
+    assert main(["info", str(tmp_path / "m.esnn")]) == 0
+    out = capsys.readouterr().out
+    assert "(cascade-euler, adapts by euler-rate, starts at zero)" in out
+    assert "input  x: (2,) float32 (no unit: say spikes or a signal unit before adapting, --unit)" in out

@@ -32,6 +32,8 @@ MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 
 _SECTIONS = ("schema_version", "producer", "model", "graph", "tensors", "parts", "inputs", "outputs")
+#: Sections a version 2 manifest may have: ``loihi``, a model's integer network (edgesnn.loihi.serialize).
+_OPTIONAL_SECTIONS = ("loihi",)
 _MODEL_KEYS = ("dt_s", "method", "adapt_method", "labels", "learning", "initial_state")
 _MODEL_KEYS_V1 = ("dt_s", "method", "adapt_method", "labels", "learning")
 _GRAPH_KEYS = ("nodes", "edges", "metadata")
@@ -98,6 +100,8 @@ class Manifest:
     parts: dict[str, PartEntry]
     inputs: tuple[dict[str, Any], ...]
     outputs: tuple[dict[str, Any], ...]
+    #: The integer network section, checked by edgesnn.loihi.serialize when the model is built.
+    loihi: Any = None
 
 
 # -- reading ------------------------------------------------------------------
@@ -199,7 +203,8 @@ def _io_specs(value: Any, path: str) -> tuple[dict[str, Any], ...]:
 def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
     """Type-check every section of a decoded manifest (node fields excepted)."""
     version = check_version(doc)
-    _expect_keys(doc, _SECTIONS, "")
+    optional = _OPTIONAL_SECTIONS if version >= 2 else ()
+    _expect_keys({k: v for k, v in doc.items() if k not in optional}, _SECTIONS, "")
     producer = _expect(doc["producer"], (dict,), "an object", "producer")
     model = _expect(doc["model"], (dict,), "an object", "model")
     _expect_keys(model, _MODEL_KEYS if version >= 2 else _MODEL_KEYS_V1, "model")
@@ -265,6 +270,7 @@ def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
         parts=parts,
         inputs=_io_specs(doc["inputs"], "inputs"),
         outputs=_io_specs(doc["outputs"], "outputs"),
+        loihi=doc.get("loihi"),
     )
 
 

@@ -28,8 +28,6 @@ from edgesnn.bundle._members import ZIP_READ_ERRORS, read_part, read_tensor
 from edgesnn.bundle._nodes import build_node
 from edgesnn.errors import BundleFormatError, BundleValidationError, EdgeSNNError, OptionError
 from edgesnn.graph import Graph
-from edgesnn.loihi.serialize import SECTION as LOIHI_SECTION
-from edgesnn.loihi.serialize import read_network
 from edgesnn.model import Model, TensorSpec
 
 log = logging.getLogger("edgesnn.bundle")
@@ -76,11 +74,6 @@ def read_attachment(source: Target, name: str) -> bytes:
 
 def read_manifest(zf: zipfile.ZipFile) -> Manifest:
     """Read, decode and type-check ``manifest.json`` of an open bundle."""
-    return _read_manifest(zf)[0]
-
-
-def _read_manifest(zf: zipfile.ZipFile) -> tuple[Manifest, Any]:
-    """The type-checked manifest and its ``loihi`` section (None if absent), which edgesnn.loihi.serialize checks."""
     try:
         info = zf.getinfo(MANIFEST_NAME)
     except KeyError:
@@ -93,13 +86,11 @@ def _read_manifest(zf: zipfile.ZipFile) -> tuple[Manifest, Any]:
         raw = zf.read(info)
     except ZIP_READ_ERRORS as exc:
         raise BundleFormatError(f"cannot read member: {exc}", path=MANIFEST_NAME) from exc
-    doc = decode_json(raw)
-    loihi = doc.pop(LOIHI_SECTION, None)
-    return parse_manifest(doc), loihi
+    return parse_manifest(decode_json(raw))
 
 
 def _read(zf: zipfile.ZipFile) -> Model:
-    m, loihi = _read_manifest(zf)
+    m = read_manifest(zf)
 
     def load_tensor(member: str, where: str) -> np.ndarray:
         if member not in m.tensors:
@@ -125,8 +116,10 @@ def _read(zf: zipfile.ZipFile) -> Model:
         raise BundleValidationError(exc.message, path=f"model/{exc.path}") from exc
     _check_specs("inputs", m.inputs, model.inputs)
     _check_specs("outputs", m.outputs, model.outputs)
-    if loihi is not None:
-        model = dataclasses.replace(model, loihi=read_network(loihi, load_tensor, model))
+    if m.loihi is not None:
+        from edgesnn.loihi.serialize import read_network  # only models with an integer network need it
+
+        model = dataclasses.replace(model, loihi=read_network(m.loihi, load_tensor, model))
     return model
 
 

@@ -261,7 +261,10 @@ class Session:
         out. Returns a dict of fresh arrays (batch, *shape), by default for every
         Output node; ``outputs`` may name any node of the graph, or a neuron's
         state after the step: ``"<node>/v"`` (membrane), ``"<node>/i"``
-        (synaptic current), ``"<node>/w"`` (adaptation); see :attr:`recordable`.
+        (synaptic current), ``"<node>/w"`` (adaptation); under Loihi numerics
+        ``"<node>/u"`` and ``"<node>/v"`` are Lava's int32 integers and
+        ``"<node>/u_float"``, ``"<node>/v_float"`` the same in model units.
+        See :attr:`recordable`.
         """
         buf = self._single
         if buf is not None and type(x) is np.ndarray and x.shape == buf.shape and x.dtype == buf.dtype:

@@ -192,3 +192,22 @@ def test_learning_needs_a_learning_model(device: Device, model_bytes: bytes) -> 
             s.learn("wave", spikes(10)[:, 0])
         with pytest.raises(UnsupportedError):
             s.classes()
+
+
+def test_neuron_states_are_recorded_and_sessions_start_where_asked(device: Device, model_bytes: bytes) -> None:
+    xs = spikes(20, batch=2)
+    start = {"lif/v": np.linspace(-0.5, 0.9, 2 * 24, dtype=np.float32).reshape(2, 24)}
+    ref = small_model().session(batch=2, initial_state=("zero", start))
+    model_id = device.load_model(model_bytes)
+    with device.open_session(model_id, batch=2, initial_state=("zero", start)) as s:
+        assert s.recordable == ref.recordable == ["lif/v", "li/v"]
+        assert s.initial_state == "zero"
+        got, want = s.run(xs, outputs=["lif/v", "li/v", "out"]), ref.run(xs, outputs=["lif/v", "li/v", "out"])
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+        s.reset()
+        ref.reset()
+        np.testing.assert_array_equal(s.step(xs[0], outputs=["lif/v"])["lif/v"],
+                                      ref.step(xs[0], outputs=["lif/v"])["lif/v"])  # fmt: skip
+    with pytest.raises(InputError, match="no state named 'lif/q'"):
+        device.open_session(model_id, initial_state={"lif/q": np.zeros(24)})
