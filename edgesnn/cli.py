@@ -25,6 +25,7 @@ from edgesnn.errors import (
     EdgeSNNError,
     EventFileError,
     InputError,
+    LimitError,
     MissingDependencyError,
     ModelError,
     NotFoundError,
@@ -38,8 +39,10 @@ from edgesnn.units import parse_duration_s
 log = logging.getLogger("edgesnn.cli")
 
 #: First matching class wins: usage or unknown name 2, bundle or file 3, model or unsupported 4,
-#: state 5, missing extra 6, device (capacity, authentication, link) 7, other 1.
+#: state 5, missing extra 6, device (capacity, authentication, link) 7, over a configured limit 8
+#: (edgesnn.limits), other 1.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (LimitError, 8),
     (MissingDependencyError, 6),
     (OptionError, 2),
     (InputError, 2),

@@ -30,6 +30,7 @@ __all__ = [
     "UnsupportedError",
     "DeviceError",
     "CapacityError",
+    "LimitError",
     "AuthenticationError",
 ]
 
@@ -132,6 +133,15 @@ class DeviceError(EdgeSNNError, RuntimeError):
 
 class CapacityError(DeviceError):
     """A device is out of room for now: too many sessions, a message over the size limit."""
+
+
+class LimitError(CapacityError):
+    """An input exceeds a configured bound (:mod:`edgesnn.limits`); names the limit and the value."""
+
+    def __init__(self, message: str, *, limit: str = "", value: float = 0, path: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.limit = limit
+        self.value = value
 
 
 class AuthenticationError(DeviceError):
