@@ -32,10 +32,17 @@ class Limits:
     member_bytes: int = 256 * MiB
     #: A whole bundle, uncompressed.
     bundle_bytes: int = 1 * GiB
+    #: Entries in a bundle's zip directory (each costs memory before anything is checked).
+    bundle_members: int = 65536
     #: Dimensions of one tensor or node shape.
     max_rank: int = 8
     #: Elements of one node's output (its shape, without the batch).
     node_elements: int = 16 * 1024 * 1024
+    #: Nodes and edges of one graph (its checks visit every edge for every back edge).
+    graph_nodes: int = 4096
+    graph_edges: int = 16384
+    #: Steps one Delay spans at a session's step (its ring holds that many copies of its input).
+    delay_steps: int = 1 << 20
     #: Everything a session allocates: buffers and state over all nodes, times the batch.
     session_bytes: int = 512 * MiB
     #: Streams stepped together in one session.
@@ -50,8 +57,8 @@ class Limits:
     #: Ids and names a client sends (model and session ids, labels, state names).
     id_chars: int = 256
     #: Open streaming calls per client address, and in all.
-    streams_per_client: int = 32
-    streams: int = 256
+    streams_per_client: int = 16
+    streams: int = 64
     #: A stream that sends nothing for this long is closed by the daemon.
     stream_idle_s: float = 60.0
 

@@ -45,10 +45,10 @@ def test_remote_device_uploads_a_local_file_in_chunks(tmp_path: Path, monkeypatc
     data = bundle_bytes(small_model())
     path = tmp_path / "m.esnn"
     path.write_bytes(data)
-    with served() as (_, address):
+    with served(model_dirs=[str(tmp_path)]) as (_, address):
         dev = connect(address)
         assert dev.load_model(path) == LocalDevice().load_model(data)
-        assert dev.load_model_on_device(str(path)) == dev.load_model(data)
+        assert dev.load_model_on_device(str(path)) == dev.load_model(data)  # a file in a served directory
         dev.close()
 
 

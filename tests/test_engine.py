@@ -254,3 +254,27 @@ def test_import_edgesnn_stays_light():
     code = f"import sys, edgesnn; m = edgesnn.load; print(sorted(k for k in {heavy} if k in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("kind", ["numpy", "native", "loihi", "learning"])
+def test_a_dropped_session_frees_its_memory_without_the_cycle_collector(kind):
+    import gc
+    import weakref
+
+    from edgesnn.engine import available_backends
+    from edgesnn.learn import enable_learning
+    from tests.conformance._models import small_model
+
+    if kind == "native" and "native" not in available_backends():
+        pytest.skip("native backend not built here")
+    model = enable_learning(small_model(), "lif") if kind == "learning" else small_model()
+    options = SessionOptions(backends=(kind,)) if kind in ("numpy", "native") else None
+    gc.disable()  # a closed session must not wait for the cyclic collector (a server would hold its memory)
+    try:
+        s = model.session(options=options, numerics="loihi" if kind == "loihi" else None)
+        s.run(np.ones((3, 1, 12), np.float32))
+        arrays = [weakref.ref(a) for a in (*s._plan.buffers.values(), *s._plan.state.values())]
+        del s
+        assert [r() for r in arrays if r() is not None] == []
+    finally:
+        gc.enable()

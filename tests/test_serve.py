@@ -113,13 +113,17 @@ def test_learn_forget_and_list_classes(stub: pb_grpc.DeviceServiceStub) -> None:
     assert code == BAD and "example" in details
 
 
-def test_load_by_path_on_the_device(stub: pb_grpc.DeviceServiceStub, model_bytes: bytes, tmp_path: Path) -> None:
-    path = tmp_path / "m.esnn"
+def test_load_by_path_on_the_device(model_bytes: bytes, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    path = models / "m.esnn"
     path.write_bytes(model_bytes)
-    info = stub.LoadModel(iter([pb.LoadModelRequest(path=str(path))]))
-    assert info.model_id == load(stub, model_bytes).model_id
-    code, details = status_of(stub.LoadModel, iter([pb.LoadModelRequest(path=str(tmp_path / "missing.esnn"))]))
-    assert code == grpc.StatusCode.NOT_FOUND and "missing.esnn" in details
+    with served(LocalDevice(), model_dirs=[str(models)]) as (_, address), grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.DeviceServiceStub(channel)
+        info = stub.LoadModel(iter([pb.LoadModelRequest(path=str(path))]))
+        assert info.model_id == load(stub, model_bytes).model_id
+        code, details = status_of(stub.LoadModel, iter([pb.LoadModelRequest(path=str(models / "missing.esnn"))]))
+        assert code == grpc.StatusCode.NOT_FOUND and "missing.esnn" in details
 
 
 # -- bad input: right code, a message naming the problem, the server keeps serving ---------

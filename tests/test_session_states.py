@@ -174,3 +174,12 @@ def test_retime_keeps_the_initial_state():
 def test_bad_initial_states_are_named(spec, error, match):
     with pytest.raises(error, match=match):
         net().session(initial_state=spec)
+
+
+def test_a_damaged_state_is_refused_not_loaded():
+    s = net().session()
+    s.run(spikes())
+    blob = bytearray(s.state())
+    blob[len(blob) // 2] ^= 0x01  # one flipped bit inside an array's bytes
+    with pytest.raises(StateError, match="damaged"):
+        net().session().load_state(bytes(blob))

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from edgesnn import limits
 from edgesnn._proto.edgesnn.v1 import device_pb2 as pb
 from edgesnn.devices.base import Capabilities, ModelInfo
 from edgesnn.errors import InputError
@@ -81,10 +82,15 @@ def decode_tensor(t: pb.Tensor, where: str) -> np.ndarray:
         return np.frombuffer(raw, dtype).reshape(shape)
     dtype = DATATYPES.get(t.datatype)
     if dtype is None:
-        raise InputError(f"unknown datatype {t.datatype!r}; expected one of {', '.join(DATATYPES)}", path=where)
+        raise InputError(f"unknown datatype {t.datatype[:40]!r}; expected one of {', '.join(DATATYPES)}", path=where)
     shape = tuple(t.shape)
+    bounds = limits.current()
+    bounds.check("max_rank", len(shape), "a shape's rank", path=where)
     if any(d < 0 for d in shape):
         raise InputError(f"shape {list(shape)} has a negative dimension", path=where)
+    # Each dimension alone must fit too: [2**62, 0] holds no data but no array can have that shape.
+    for d in shape:
+        bounds.check("message_bytes", d * dtype.itemsize, "a dimension's size", path=where)
     want = math.prod(shape) * dtype.itemsize
     if len(raw) != want:
         raise InputError(f"has {len(raw)} bytes of data; shape {list(shape)} of {t.datatype} needs {want}", path=where)

@@ -23,7 +23,7 @@ from edgesnn._proto.edgesnn.v1 import device_pb2_grpc as pb_grpc
 from edgesnn.devices import _codec as codec
 from edgesnn.devices.base import Capabilities, Device, DeviceSession, ModelInfo, ModelSource
 from edgesnn.engine._initial import check_initial_state
-from edgesnn.errors import DeviceError, EdgeSNNError, InputError, OptionError
+from edgesnn.errors import DeviceError, EdgeSNNError, InputError, NotFoundError, OptionError
 from edgesnn.model import TensorSpec
 from edgesnn.serve.errors import error_from_rpc
 
@@ -219,8 +219,8 @@ class RemoteDevice(Device):
         for s in list(self._sessions):
             try:
                 s.close()
-            except DeviceError:
-                pass  # the device is gone: nothing left to close there
+            except (DeviceError, NotFoundError):
+                pass  # the device is gone, or closed the session itself (idle, evicted): nothing left to close
         self._channel.close()
 
     def __enter__(self) -> RemoteDevice:

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from edgesnn.engine.plan import Plan
+from edgesnn.engine.plan import Plan, resolve_aliases
 from edgesnn.errors import GraphError, InputError, UnsupportedError
 from edgesnn.graph import Flatten, Graph, Input, Output
 from edgesnn.loihi import fixed
@@ -196,18 +196,11 @@ def plan_for(net: LoihiNetwork, graph: Graph, batch: int) -> Plan:
     initial: dict[str, np.ndarray] = {}
     records: dict[str, np.ndarray] = {}
 
-    def buffer(name: str) -> np.ndarray:
-        if name not in buffers:
-            node = graph.nodes[name]
-            if isinstance(node, (Flatten, Output)):
-                (src,) = graph.predecessors(name)
-                buffers[name] = buffer(src).reshape((batch, *graph.shape(name)))
-            else:
-                buffers[name] = np.zeros((batch, *graph.shape(name)), np.float32)
-        return buffers[name]
-
     for name in graph.order:
-        buffer(name)
+        node = graph.nodes[name]
+        if not isinstance(node, (Flatten, Output)):
+            buffers[name] = np.zeros((batch, *graph.shape(name)), np.float32)
+    resolve_aliases(graph, buffers, batch)
     a_bufs = {name: np.zeros((batch, int(np.prod(c.out_shape))), np.int32) for name, c in net.connections.items()}
     neuron_ops, conn_ops = [], []
     for name, layer in net.neurons.items():
@@ -218,7 +211,7 @@ def plan_for(net: LoihiNetwork, graph: Graph, batch: int) -> Plan:
         state[f"{name}/v"], initial[f"{name}/v"] = v, np.broadcast_to(layer.v_init, (batch, n)).copy()
         u_float, v_float = np.zeros((batch, n), np.float32), np.zeros((batch, n), np.float32)
         srcs = tuple(a_bufs[c.node] for c in net.incoming(name))
-        neuron_ops.append(LoihiCubaOp(name, srcs, buffer(name).reshape(batch, -1), u, v, layer.du, layer.dv,
+        neuron_ops.append(LoihiCubaOp(name, srcs, buffers[name].reshape(batch, -1), u, v, layer.du, layer.dv,
                                       layer.vth, layer.bias, layer.spiking, 2.0**-layer.scale_exp, u_float,
                                       v_float))  # fmt: skip
         shape = (batch, *layer.shape)
@@ -227,9 +220,9 @@ def plan_for(net: LoihiNetwork, graph: Graph, batch: int) -> Plan:
     for name, c in net.connections.items():
         a_buf = a_bufs[name]
         state[f"{name}/a_buf"], initial[f"{name}/a_buf"] = a_buf, np.zeros_like(a_buf)
-        out = buffer(name).reshape(batch, -1)
+        out = buffers[name].reshape(batch, -1)
         (pred,) = graph.predecessors(name)
-        x = buffer(pred)
+        x = buffers[pred]
         check = c.source in net.inputs
         if c.kind == "dense":
             w = c.lava_weight  # as Lava's fixed-point model stores it: clipped, truncated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 
 FORMAT = "edgesnn.session-state"
 #: Version 2 added ``initial``: the state the session resets to ({"base": "rest" | "zero",
-#: "arrays": states set over it}).
+#: "arrays": states set over it}), and ``sha256``: the hash of the document without it, so a
+#: damaged blob is refused rather than loaded as a corrupted state.
 VERSION = 2
 
 Initial = tuple[str, dict[str, np.ndarray]]
@@ -57,6 +59,7 @@ def pack_state(plan: Plan, model: Model, initial: Initial = ("rest", {})) -> byt
         "arrays": arrays,
         "initial": {"base": base, "arrays": {key: _pack(arr) for key, arr in values.items()}},
     }
+    doc["sha256"] = hashlib.sha256(msgpack.packb(doc, use_bin_type=True)).hexdigest()
     return msgpack.packb(doc, use_bin_type=True)
 
 
@@ -76,6 +79,10 @@ def unpack_state(data: bytes, plan: Plan, model: Model) -> tuple[dict[str, np.nd
         raise UnsupportedVersionError(
             f"state version {version!r} is newer than supported ({VERSION})", path="state/version"
         )
+    if version >= 2:
+        digest = doc.pop("sha256", None)
+        if digest != hashlib.sha256(msgpack.packb(doc, use_bin_type=True)).hexdigest():
+            raise StateError("the state is damaged: its sha256 does not match its contents", path="state/sha256")
     # The most telling mismatch first: a state from another step or batch size also has another fingerprint.
     expected = {"dt_s": plan.dt_s, "batch": plan.batch, "method": plan.method, "model": model.fingerprint}
     types = [type(n).__name__ for n in plan.graph.nodes.values()]

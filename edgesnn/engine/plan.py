@@ -79,6 +79,23 @@ def _is_binary(graph: Graph, name: str) -> bool:
 NUMERICS = ("float", "loihi")
 
 
+def resolve_aliases(graph: Graph, buffers: dict[str, np.ndarray], batch: int) -> None:
+    """Give every node without a buffer a view of its single source's buffer (Flatten, Output).
+
+    A loop, not a recursive closure: a closure that calls itself is a reference cycle, which
+    would keep every buffer of a closed session alive until the cyclic collector runs.
+    """
+    for name in graph.order:
+        chain = []
+        node = name
+        while node not in buffers:
+            chain.append(node)
+            (node,) = graph.predecessors(node)
+        view = buffers[node]
+        for alias in reversed(chain):
+            view = buffers[alias] = view.reshape((batch, *graph.shape(alias)))
+
+
 def compile_plan(
     graph: Graph,
     dt_s: float,
@@ -120,14 +137,7 @@ def compile_plan(
         if not aliases(name):
             buffers[name] = alloc(graph.shape(name))
 
-    def buffer(name: str) -> np.ndarray:
-        if name not in buffers:
-            (src,) = graph.predecessors(name)
-            buffers[name] = buffer(src).reshape((batch, *graph.shape(name)))
-        return buffers[name]
-
-    for name in graph.order:
-        buffer(name)
+    resolve_aliases(graph, buffers, batch)
 
     for name in graph.order:
         node = graph.nodes[name]
@@ -136,11 +146,11 @@ def compile_plan(
         preds = graph.predecessors(name)
         in_shape = graph.input_shape(name)
         if len(preds) == 1:
-            x = buffer(preds[0]).reshape((batch, *in_shape))
+            x = buffers[preds[0]].reshape((batch, *in_shape))
             binary = _is_binary(graph, preds[0])
         else:
             x = alloc(in_shape)
-            ops.append(O.SumOp(name, tuple(buffer(p).reshape((batch, *in_shape)) for p in preds), x))
+            ops.append(O.SumOp(name, tuple(buffers[p].reshape((batch, *in_shape)) for p in preds), x))
             binary = False
         out = buffers[name]
         if isinstance(node, (Affine, Linear)):
@@ -227,8 +237,8 @@ def compile_plan(
     for src, _dst in sorted(graph.back_edges):
         key = f"{src}/out"
         if key not in state:
-            state[key] = buffer(src)
-            initial[key] = np.zeros_like(buffer(src))
+            state[key] = buffers[src]
+            initial[key] = np.zeros_like(buffers[src])
     plan = Plan(graph, float(dt_s), method, batch, buffers, tuple(ops), state, initial, records)
     plan.reset()
     return plan

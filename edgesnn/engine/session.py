@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgesnn import limits
 from edgesnn.engine import backends
 from edgesnn.engine._copies import byte_view, copy_into, fresh_copy
 from edgesnn.engine._initial import InitialState, apply_initial_state, check_initial_state
@@ -90,8 +91,9 @@ class Session:
     def __init__(self, model: Model, *, dt_s: float, batch: int = 1, options: SessionOptions | None = None) -> None:
         # Runs the model's continuous-time parameters re-discretised at dt_s as they are;
         # Model.session(dt) adapts the model to dt first (edgesnn.adapt).
-        if not isinstance(batch, (int, np.integer)) or batch < 1:
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
+        limits.current().check("batch", int(batch), "a batch", path="batch")
         self._options = options or SessionOptions()
         self._head: PlasticHead | None = None
         base, values = check_initial_state(self._options.initial_state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,6 +27,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from edgesnn.serve.server import TLSConfig, create_server
 
     configure_json_logging(logging.DEBUG if getattr(args, "debug", False) else logging.INFO)
+    apply_limits(args.limit or [])
+    token = read_token(args.token, args.token_file)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise OptionError("give both --tls-cert and --tls-key, or neither", path="tls")
     tls = TLSConfig.from_files(args.tls_cert, args.tls_key) if args.tls_cert else None
@@ -47,8 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log.info("model preloaded", extra={"model": model_id, "path": model})
         # one server on every address: one session table, one --max-sessions, one set of threads
         server, _ = create_server(
-            device, addresses, token=args.token, tls=tls, max_sessions=args.max_sessions,
-            max_message_mb=args.max_message_mb,
+            device, addresses, token=token, tls=tls, max_sessions=args.max_sessions,
+            max_message_mb=args.max_message_mb, model_files=args.model or (), model_dirs=args.models_dir or (),
         )  # fmt: skip
         for address, port in server.ports.items():
             log.info("listening", extra={"address": address, "port": port})
@@ -60,6 +63,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         device.close()  # closes sessions; stores were written before every acknowledgement
         log.info("exited")
     return 0
+
+
+#: Environment variable holding the token, so that it need not appear in the process list.
+TOKEN_ENV = "EDGESNN_TOKEN"
+
+
+def read_token(given: str | None, path: str | None) -> str | None:
+    """The token from ``--token``, else ``--token-file`` (first line), else $EDGESNN_TOKEN."""
+    if given and path:
+        raise OptionError("give --token or --token-file, not both", path="token")
+    if path:
+        with open(path, encoding="utf-8") as f:
+            token = f.readline().strip()
+        if not token:
+            raise OptionError(f"{path} holds no token on its first line", path="token_file")
+        return token
+    return given or os.environ.get(TOKEN_ENV) or None
+
+
+def apply_limits(pairs: list[str]) -> None:
+    """``--limit name=value`` flags into :func:`edgesnn.limits.configure`."""
+    import dataclasses
+
+    from edgesnn import limits
+
+    kinds = {f.name: f.type for f in dataclasses.fields(limits.Limits)}
+    changes: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            changes[name] = int(value) if kinds.get(name) == "int" else float(value)
+        except ValueError:
+            raise OptionError(f"expected NAME=NUMBER (e.g. batch=64), got {pair!r}", path="limit") from None
+    try:
+        limits.configure(**changes)
+    except ValueError as exc:
+        raise OptionError(str(exc), path="limit") from exc
 
 
 def probe(address: str, token: str | None, timeout_s: float) -> dict[str, Any]:
@@ -82,7 +122,8 @@ def probe(address: str, token: str | None, timeout_s: float) -> dict[str, Any]:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """List reachable devices with their capabilities (JSON with --json); exit 1 if none is reachable."""
-    found = [probe(a, args.token, args.timeout) for a in (args.address or DEFAULT_ADDRESSES)]
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    found = [probe(a, token, args.timeout) for a in (args.address or DEFAULT_ADDRESSES)]
     if args.json:
         print(json.dumps(found, indent=2))
     else:
@@ -107,7 +148,13 @@ def add_serve_commands(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
     p.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--unix", metavar="PATH", help="also (or, without --port, only) serve on a unix socket")
-    p.add_argument("--token", help="require 'authorization: Bearer TOKEN' on every call")
+    p.add_argument("--token", help="require 'authorization: Bearer TOKEN' on every call (visible in the process"
+                   f" list: prefer --token-file or ${TOKEN_ENV})")  # fmt: skip
+    p.add_argument("--token-file", help="read the token from the first line of this file")
+    p.add_argument("--models-dir", action="append",
+                   help="directory whose bundles clients may load by path (repeatable; besides the --model files)")
+    p.add_argument("--limit", action="append", metavar="NAME=VALUE",
+                   help="change a bound of edgesnn.limits, e.g. batch=64 or stream_idle_s=30 (repeatable)")
     p.add_argument("--tls-cert", help="PEM certificate chain")
     p.add_argument("--tls-key", help="PEM private key")
     p.add_argument("--max-sessions", type=int, default=16)
@@ -120,7 +167,7 @@ def add_serve_commands(subparsers: Any) -> None:
 
     p = subparsers.add_parser("devices", help="list reachable devices and their capabilities")
     p.add_argument("address", nargs="*", help=f"host:port or unix:/path (default {', '.join(DEFAULT_ADDRESSES)})")
-    p.add_argument("--token")
+    p.add_argument("--token", help=f"token for the devices (default: ${TOKEN_ENV})")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each device")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devices)

@@ -14,11 +14,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from edgesnn import limits
 from edgesnn._proto.edgesnn.v1 import device_pb2 as pb
-from edgesnn._proto.edgesnn.v1 import device_pb2_grpc as pb_grpc
 from edgesnn.devices.base import Device
 from edgesnn.errors import OptionError
+from edgesnn.serve import wire
 from edgesnn.serve.auth import TokenAuthInterceptor
+from edgesnn.serve.policy import ModelPaths, StreamAdmission
 from edgesnn.serve.servicer import DeviceServicer
 from edgesnn.serve.sessions import SessionTable
 
@@ -60,23 +62,35 @@ class DeviceServer:
 
     def __init__(
         self, server: grpc.Server, health_servicer: health.HealthServicer, sessions: SessionTable,
-        ports: dict[str, int] | None = None,
+        ports: dict[str, int] | None = None, *, streams: StreamAdmission | None = None,
+        pool: futures.ThreadPoolExecutor | None = None,
     ) -> None:  # fmt: skip
         self.grpc_server = server
         self.health = health_servicer
         self.sessions = sessions
         self.ports = ports or {}  # bound port of each address served
+        self.streams = streams or StreamAdmission()
+        self._pool = pool
 
     def start(self) -> None:
         """Start serving (create_server already did)."""
         self.grpc_server.start()
 
     def stop(self, grace: float | None = None) -> threading.Event:
-        """Stop at once (or after ``grace`` seconds for calls in flight); closes every session."""
+        """Stop at once (or after ``grace`` seconds for calls in flight); closes every session.
+
+        Returns within ``grace`` plus a fraction of a second whatever the calls in flight do:
+        grpc cancels them at the deadline, and a handler that does not return then is left to
+        its daemon-less thread rather than waited for.
+        """
         self.health.enter_graceful_shutdown()
+        self.streams.stop()
         event = self.grpc_server.stop(grace)
-        event.wait()
+        if not event.wait((grace or 0.0) + 0.5):
+            log.warning("calls still running after the grace period; stopping without them")
         self.sessions.close_all("server stopped")
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         return event
 
     def drain(self, grace_s: float) -> None:
@@ -113,6 +127,8 @@ def create_server(
     max_model_mb: float = 512.0,
     idle_timeout_s: float = 300.0,
     workers: int | None = None,
+    model_files: Sequence[str] = (),
+    model_dirs: Sequence[str] = (),
 ) -> tuple[DeviceServer, int]:
     """Serve ``device`` on ``address`` ("host:port", port 0 picks one, or "unix:/path"); returns (server, port).
 
@@ -123,7 +139,10 @@ def create_server(
     ``authorization: Bearer <token>`` metadata (health checks excepted). Messages over
     ``max_message_mb`` are refused with RESOURCE_EXHAUSTED; so is a session beyond
     ``max_sessions`` (after closing sessions idle for more than ``idle_timeout_s``).
-    Each open stream holds one worker thread: ``workers`` defaults to max_sessions + 8.
+    LoadModel opens by path only ``model_files`` and files under ``model_dirs``.
+    Each open stream holds one worker thread, so streams are bounded per client and in all
+    (``edgesnn.limits``: streams_per_client, streams, stream_idle_s) and ``workers``
+    defaults to that bound plus threads kept free for health checks and unary calls.
     """
     addresses = [address] if isinstance(address, str) else list(address)
     if not addresses:
@@ -142,7 +161,7 @@ def create_server(
         ("grpc.so_reuseport", 0),
     ]
     interceptors = [TokenAuthInterceptor(token)] if token else []
-    n_workers = workers or max_sessions + 8
+    n_workers = workers or limits.current().streams + max_sessions + 8
     pool = futures.ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="edgesnn-serve")
     _start_all_workers(pool, n_workers)
     server = grpc.server(
@@ -151,8 +170,12 @@ def create_server(
         interceptors=interceptors,
     )
     sessions = SessionTable(device, max_sessions=max_sessions, idle_timeout_s=idle_timeout_s)
-    servicer = DeviceServicer(device, sessions, max_model_bytes=int(max_model_mb * MIB), max_message_bytes=max_bytes)
-    pb_grpc.add_DeviceServiceServicer_to_server(servicer, server)
+    streams = StreamAdmission()
+    servicer = DeviceServicer(
+        device, sessions, max_model_bytes=int(max_model_mb * MIB), max_message_bytes=max_bytes,
+        model_paths=ModelPaths.of(model_files, model_dirs), streams=streams,
+    )  # fmt: skip
+    wire.add_servicer(servicer, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -163,7 +186,7 @@ def create_server(
     for a, port in ports.items():
         log.info("serving", extra={"address": a, "port": port, "tls": tls is not None, "auth": bool(token),
                                    "max_sessions": max_sessions, "max_message_bytes": max_bytes})  # fmt: skip
-    return DeviceServer(server, health_servicer, sessions, ports), ports[addresses[0]]
+    return DeviceServer(server, health_servicer, sessions, ports, streams=streams, pool=pool), ports[addresses[0]]
 
 
 def _bind(server: grpc.Server, address: str, tls: TLSConfig | None, token: str | None) -> int:

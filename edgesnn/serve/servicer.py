@@ -17,8 +17,10 @@ from edgesnn._proto.edgesnn.v1 import device_pb2_grpc as pb_grpc
 from edgesnn.devices import _codec as codec
 from edgesnn.devices.base import Device, DeviceSession
 from edgesnn.errors import CapacityError, InputError
+from edgesnn.serve import wire
 from edgesnn.serve.errors import abort, error_payload, status_for
 from edgesnn.serve.events import bin_events
+from edgesnn.serve.policy import ModelPaths, StreamAdmission
 from edgesnn.serve.sessions import SessionTable
 from edgesnn.serve.streaming import StreamCache
 
@@ -75,12 +77,17 @@ def _was_cancelled(context: grpc.ServicerContext) -> bool:
 class DeviceServicer(pb_grpc.DeviceServiceServicer):
     """Serves one Device; sessions live in a :class:`SessionTable`."""
 
-    def __init__(self, device: Device, sessions: SessionTable, *, max_model_bytes: int, max_message_bytes: int) -> None:
+    def __init__(
+        self, device: Device, sessions: SessionTable, *, max_model_bytes: int, max_message_bytes: int,
+        model_paths: ModelPaths | None = None, streams: StreamAdmission | None = None,
+    ) -> None:  # fmt: skip
         self._device = device
         self._sessions = sessions
         self._max_model_bytes = max_model_bytes
         self._max_message_bytes = max_message_bytes
         self._max_sessions = sessions._max
+        self._model_paths = model_paths or ModelPaths()
+        self._streams = streams or StreamAdmission()
 
     # -- device and models ---------------------------------------------------------------
     @_unary
@@ -115,6 +122,8 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
                 raise InputError("expected a chunk or a path", path=f"requests[{i}]")
         if path is None and not chunks:
             raise InputError("no bundle received: send the bundle's bytes in chunks, or a path", path="source")
+        if path is not None:
+            path = self._model_paths.resolve(path, self._max_model_bytes)
         model_id = self._device.load_model(path if path is not None else b"".join(chunks))
         log.info("model loaded", extra={"model": model_id, "source": path or f"{size} bytes"})
         return codec.model_info_to_pb(self._device.model_info(model_id))
@@ -222,8 +231,13 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
     ) -> Iterator[pb.StepResponse]:
         stepped: set[str] = set()
         finished = False
+        try:
+            ticket = self._streams.open(context.peer(), context.cancel)
+        except CapacityError as exc:
+            abort(context, exc)
 
         def on_end() -> None:
+            self._streams.close(ticket)
             # A stream that did not end by the client's half-close was broken: its client is gone.
             # A dying client's connection can also end the request iterator first, so the call's
             # own end state decides too.
@@ -233,14 +247,15 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
         context.add_callback(on_end)
         cache = StreamCache()
         for req in request_iterator:
+            ticket.touch()
             try:
-                resp = self._step(req, cache)
+                resp = self._step(wire.checked(req), cache)
                 stepped.add(req.session_id)
             except Exception as exc:  # a failing request is answered, the stream goes on
                 code, message = status_for(exc)
                 p = error_payload(exc)
-                resp = pb.StepResponse(id=req.id, error=pb.Error(code=code.value[0], message=message,
-                                                                 type=p["type"], path=p["path"]))  # fmt: skip
+                resp = pb.StepResponse(id=getattr(req, "id", 0), error=pb.Error(
+                    code=code.value[0], message=message, type=p["type"], path=p["path"]))  # fmt: skip
             yield resp
         # A cancelled call (client gone) can also end the request iterator quietly: only a call
         # still active after it ended was half-closed by its client.

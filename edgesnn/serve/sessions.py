@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 
 from edgesnn.devices.base import Device, DeviceSession
 from edgesnn.errors import CapacityError, NotFoundError
@@ -21,6 +23,27 @@ class Entry:
     session: DeviceSession
     last_used: float
     only_input: str | None
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; absent on musl, macOS
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by a closed session back to the system.
+
+    A session's arrays below the allocator's mmap threshold are freed into the heap, which
+    glibc keeps (and counts as the daemon's RSS) until trimmed; a daemon that opens and closes
+    sessions for days would otherwise grow to its busiest moment and stay there.
+    """
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 class SessionTable:
@@ -88,6 +111,8 @@ class SessionTable:
         if entry is None:
             raise NotFoundError(f"no open session with id {session_id!r}", path="session_id")
         entry.session.close()
+        del entry
+        release_freed_memory()
         log.info("session closed", extra={"session": session_id, "reason": reason})
 
     def discard(self, session_ids: set[str], reason: str) -> None:
