@@ -257,3 +257,27 @@ def test_a_step_still_matches_the_engine_after_the_checks(daemon, model_bytes) -
         want = small_model().session().step(spikes(1)[0])
         np.testing.assert_array_equal(s.step(spikes(1)[0])["out"], want["out"])
         assert encode_tensor("in", spikes(1)[0]).datatype == "FP32"
+
+
+def test_the_daemon_takes_its_model_directories_token_file_and_limits_from_the_command_line(
+    tmp_path: Path, model_bytes: bytes
+) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.esnn").write_bytes(model_bytes)
+    (tmp_path / "token").write_text("s3cret\n")
+    proc, address, _ = _start_daemon("--models-dir", str(tmp_path / "models"), "--token-file", str(tmp_path / "token"),
+                                     "--limit", "batch=8")  # fmt: skip
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.DeviceServiceStub(channel)
+            request = pb.LoadModelRequest(path=str(tmp_path / "models" / "m.esnn"))
+            assert status_of(stub.LoadModel, iter([request]))[0] == grpc.StatusCode.UNAUTHENTICATED
+            meta = (("authorization", "Bearer s3cret"),)
+            model_id = stub.LoadModel(iter([request]), metadata=meta).model_id
+            outside = pb.LoadModelRequest(path=str(tmp_path / "token"))
+            assert status_of(stub.LoadModel, iter([outside]), metadata=meta)[0] == grpc.StatusCode.PERMISSION_DENIED
+            code, details = status_of(stub.OpenSession, pb.OpenSessionRequest(model_id=model_id, batch=9),
+                                      metadata=meta)  # fmt: skip
+            assert code == FULL and "limit batch = 8" in details
+    finally:
+        _stop(proc)
