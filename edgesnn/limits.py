@@ -50,8 +50,10 @@ class Limits:
     #: The range of a model's step and of any time it states (delays, intervals, time constants).
     min_time_s: float = 1e-9
     max_time_s: float = 1e4
-    #: Event-file packets (AEDAT4) and frames, as their headers declare them.
+    #: Event-file packets (AEDAT4) and frames, as their headers declare them, compressed and decompressed.
     packet_bytes: int = 64 * MiB
+    #: Event-file headers: the AEDAT4 IOHeader with its XML description, a Prophesee ``%`` header.
+    header_bytes: int = 1 * MiB
     #: gRPC messages in either direction.
     message_bytes: int = 64 * MiB
     #: Ids and names a client sends (model and session ids, labels, state names).

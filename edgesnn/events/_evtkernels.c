@@ -47,10 +47,11 @@ enum {
     S_FLAGS = 6,  /* F_* below */
     S_SHIFT = 7,  /* subtracted from every timestamp (OpenEB time shift) */
     S_PREV = 8,   /* DAT: previous 32-bit timestamp */
+    S_LAST = 9,   /* EVT 2.0/2.1: time of the last CD word, which the next one must not precede */
     S_NSLOTS = 16
 };
 
-enum { F_HAVE_TH = 1, F_HAVE_Y = 2, F_HAVE_VBASE = 4, F_CONT_OK = 8, F_HAVE_PREV = 16 };
+enum { F_HAVE_TH = 1, F_HAVE_Y = 2, F_HAVE_VBASE = 4, F_CONT_OK = 8, F_HAVE_PREV = 16, F_HAVE_LAST = 32 };
 
 /* Call flags. */
 enum { P_LENIENT = 1, P_LEGACY = 2, P_TIME_SHIFT = 4, P_DAT_V1 = 8, P_DRY = 16 };
@@ -324,7 +325,7 @@ static ALWAYS_INLINE void evt2_run(Ctx *c, const int DRY) {
     const uint32_t w_ = c->width, h_ = c->height;
     const Py_ssize_t nw = c->n_words, lim = c->cap - 1;
     Py_ssize_t i = c->pos, n = c->n_out;
-    int64_t th = st[S_TH], loop = st[S_LOOP], shift = st[S_SHIFT], fl = st[S_FLAGS];
+    int64_t th = st[S_TH], loop = st[S_LOOP], shift = st[S_SHIFT], fl = st[S_FLAGS], last = st[S_LAST];
     int64_t base = (loop << 34) + (th << 6) - shift;
 
     for (; i < nw; i++) {
@@ -336,11 +337,16 @@ static ALWAYS_INLINE void evt2_run(Ctx *c, const int DRY) {
         }
         switch (wd >> 28) {
         case 0x0:
-        case 0x1:
+        case 0x1: {
             if (UNLIKELY(!(fl & F_HAVE_TH))) BAD_WORD(E_NO_TIME_HIGH);
-            fl &= ~(int64_t)F_CONT_OK;
-            EMIT((wd >> 11) & 0x7FFu, wd & 0x7FFu, wd >> 28, base + ((wd >> 22) & 63u));
+            const int64_t t = base + ((wd >> 22) & 63u);
+            /* Time highs only order periods of 64 µs; the 6 low bits must not go back inside one. */
+            if (UNLIKELY((fl & F_HAVE_LAST) && t < last)) BAD_WORD(E_TIME_BACKWARDS);
+            last = t;
+            fl = (fl | F_HAVE_LAST) & ~(int64_t)F_CONT_OK;
+            EMIT((wd >> 11) & 0x7FFu, wd & 0x7FFu, wd >> 28, t);
             break;
+        }
         case 0x8:
             if (evt2_time_high(c, wd & 0x0FFFFFFFu, &th, &loop, &shift, &fl, &base)) goto stop;
             break;
@@ -368,6 +374,7 @@ done:
     st[S_LOOP] = loop;
     st[S_SHIFT] = shift;
     st[S_FLAGS] = fl;
+    st[S_LAST] = last;
 }
 
 static ALWAYS_INLINE void evt21_run(Ctx *c, const int DRY) {
@@ -378,7 +385,7 @@ static ALWAYS_INLINE void evt21_run(Ctx *c, const int DRY) {
     const Py_ssize_t nw = c->n_words, lim = c->cap - 32;
     const int legacy = (c->flags & P_LEGACY) != 0;
     Py_ssize_t i = c->pos, n = c->n_out;
-    int64_t th = st[S_TH], loop = st[S_LOOP], shift = st[S_SHIFT], fl = st[S_FLAGS];
+    int64_t th = st[S_TH], loop = st[S_LOOP], shift = st[S_SHIFT], fl = st[S_FLAGS], last = st[S_LAST];
     int64_t base = (loop << 34) + (th << 6) - shift;
 
     for (; i < nw; i++) {
@@ -399,9 +406,11 @@ static ALWAYS_INLINE void evt21_run(Ctx *c, const int DRY) {
         case 0x0:
         case 0x1: {
             if (UNLIKELY(!(fl & F_HAVE_TH))) BAD_WORD(E_NO_TIME_HIGH);
-            fl &= ~(int64_t)F_CONT_OK;
             const uint32_t p = hi >> 28, xb = (hi >> 11) & 0x7FFu, y = hi & 0x7FFu;
             const int64_t t = base + ((hi >> 22) & 63u);
+            if (UNLIKELY((fl & F_HAVE_LAST) && t < last)) BAD_WORD(E_TIME_BACKWARDS);
+            last = t;
+            fl = (fl | F_HAVE_LAST) & ~(int64_t)F_CONT_OK;
             uint32_t m = lo;
             if ((w_ == 0 || xb + 32 <= w_) && (h_ == 0 || y < h_)) {
                 while (m) {
@@ -445,6 +454,7 @@ done:
     st[S_LOOP] = loop;
     st[S_SHIFT] = shift;
     st[S_FLAGS] = fl;
+    st[S_LAST] = last;
 }
 
 /* ---------------------------------------------------------------- DAT */

@@ -8,13 +8,17 @@ headers carry ``Version``, ``Width`` and ``Height``, then two bytes: event type 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgesnn import limits
 from edgesnn.errors import EventFileError
 
-#: Headers longer than this are taken as a damaged file rather than read on without end.
+log = logging.getLogger("edgesnn.events")
+
+#: The default of ``limits.header_bytes``: headers longer than it are taken as a damaged file.
 MAX_HEADER_BYTES = 1 << 20
 
 _EVT_VERSIONS = {"2.0": "evt2", "2": "evt2", "2.1": "evt21", "3.0": "evt3", "3": "evt3"}
@@ -24,18 +28,36 @@ _GEOMETRY = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 @dataclass(frozen=True)
 class Header:
-    """Parsed ``%`` header: its fields in file order and its length in bytes."""
+    """Parsed ``%`` header: its fields in file order, the line of each (1-based) and its length in bytes."""
 
     fields: tuple[tuple[str, str], ...]
     length: int
+    lines: tuple[int, ...] = ()
 
-    def get(self, key: str) -> str | None:
-        """The last value of ``key`` (case-insensitive), or None."""
-        found = None
-        for k, v in self.fields:
-            if k.lower() == key.lower():
-                found = v
-        return found
+    def get(self, key: str, *, lenient: bool = False, path=None) -> str | None:
+        """The value of ``key`` (case-insensitive), or None.
+
+        A key given twice with different values is a damaged or spliced header: strict mode
+        raises naming both values and their lines; lenient mode takes the first (as a reader
+        stopping at the first answer would) and logs a warning.
+        """
+        hits = [(v, self._line(i)) for i, (k, v) in enumerate(self.fields) if k.lower() == key.lower()]
+        if not hits:
+            return None
+        first, line = hits[0]
+        other = next(((v, n) for v, n in hits[1:] if v.strip() != first.strip()), None)
+        if other is not None:
+            message = (
+                f"header key {key!r} is given twice with different values: {first!r} (line {line}) and "
+                f"{other[0]!r} (line {other[1]})"
+            )
+            if not lenient:
+                raise EventFileError(message, path=None if path is None else str(path))
+            log.warning("%s: %s; lenient: using the first", path, message)
+        return first
+
+    def _line(self, i: int) -> int:
+        return self.lines[i] if i < len(self.lines) else i + 1
 
     def as_dict(self) -> dict[str, str]:
         return {k: v for k, v in self.fields}
@@ -53,14 +75,19 @@ class RawInfo:
 def parse_header(head: bytes, path) -> Header:
     """Parse the ``%`` lines at the start of ``head`` (the file's first bytes)."""
     fields: list[tuple[str, str]] = []
-    pos = 0
+    lines: list[int] = []
+    pos = line_no = 0
     while pos < len(head) and head[pos : pos + 1] == b"%":
+        line_no += 1
         end = head.find(b"\n", pos)
         if end < 0:
             if not _is_text(head[pos + 1 :]):
                 break
-            if len(head) >= MAX_HEADER_BYTES:
-                raise EventFileError(f"header line at byte {pos} longer than {MAX_HEADER_BYTES} bytes", path=str(path))
+            bound = limits.current().header_bytes
+            if len(head) >= bound:
+                raise EventFileError(
+                    f"header line at byte {pos} runs past the limit header_bytes = {bound}", path=str(path)
+                )
             raise EventFileError(f"header line at byte {pos} is not terminated by a newline", path=str(path))
         raw = head[pos + 1 : end]
         if not _is_text(raw):
@@ -74,7 +101,8 @@ def parse_header(head: bytes, path) -> Header:
             continue
         key, _, value = line.partition(" ")
         fields.append((key, value.strip()))
-    return Header(tuple(fields), pos)
+        lines.append(line_no)
+    return Header(tuple(fields), pos, tuple(lines))
 
 
 def _is_text(raw: bytes) -> bool:
@@ -85,16 +113,16 @@ def read_header(path) -> Header:
     """Read and parse the header of the file at ``path``."""
     try:
         with open(path, "rb") as f:
-            head = f.read(MAX_HEADER_BYTES)
+            head = f.read(limits.current().header_bytes)
     except OSError as e:
         raise EventFileError(f"cannot read: {e.strerror or e}", path=str(path)) from e
     return parse_header(head, path)
 
 
-def raw_info(header: Header, path) -> RawInfo:
-    """Interpret a RAW header: EVT version, geometry, EVT 2.1 byte order."""
+def raw_info(header: Header, path, *, lenient: bool = False) -> RawInfo:
+    """Interpret a RAW header: EVT version, geometry, EVT 2.1 byte order (conflicting keys: see ``Header.get``)."""
     fmt_evt = None
-    evt = header.get("evt")
+    evt = header.get("evt", lenient=lenient, path=path)
     if evt is not None:
         fmt_evt = _EVT_VERSIONS.get(evt.strip())
         if fmt_evt is None:
@@ -102,7 +130,7 @@ def raw_info(header: Header, path) -> RawInfo:
     fmt_format = None
     legacy = False
     geometry = None
-    fmt = header.get("format")
+    fmt = header.get("format", lenient=lenient, path=path)
     if fmt is not None:
         name, *options = (s.strip() for s in fmt.split(";"))
         fmt_format = _FORMAT_NAMES.get(name.upper())
@@ -114,7 +142,7 @@ def raw_info(header: Header, path) -> RawInfo:
             geometry = _size(opts.get("width"), opts.get("height"), "format", path)
     if fmt_evt and fmt_format and fmt_evt != fmt_format:
         raise EventFileError(f"header keys disagree: evt {evt!r} but format {fmt!r}", path=str(path))
-    geo = header.get("geometry")
+    geo = header.get("geometry", lenient=lenient, path=path)
     if geo is not None:
         m = _GEOMETRY.match(geo)
         if m is None:
@@ -126,26 +154,26 @@ def raw_info(header: Header, path) -> RawInfo:
     return RawInfo(fmt_format or fmt_evt, geometry, legacy)
 
 
-def dat_info(header: Header, path) -> tuple[int, tuple[int, int] | None]:
+def dat_info(header: Header, path, *, lenient: bool = False) -> tuple[int, tuple[int, int] | None]:
     """(version, geometry) of a DAT header; version 2 when the header does not say (as faery)."""
     version = 2
-    v = header.get("Version")
+    v = header.get("Version", lenient=lenient, path=path)
     if v is not None:
         if v.strip() not in ("1", "2"):
             raise EventFileError(f"header key 'Version': expected 1 or 2, got {v!r}", path=str(path))
         version = int(v)
-    w, h = header.get("Width"), header.get("Height")
+    w, h = header.get("Width", lenient=lenient, path=path), header.get("Height", lenient=lenient, path=path)
     geometry = _size(w, h, "Width/Height", path) if (w is not None or h is not None) else None
     return version, geometry
 
 
-def sniff_prophesee(head: bytes, path) -> str | None:
+def sniff_prophesee(head: bytes, path, *, lenient: bool = False) -> str | None:
     """'evt2' | 'evt21' | 'evt3' | 'dat' from a ``%`` header, or None if it names no format."""
     header = parse_header(head, path)
-    info = raw_info(header, path)  # a broken Prophesee header gets its own error, not "unknown format"
+    info = raw_info(header, path, lenient=lenient)  # a broken Prophesee header gets its own error
     if info.format is not None:
         return info.format
-    if Path(path).suffix.lower() == ".dat" or header.get("Version") is not None:
+    if Path(path).suffix.lower() == ".dat" or header.get("Version", lenient=True) is not None:
         return "dat"
     return None
 

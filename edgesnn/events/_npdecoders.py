@@ -26,6 +26,7 @@ from edgesnn.events._kinds import (
     EVT3,
     EVT21,
     F_CONT_OK,
+    F_HAVE_LAST,
     F_HAVE_PREV,
     F_HAVE_TH,
     F_HAVE_VBASE,
@@ -35,6 +36,7 @@ from edgesnn.events._kinds import (
     P_LENIENT,
     P_TIME_SHIFT,
     S_FLAGS,
+    S_LAST,
     S_LOOP,
     S_POL,
     S_PREV,
@@ -390,6 +392,10 @@ def _fast_evt2x(kind, buf, st, width, height, flags, target):
     base_at = _ffill_sparse(th_idx, th_base, n, init_base)[:cut]
     he = hi[ev_idx]
     t = base_at[ev_idx] + ((he >> 22) & 63)
+    # The 6 low time bits must not go back inside a time-high period (nor from the previous block).
+    if len(t) and ((fl & F_HAVE_LAST and int(t[0]) < int(st[S_LAST])) or (t[1:] < t[:-1]).any()):
+        return None
+    word_t = t
     p = he >> 28
     if kind == EVT2:
         x, y = (he >> 11) & 0x7FF, he & 0x7FF
@@ -406,6 +412,9 @@ def _fast_evt2x(kind, buf, st, width, height, flags, target):
         if k_th:
             st[S_TH], st[S_LOOP] = th_val[k_th - 1], loops[k_th - 1]
             fl |= F_HAVE_TH
+        if len(word_t):
+            st[S_LAST] = word_t[-1]
+            fl |= F_HAVE_LAST
         st[S_FLAGS] = _final_cont(typ[:cut], is_cont[:cut], leaders, fl)
     if not have_th0 and first_th <= cut and len(th_idx):
         st[S_SHIFT] = shift  # set by the first time high even when the seek stops on it
@@ -420,6 +429,7 @@ def _loop_evt2x(kind, buf, st, counts, width, height, flags, target):
         words = [(int(v) >> 32, int(v) & 0xFFFFFFFF) for v in _words64(buf, flags).tolist()]
         leaders = (0xE,)
     th, loop, shift, fl = int(st[S_TH]), int(st[S_LOOP]), int(st[S_SHIFT]), int(st[S_FLAGS])
+    last = int(st[S_LAST])
     base = (loop << 34) + (th << 6) - shift
     lenient = bool(flags & P_LENIENT)
     xs, ys, ps, ts = [], [], [], []
@@ -439,8 +449,12 @@ def _loop_evt2x(kind, buf, st, counts, width, height, flags, target):
                 if not fl & F_HAVE_TH:
                     bad(E_NO_TIME_HIGH)
                     continue
-                fl &= ~F_CONT_OK
                 t = base + ((hi >> 22) & 63)
+                if fl & F_HAVE_LAST and t < last:
+                    bad(E_TIME_BACKWARDS)
+                    continue
+                last = t
+                fl = (fl | F_HAVE_LAST) & ~F_CONT_OK
                 x, y = (hi >> 11) & 0x7FF, hi & 0x7FF
                 cols = [0] if kind == EVT2 else [b for b in range(32) if lo >> b & 1]
                 for b in cols:
@@ -478,7 +492,7 @@ def _loop_evt2x(kind, buf, st, counts, width, height, flags, target):
             i = len(words)
     except _Stop as e:
         err = e.code
-    st[S_TH], st[S_LOOP], st[S_SHIFT], st[S_FLAGS] = th, loop, shift, fl
+    st[S_TH], st[S_LOOP], st[S_SHIFT], st[S_FLAGS], st[S_LAST] = th, loop, shift, fl, last
     return _events(xs, ys, ps, ts), i, err, stopped
 
 

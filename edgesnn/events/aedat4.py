@@ -1,9 +1,11 @@
-"""iniVation AEDAT 4.0 files, decoded by the maintained ``aedat`` package (MIT, Rust).
+"""iniVation AEDAT 4.0 files: the container checked here, the packets decoded by ``aedat`` (MIT, Rust).
 
 Why ``aedat``: it decodes the LZ4/Zstd-compressed flatbuffer packets packet by packet from the
-file, so memory stays bounded by one packet (measured: see tests/test_events_aedat4.py and the
-report of issue 3), and its arrays match dv-processing's and faery's decoders exactly
-(cross-checked in the tests). Writing an AEDAT4 decoder by hand would duplicate it.
+file, so memory stays bounded by one packet, and its arrays match dv-processing's and faery's
+decoders exactly (cross-checked in the tests). It trusts the file, though (see
+:mod:`edgesnn.events._aedat4_container`): so the header, the XML description and every packet's
+framing are checked first, in one pass over the packet headers at open, and aedat only ever
+reads packets that passed.
 
 What edgesnn exposes:
 
@@ -13,15 +15,27 @@ What edgesnn exposes:
   from its own pass over the file (so they never buffer alongside the events). Frames come as
   :class:`Aedat4Frame`; IMU samples and triggers as aedat's structured arrays, one per packet.
   ``chunks()`` skips them.
-- ``geometry``: the event stream's ``sizeX``/``sizeY`` from the file's stream info.
-- ``metadata``: ``streams`` (id -> type, size, source camera, compression, from the file's
-  XML description).
+- ``geometry``: the event stream's ``sizeX``/``sizeY`` from the file's stream info, unless
+  ``geometry=`` overrides it; ``metadata["geometry_source"]`` says which ("header", "argument",
+  "inferred").
+- ``metadata``: ``streams`` (id -> type, size, source camera, compression, from the XML).
 
-Damage: a bad magic or header raises :class:`~edgesnn.errors.EventFileError` at open; a
-truncated or corrupt packet raises it while reading, naming the file and the number of events
-read before it. With ``lenient=True`` reading stops there instead, counting ``truncated``
-in ``reader.skipped`` (aedat cannot resynchronise past a bad packet). Timestamps going
-backwards and coordinates outside the geometry raise, or are dropped and counted when lenient.
+Damage. A bad magic, IOHeader or XML description raises :class:`~edgesnn.errors.EventFileError`
+at open in both modes (aedat cannot decode a file whose description it cannot read), naming the
+byte offset or the XML field. So does, in strict mode, an event stream whose ``sizeX`` or
+``sizeY`` is 0 (no geometry to check coordinates against) unless ``geometry=`` is given;
+lenient mode then logs a warning, checks coordinates only against the 16-bit field and infers the
+geometry from the events ("inferred"). A packet whose header or framing fails raises at open in
+strict mode (EventFileError naming the packet's index and byte offset; a declared size over
+``limits.packet_bytes`` raises :class:`~edgesnn.errors.LimitError`); lenient mode skips it,
+counted in ``reader.skipped`` as ``bad_packet``, ``over_limit`` or ``truncated`` (a broken
+packet header is skipped by searching for the next plausible packet). A packet aedat fails to
+decode (corrupt compressed data, a bad flatbuffer) raises while reading, or is skipped and
+counted as ``damaged_packet``. Lenient files with a gap are decoded from a repaired copy in the
+temporary directory (header and intact packets, removed on ``close``), since aedat reads only
+whole files in order. Timestamps going backwards and coordinates outside the geometry raise, or
+are dropped and counted when lenient: lenient output is always time-sorted, inside the geometry,
+with polarity 0 or 1.
 
 ``seek_time`` restarts decoding and skips packets that end before the target (aedat exposes
 no packet index), so it costs a scan of the skipped part.
@@ -30,21 +44,28 @@ no packet index), so it costs a scan of the skipped part.
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
+import os
+import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgesnn.errors import EventFileError, MissingDependencyError, OptionError
+from edgesnn import limits
+from edgesnn.errors import EventFileError, LimitError, MissingDependencyError, OptionError
+from edgesnn.events import _aedat4_container as box
 from edgesnn.events._dtype import EVENT_DTYPE, empty_events
 from edgesnn.events.io import EventReader
 
 log = logging.getLogger("edgesnn.events.aedat4")
 
-MAGIC = b"#!AER-DAT4.0\r\n"
+MAGIC = box.MAGIC
 _INT64_MIN = np.iinfo(np.int64).min
+_INT64_MAX = np.iinfo(np.int64).max
+#: Flatbuffer coordinates are int16; aedat hands them out as uint16, so 32768 and up were negative.
+_FIELD_LIMIT = (1 << 15, 1 << 15)
 
 
 @dataclass(frozen=True)
@@ -74,39 +95,83 @@ def _import_aedat():
 
 
 def read_description(path) -> dict[int, dict]:
-    """Per-stream attributes from the file's XML description: type, originalOutputName, compression, source, size."""
-    with open(path, "rb") as f:
-        magic = f.read(len(MAGIC))
-        if magic != MAGIC:
-            raise EventFileError(
-                f"not an AEDAT 4.0 file: starts with {magic[:16]!r}, expected {MAGIC!r}", path=str(path)
-            )
-        size = int.from_bytes(f.read(4), "little", signed=True)
-        if size <= 0 or size > 1 << 26:
-            raise EventFileError(f"bad IOHeader length {size} at byte {len(MAGIC)}", path=str(path))
-        header = f.read(size)
-    if len(header) != size:
-        raise EventFileError(f"truncated IOHeader: {len(header)} of {size} bytes", path=str(path))
-    start, end = header.find(b"<dv"), header.rfind(b"</dv>")
-    streams: dict[int, dict] = {}
-    if start < 0 or end < 0:
-        return streams
+    """Per-stream attributes from the file's XML description (typeIdentifier, originalOutputName, compression, ...)."""
+    with _opened(path) as (fd, size):
+        container = box.read_container(fd, size, str(path), lenient=True)
+    return {sid: dict(s["attrs"]) for sid, s in container.streams.items()}
+
+
+class _opened:
+    """An OS-level read handle and the file size, closed on exit (os.pread needs no shared position)."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def __enter__(self) -> tuple[int, int]:
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        except OSError as e:
+            raise EventFileError(f"cannot read: {e.strerror or e}", path=self.path) from e
+        return self.fd, os.fstat(self.fd).st_size
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The outcome of the packet walk: how many packets aedat may read, and which byte ranges hold them."""
+
+    packets: int
+    ranges: tuple[tuple[int, int], ...]  # [start, end) of runs of consecutive intact packets
+    damages: tuple[box.Damage, ...]
+
+
+def _plan(fd: int, container: box.Container, path: str, lenient: bool) -> _Plan:
+    """Walk every packet header; strict mode raises at the first damage."""
+    packets, ranges, damages = 0, [], []
+    for item in box.walk(fd, container, path, lenient=lenient):
+        if isinstance(item, box.Damage):
+            if not lenient:
+                box.raise_for(item, path)
+            damages.append(item)
+            continue
+        packets += 1
+        end = item.offset + 8 + item.size
+        if ranges and ranges[-1][1] == item.offset:
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((item.offset, end))
+    return _Plan(packets, tuple(ranges), tuple(damages))
+
+
+def _repaired_copy(path: str, container: box.Container, ranges) -> str:
+    """A temporary file holding the header and the intact packets only, for aedat to read in order."""
+    fd, tmp = tempfile.mkstemp(prefix="edgesnn-", suffix=".aedat4")
     try:
-        root = ET.fromstring(header[start : end + 5].decode("utf-8", errors="replace"))
-    except ET.ParseError as exc:
-        log.warning("%s: unreadable stream description (%s); using aedat's stream table only", path, exc)
-        return streams
-    for node in root.iter("node"):
-        if not node.get("name", "").isdigit():
-            continue
-        attrs = {a.get("key"): a.text for a in node.findall("attr")}
-        if "typeIdentifier" not in attrs:
-            continue
-        info = node.find("node[@name='info']")
-        if info is not None:
-            attrs.update({a.get("key"): a.text for a in info.findall("attr")})
-        streams[int(node.get("name"))] = attrs
-    return streams
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            out.write(container.header)
+            for start, end in ranges:
+                src.seek(start)
+                _copy_range(src, out, end - start)
+    except OSError as e:
+        os.unlink(tmp)
+        raise EventFileError(f"cannot write a repaired copy to the temporary directory: {e}", path=path) from e
+    return tmp
+
+
+def _copy_range(src, out, n: int) -> None:
+    while n > 0:
+        block = src.read(min(n, 1 << 20))
+        if not block:
+            raise OSError("the file shrank while being read")
+        out.write(block)
+        n -= len(block)
+
+
+def _is_decoder_failure(exc: BaseException) -> bool:
+    """Exceptions aedat raises for a bad packet, including pyo3's PanicException (a BaseException)."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
 
 
 class Aedat4Reader(EventReader):
@@ -118,19 +183,31 @@ class Aedat4Reader(EventReader):
         self.lenient = lenient
         self.chunk_events = chunk_events
         self.skipped: dict[str, int] = {}
-        description = read_description(self.path)
-        table = self._open_decoder().id_to_stream()
-        streams = {}
-        for sid, info in sorted(table.items()):
-            extra = description.get(sid, {})
-            streams[sid] = {
-                "type": info.get("type"),
-                "width": info.get("width"),
-                "height": info.get("height"),
-                "name": extra.get("originalOutputName"),
-                "source": extra.get("source"),
-                "compression": extra.get("compression"),
+        where = str(self.path)
+        with _opened(self.path) as (fd, size):
+            container = box.read_container(fd, size, where, lenient=lenient)
+            self._plan = _plan(fd, container, where, lenient)
+        self._container = container
+        for d in self._plan.damages:
+            self._count(d.kind)
+            log.warning("%s: skipping %s", self.path, d.message)
+        self._source = where
+        self._copy = None
+        if len(self._plan.ranges) > 1 or (self._plan.ranges and self._plan.ranges[0][0] != container.data_start):
+            self._source = self._copy = _repaired_copy(where, container, self._plan.ranges)
+            self._finalizer = weakref.finalize(self, _unlink, self._copy)
+        self._open_decoder()  # aedat must accept the header too (it is checked here first)
+        streams = {
+            sid: {
+                "type": s["type"],
+                "width": s["width"],
+                "height": s["height"],
+                "name": s["attrs"].get("originalOutputName"),
+                "source": s["attrs"].get("source"),
+                "compression": s["attrs"].get("compression"),
             }
+            for sid, s in sorted(container.streams.items())
+        }
         event_ids = [sid for sid, s in streams.items() if s["type"] == "events"]
         if stream_id is None:
             if not event_ids:
@@ -142,13 +219,14 @@ class Aedat4Reader(EventReader):
                 path="stream_id",
             )
         self.stream_id = stream_id
-        self.metadata = {"streams": streams, "stream_id": stream_id}
-        if geometry is not None:
-            self.geometry = (int(geometry[0]), int(geometry[1]))
-        elif stream_id is not None and streams[stream_id]["width"]:
-            self.geometry = (int(streams[stream_id]["width"]), int(streams[stream_id]["height"]))
-        else:
-            self.geometry = None
+        self.metadata = {
+            "streams": streams,
+            "stream_id": stream_id,
+            "compression": box.COMPRESSIONS[container.compression],
+        }
+        self.geometry, self.metadata["geometry_source"] = self._geometry(geometry, streams.get(stream_id))
+        # Coordinates are checked against a stated geometry; an inferred one grows, so only the field bounds them.
+        self._bounds = self.geometry if self.geometry is not None else _FIELD_LIMIT
         self._packets: Iterator | None = None
         self._pending: list[np.ndarray] = []
         self._seek_t: int | None = None
@@ -156,32 +234,84 @@ class Aedat4Reader(EventReader):
         self._done = False
         self._read = 0  # events handed out or dropped so far, for error messages
 
+    def _geometry(self, geometry, stream: dict | None) -> tuple[tuple[int, int] | None, str]:
+        """(geometry, source): the argument, else the stream's sizeX/sizeY; 0 is refused (strict) or inferred."""
+        if geometry is not None:
+            return (int(geometry[0]), int(geometry[1])), "argument"
+        if stream is None:
+            return None, "inferred"
+        if stream["width"] and stream["height"]:
+            return (int(stream["width"]), int(stream["height"])), "header"
+        field = "sizeX" if not stream["width"] else "sizeY"
+        message = (
+            f"IOHeader description: outInfo/{self.metadata['stream_id']}/info/{field} = 0: the event stream states no"
+            f" sensor size to check coordinates against; pass geometry=(width, height)"
+        )
+        if not self.lenient:
+            raise EventFileError(message, path=str(self.path))
+        log.warning("%s: %s (lenient: the geometry is inferred from the events)", self.path, message)
+        return None, "inferred"
+
     def _open_decoder(self):
         aedat = _import_aedat()
         try:
-            return aedat.Decoder(str(self.path))
-        except (RuntimeError, OSError, ValueError) as exc:
-            raise EventFileError(f"cannot open AEDAT4 stream: {exc}", path=str(self.path)) from exc
+            return aedat.Decoder(self._source)
+        except BaseException as exc:
+            if not _is_decoder_failure(exc):
+                raise
+            raise EventFileError(f"aedat cannot read the header: {exc}", path=str(self.path)) from exc
 
     def _packets_of(self, key: str, stream_id: int | None = None) -> Iterator[tuple[int, object]]:
-        """(stream id, payload) for each packet of type ``key``; damage raises or, lenient, ends the pass."""
+        """(stream id, payload) for each packet of type ``key``; damage raises or, lenient, is skipped."""
         decoder = self._open_decoder()
-        packets = 0
-        while True:
+        # Never ask for more packets than the walk checked: past them lie unchecked bytes.
+        for k in range(self._plan.packets):
             try:
                 packet = next(decoder)
             except StopIteration:
                 return
-            except (RuntimeError, OSError, ValueError) as exc:
-                message = f"damaged packet after {packets} packets ({self._read} events read): {exc}"
-                if not self.lenient:
-                    raise EventFileError(message, path=str(self.path)) from exc
-                self.skipped["truncated"] = self.skipped.get("truncated", 0) + 1
-                log.warning("%s: %s; stopping there", self.path, message)
-                return
-            packets += 1
+            except BaseException as exc:
+                if not _is_decoder_failure(exc):
+                    raise
+                self._damaged(k, exc)
+                continue
             if key in packet and (stream_id is None or packet["stream_id"] == stream_id):
-                yield packet["stream_id"], packet[key]
+                payload = packet[key]
+                if key == "frame" and payload["pixels"].nbytes > limits.current().packet_bytes:
+                    self._damaged(k, None, nbytes=payload["pixels"].nbytes)
+                    continue
+                yield packet["stream_id"], payload
+
+    def _damaged(self, k: int, exc: BaseException | None, nbytes: int = 0) -> None:
+        """A packet aedat could not decode (or whose frame is over the limit): raise, or (lenient) count it."""
+        index, offset = self._locate(k)
+        where = f"packet {index} at byte {offset}"
+        bound = limits.current().packet_bytes
+        if exc is None or isinstance(exc, MemoryError):
+            message = f"{where}: its frame needs {nbytes or 'more'} bytes, over the limit packet_bytes = {bound}"
+            if not self.lenient:
+                raise LimitError(message, limit="packet_bytes", value=nbytes, path=str(self.path)) from exc
+            self._count("over_limit")
+        else:
+            message = f"{where} cannot be decoded ({self._read} events read before it): {str(exc).splitlines()[0]}"
+            if not self.lenient:
+                raise EventFileError(message, path=str(self.path)) from exc
+            self._count("damaged_packet")
+        log.warning("%s: skipping %s", self.path, message)
+
+    def _locate(self, k: int) -> tuple[int, int]:
+        """Index and byte offset in the file of the k-th intact packet (walks again: errors are rare)."""
+        with _opened(self.path) as (fd, _):
+            seen = 0
+            for item in box.walk(fd, self._container, str(self.path), lenient=True):
+                if isinstance(item, box.Packet):
+                    if seen == k:
+                        return item.index, item.offset
+                    seen += 1
+        return k, -1
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        self.skipped[kind] = self.skipped.get(kind, 0) + n
 
     # -- events
     def chunks(self) -> Iterator[np.ndarray]:
@@ -230,9 +360,11 @@ class Aedat4Reader(EventReader):
         self._seek_t = int(t_us)
 
     def close(self) -> None:
-        """Drop the decoder (aedat closes the file when its decoder is released)."""
+        """Drop the decoder and the repaired copy, if any (aedat closes the file when its decoder is released)."""
         self._packets = None
         self._done = True
+        if self._copy is not None:
+            self._finalizer()
 
     def __enter__(self) -> Aedat4Reader:
         return self
@@ -244,41 +376,45 @@ class Aedat4Reader(EventReader):
         if not self.lenient:
             raise EventFileError(message, path=str(self.path))
         count = int(bad.sum())
-        self.skipped[kind] = self.skipped.get(kind, 0) + count
+        self._count(kind, count)
         log.warning("%s: dropped %d events (%s); first: %s", self.path, count, kind, message)
 
     def _convert(self, raw: np.ndarray) -> np.ndarray:
         n = len(raw)
         t = raw["t"]
-        if n and int(t.max()) > np.iinfo(np.int64).max:
-            raise EventFileError(
-                f"event {self._read}: timestamp {int(t.max())} does not fit int64 µs", path=str(self.path)
-            )
-        t = t.astype(np.int64)
         # Fast path, the normal case: in order and inside the geometry, so nothing to drop.
-        inside = (
-            self.geometry is None or not n or (raw["x"].max() < self.geometry[0] and raw["y"].max() < self.geometry[1])
-        )
+        bounds = self._bounds
+        fits = not n or int(t.max()) <= _INT64_MAX
+        t = t.astype(np.int64)
+        inside = not n or (int(raw["x"].max()) < bounds[0] and int(raw["y"].max()) < bounds[1])
         ordered = not n or ((self._last_t is None or t[0] >= self._last_t) and bool((t[1:] >= t[:-1]).all()))
-        if inside and ordered:
+        if fits and inside and ordered:
             if n:
                 self._last_t = int(t[-1])
+                self._grow_geometry(raw)
             self._read += n
             out = np.empty(n, dtype=EVENT_DTYPE)
             out["x"], out["y"], out["t"], out["p"] = raw["x"], raw["y"], t, raw["on"]
             return out
         keep = np.ones(n, dtype=bool)
-        if self.geometry is not None:
-            w, h = self.geometry
-            bad = (raw["x"] >= w) | (raw["y"] >= h)
-            if bad.any():
-                i = int(np.argmax(bad))
-                self._drop(
-                    "out_of_geometry",
-                    bad,
-                    f"event {self._read + i} at (x={int(raw['x'][i])}, y={int(raw['y'][i])}) lies outside {w}x{h}",
-                )
-                keep &= ~bad
+        if not fits:
+            bad = raw["t"] > _INT64_MAX
+            i = int(np.argmax(bad))
+            self._drop(
+                "bad_timestamp", bad, f"event {self._read + i}: timestamp {int(raw['t'][i])} does not fit int64 µs"
+            )
+            keep &= ~bad
+        w, h = bounds
+        bad = keep & ((raw["x"] >= w) | (raw["y"] >= h))
+        if bad.any():
+            i = int(np.argmax(bad))
+            shape = f"{w}x{h}" if self._bounds is not _FIELD_LIMIT else "the 16-bit coordinate range"
+            self._drop(
+                "out_of_geometry",
+                bad,
+                f"event {self._read + i} at (x={int(raw['x'][i])}, y={int(raw['y'][i])}) lies outside {shape}",
+            )
+            keep &= ~bad
         running = np.maximum.accumulate(np.where(keep, t, _INT64_MIN))
         prev = np.empty(n, dtype=np.int64)
         prev[:1] = _INT64_MIN if self._last_t is None else self._last_t
@@ -297,7 +433,17 @@ class Aedat4Reader(EventReader):
         out = np.empty(int(keep.sum()), dtype=EVENT_DTYPE)
         out["x"], out["y"], out["t"] = raw["x"][keep], raw["y"][keep], t[keep]
         out["p"] = raw["on"][keep]
+        self._grow_geometry(out)
         return out
+
+    def _grow_geometry(self, events: np.ndarray) -> None:
+        """Without a stated geometry, keep (max x + 1, max y + 1) of the events so far (as the Prophesee readers)."""
+        if self.metadata["geometry_source"] != "inferred" or not len(events):
+            return
+        w, h = int(events["x"].max()) + 1, int(events["y"].max()) + 1
+        gw, gh = self.geometry or (0, 0)
+        if w > gw or h > gh:
+            self.geometry = (max(w, gw), max(h, gh))
 
     # -- the other stream types
     def frames(self) -> Iterator[Aedat4Frame]:
@@ -325,6 +471,13 @@ class Aedat4Reader(EventReader):
         """Trigger packets as structured arrays (t, source)."""
         for _, samples in self._packets_of("triggers"):
             yield samples
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def open_aedat4(

@@ -24,7 +24,7 @@ CD_TYPES = {0x0C: "EventCD", 0x00: "Event2d"}
 def open_dat(path, *, lenient=False, geometry=None, chunk_events=1 << 20, native=None):
     """Open a DAT file of CD events for streaming (``native=False`` forces the numpy decoder)."""
     header = read_header(path)
-    version, header_geometry = dat_info(header, path)
+    version, header_geometry = dat_info(header, path, lenient=lenient)
     with open(path, "rb") as f:
         f.seek(header.length)
         type_size = f.read(2)

@@ -21,7 +21,7 @@ from edgesnn.events._wordstream import WordStreamReader, resolve_geometry
 def open_evt2(path, *, lenient=False, geometry=None, chunk_events=1 << 20, time_shift=False, native=None):
     """Open an EVT 2.0 file for streaming (``native=False`` forces the numpy decoder)."""
     header = read_header(path)
-    info = raw_info(header, path)
+    info = raw_info(header, path, lenient=lenient)
     if info.format not in (None, "evt2"):
         raise EventFileError(f"header says {info.format}, not EVT 2.0", path=str(path))
     geometry, source, check = resolve_geometry(info.geometry, geometry, gen3_default=True)

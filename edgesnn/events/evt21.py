@@ -18,7 +18,7 @@ from edgesnn.events._wordstream import WordStreamReader, resolve_geometry
 def open_evt21(path, *, lenient=False, geometry=None, chunk_events=1 << 20, time_shift=False, legacy=None, native=None):
     """Open an EVT 2.1 file for streaming; byte order from the header unless ``legacy`` is given."""
     header = read_header(path)
-    info = raw_info(header, path)
+    info = raw_info(header, path, lenient=lenient)
     if info.format not in (None, "evt21"):
         raise EventFileError(f"header says {info.format}, not EVT 2.1", path=str(path))
     legacy = info.legacy if legacy is None else bool(legacy)

@@ -115,7 +115,7 @@ def _opener(fmt: str):
     return getattr(importlib.import_module(module), func)
 
 
-def detect_format(path) -> str:
+def detect_format(path, *, lenient: bool = False) -> str:
     """The ``READERS`` key for the file at ``path``, from its first bytes, then its extension."""
     path = Path(path)
     try:
@@ -134,7 +134,7 @@ def detect_format(path) -> str:
     if head.startswith(b"%"):
         from edgesnn.events._header import sniff_prophesee
 
-        found = sniff_prophesee(head, path)
+        found = sniff_prophesee(head, path, lenient=lenient)
         if found is not None:
             return found
     ext = _EXTENSIONS.get(path.suffix.lower())
@@ -156,7 +156,7 @@ def detect_format(path) -> str:
 def open_events(path, *, format=None, lenient=False, geometry=None, chunk_events=1 << 20) -> EventReader:  # noqa: A002
     """Open an event file for streaming; ``format`` overrides detection (a ``READERS`` key)."""
     if format is None:
-        format = detect_format(path)  # noqa: A001
+        format = detect_format(path, lenient=lenient)  # noqa: A001
     elif format not in READERS:
         raise OptionError(f"format: expected one of {sorted(READERS)}, got {format!r}")
     if not isinstance(chunk_events, int | np.integer) or chunk_events < 1:
