@@ -51,6 +51,7 @@ class EdgeSNNError(Exception):
         """Return a copy of this error whose path is nested under ``prefix``."""
         path = f"{prefix}/{self.path}" if self.path else prefix
         new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)  # keeps what a subclass adds (LimitError.limit, .value)
         EdgeSNNError.__init__(new, self.message, path=path)
         return new
 
@@ -135,8 +136,12 @@ class CapacityError(DeviceError):
     """A device is out of room for now: too many sessions, a message over the size limit."""
 
 
-class LimitError(CapacityError):
-    """An input exceeds a configured bound (:mod:`edgesnn.limits`); names the limit and the value."""
+class LimitError(EdgeSNNError, ValueError):
+    """An input exceeds a configured bound (:mod:`edgesnn.limits`); names the limit and the value.
+
+    A value error, not a device failure: code that catches RuntimeError around a library call
+    (zipfile raises it) must not swallow it. The daemon answers it with RESOURCE_EXHAUSTED.
+    """
 
     def __init__(self, message: str, *, limit: str = "", value: float = 0, path: str | None = None) -> None:
         super().__init__(message, path=path)

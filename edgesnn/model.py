@@ -5,24 +5,94 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from edgesnn.errors import OptionError
+from edgesnn import limits
+from edgesnn.errors import EdgeSNNError, OptionError
 from edgesnn.graph import Graph
+from edgesnn.graph._node import check_text
 from edgesnn.neurons import METHODS, method_token
-from edgesnn.units import check_step_s
+from edgesnn.neurons.discretise import SECTION_RULE
+from edgesnn.units import check_step_s, check_time_s
 
 #: Where a session's neurons start: membranes at v_leak ("rest") or at 0 ("zero"); currents,
 #: adaptation and traces start at 0 either way.
 INITIAL_STATES = ("rest", "zero")
 #: The adaptation method that matches each discretisation (see edgesnn.adapt).
 ADAPT_FOR = {"zoh": "zoh-rate", "cascade": "zoh-rate", "euler": "euler-rate", "cascade-euler": "euler-rate"}
+#: The exponential method with the structure of each Euler one (what to use when dt exceeds a tau).
+_EXPONENTIAL = {"euler": "zoh", "cascade-euler": "cascade"}
 
 if TYPE_CHECKING:
     import os
 
     from edgesnn.engine.session import Session, SessionOptions
+
+
+def check_labels(labels: Any, graph: Graph) -> tuple[str, ...]:
+    """Class names as a tuple: printable text, at most ``limits.id_chars`` long, one per unit of the first output.
+
+    ``edgesnn run`` names its decision ``labels[argmax]`` over the first output; a list of
+    another length names nothing, so it is refused rather than carried.
+    """
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):
+        raise OptionError(f"expected a sequence of class names, got {type(labels).__name__}", path="labels")
+    labels = tuple(labels)
+    for i, label in enumerate(labels):
+        try:
+            check_text(label, f"labels/{i}", what="a class name")
+        except EdgeSNNError as exc:
+            raise OptionError(exc.message, path=exc.path) from None
+        limits.current().check("id_chars", len(label), "a class name's length", path=f"labels/{i}")
+    units = math.prod(graph.shape(graph.outputs[0]))
+    if labels and len(labels) != units:
+        raise OptionError(
+            f"expected one class name per unit of output {graph.outputs[0]!r} ({units}), got {len(labels)}",
+            path="labels",
+        )
+    return tuple(str(label) for label in labels)  # str subclasses (numpy's) become plain str
+
+
+def check_step_fits(graph: Graph, dt_s: float, method: str) -> None:
+    """Refuse a step that forward Euler cannot take: ``dt`` above a neuron's time constant makes its decay negative.
+
+    The same condition :func:`edgesnn.neurons.discretise.decay_and_gain` enforces when a
+    session opens, checked when the model is made, so that a model that exists can run.
+    """
+    if SECTION_RULE.get(method) != "euler":
+        return
+    for name, node in graph.nodes.items():
+        for field in node.array_fields():
+            tau = getattr(node, field) if field.startswith("tau") else None
+            if tau is not None and tau.size and dt_s > float(tau.min()):
+                raise OptionError(
+                    f"forward Euler ({method}) needs dt <= tau, but dt = {dt_s:g} s and {name}/{field} has"
+                    f" {float(tau.min()):g} s; use method {_EXPONENTIAL.get(method, 'zoh')!r} or a finer step",
+                    path="dt_s",
+                )
+
+
+def check_producer(producer: Any) -> None:
+    """Refuse a producer record that is not an object, or whose ``retimed`` history edgesnn could not read back."""
+    if not isinstance(producer, Mapping):
+        raise OptionError(f"expected an object, got {type(producer).__name__}", path="producer")
+    history = producer.get("retimed", [])
+    if not isinstance(history, list):
+        raise OptionError(f"expected a list of adaptations, got {type(history).__name__}", path="producer/retimed")
+    for i, step in enumerate(history):
+        where = f"producer/retimed/{i}"
+        if not isinstance(step, Mapping):
+            raise OptionError(f"expected {{from_dt_s, to_dt_s, method}}, got {type(step).__name__}", path=where)
+        for key in ("from_dt_s", "to_dt_s"):
+            value = step.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise OptionError(f"expected a step in seconds, got {type(value).__name__}", path=f"{where}/{key}")
+        try:
+            check_text(step.get("method"), f"{where}/method", what="a method name")
+        except EdgeSNNError as exc:
+            raise OptionError(exc.message, path=exc.path) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,17 +150,20 @@ class Model:
     def __post_init__(self) -> None:
         from edgesnn.adapt._maps import check_method  # late: edgesnn.adapt builds on this module
 
-        object.__setattr__(self, "dt_s", check_step_s(self.dt_s, name="dt_s"))
+        step = check_step_s(self.dt_s, name="dt_s")
+        object.__setattr__(self, "dt_s", check_time_s(step, name="dt_s", what="a step"))
         if self.method not in METHODS:
             raise OptionError(f"expected one of {', '.join(METHODS)}, got {self.method!r}", path="method")
         if self.adapt_method is None:
             object.__setattr__(self, "adapt_method", ADAPT_FOR[self.method])
         check_method(self.adapt_method)
+        check_step_fits(self.graph, self.dt_s, self.method)
         if self.initial_state not in INITIAL_STATES:
             raise OptionError(
                 f"expected one of {', '.join(INITIAL_STATES)}, got {self.initial_state!r}", path="initial_state"
             )
-        object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+        object.__setattr__(self, "labels", check_labels(self.labels, self.graph))
+        check_producer(self.producer)
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -148,6 +221,18 @@ class Model:
         graph = Graph(nodes, list(self.graph.edges), self.graph.metadata)
         return dataclasses.replace(self, graph=graph)
 
+    def session_bytes(self, batch: int = 1, dt: float | None = None) -> int:
+        """Bytes a session of ``batch`` streams at step ``dt`` (default: the training step) would allocate.
+
+        Estimated from shapes alone (:func:`edgesnn.graph.memory.session_bytes`), without
+        allocating; at another step, of the model adapted to it, as :meth:`session` runs it.
+        Raises :class:`~edgesnn.errors.LimitError` for a delay beyond ``limits.delay_steps`` steps.
+        """
+        from edgesnn.graph.memory import session_bytes
+
+        model = self if dt is None else _retimed(self, dt)
+        return session_bytes(model.graph, model.dt_s, batch)
+
     def session(
         self,
         dt: float | None = None,
@@ -167,7 +252,6 @@ class Model:
         ``initial_state`` is ``"rest"``, ``"zero"`` or arrays by state name (same as
         ``SessionOptions(initial_state=...)``).
         """
-        from edgesnn.adapt import retime_model
         from edgesnn.engine.session import Session, SessionOptions
 
         if store is not None:
@@ -176,5 +260,11 @@ class Model:
             options = dataclasses.replace(options or SessionOptions(), numerics=numerics)
         if initial_state is not None:
             options = dataclasses.replace(options or SessionOptions(), initial_state=initial_state)
-        model = self if dt is None else retime_model(self, dt)
+        model = self if dt is None else _retimed(self, dt)
         return Session(model, dt_s=model.dt_s, batch=batch, options=options)
+
+
+def _retimed(model: Model, dt: float) -> Model:
+    from edgesnn.adapt import retime_model  # late: edgesnn.adapt builds on this module
+
+    return retime_model(model, dt)

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import struct
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -288,3 +289,26 @@ def edit_bundle(
         for name, content in contents.items():
             zf.writestr(name, content)
     return buf.getvalue()
+
+
+def patch_zip_entry(data: bytes, member: str, *, method: int | None = None, flags: int | None = None) -> bytes:
+    """Set a member's compression method or OR in flag bits, in its local header and its central directory entry.
+
+    What another zip tool (or an attacker) writes: bzip2 or LZMA members, the encryption bit.
+    """
+    out = bytearray(data)
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(member)
+    places = [(info.header_offset, 6, 8)]  # local header: flags at +6, method at +8
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        (name_len,) = struct.unpack_from("<H", data, at + 28)
+        if data[at + 46 : at + 46 + name_len] == member.encode():
+            places.append((at, 8, 10))  # central entry: flags at +8, method at +10
+        at = data.find(b"PK\x01\x02", at + 1)
+    for at, flag_at, method_at in places:
+        if method is not None:
+            struct.pack_into("<H", out, at + method_at, method)
+        if flags is not None:
+            (old,) = struct.unpack_from("<H", out, at + flag_at)
+            struct.pack_into("<H", out, at + flag_at, old | flags)
+    return bytes(out)

@@ -8,18 +8,21 @@ import os
 import struct
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
 
 import edgesnn
+from edgesnn import limits
 from edgesnn.bundle import SCHEMA_VERSION, read_bundle, write_bundle
 from edgesnn.errors import (
     BundleFormatError,
     BundleIntegrityError,
     BundleValidationError,
     GraphError,
+    LimitError,
     MissingDependencyError,
     UnsupportedVersionError,
 )
@@ -36,6 +39,7 @@ from tests.helpers import (
     mock_node_types,
     mock_rnn_model,
     npy_bytes,
+    patch_zip_entry,
     read_manifest,
 )
 
@@ -357,11 +361,18 @@ def test_consistent_tensor_of_the_wrong_shape_for_its_node(rnn_bytes: bytes) -> 
 
 
 def test_absurd_declared_size_is_refused_before_reading(rnn_bytes: bytes) -> None:
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)})
-    fake = header.getvalue() + b"\0" * 20
     edit = _set("tensors", TAU, "shape", value=[10**12])
-    with pytest.raises(BundleValidationError, match=rf"^{TAU}: holds 20 data bytes, float32 \(1000000000000,\) needs"):
+    with pytest.raises(LimitError, match=rf"^{TAU}: a tensor of 3725 GiB .* exceeds the limit member_bytes") as info:
+        from_bytes(edit_bundle(rnn_bytes, members={TAU: b"\0" * 20}, manifest=edit))
+    assert (info.value.limit, info.value.value) == ("member_bytes", 4 * 10**12)
+
+
+def test_declared_size_the_member_does_not_hold_is_refused_before_reading(rnn_bytes: bytes) -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**6,)})
+    fake = header.getvalue() + b"\0" * 20
+    edit = _set("tensors", TAU, "shape", value=[10**6])
+    with pytest.raises(BundleValidationError, match=rf"^{TAU}: holds 20 data bytes, float32 \(1000000,\) needs"):
         from_bytes(edit_bundle(rnn_bytes, members={TAU: fake}, manifest=edit))
 
 
@@ -489,3 +500,388 @@ def test_initial_state_round_trips_and_a_bad_one_is_named(rnn_bytes: bytes) -> N
     assert from_bytes(to_bytes(dataclasses.replace(model, initial_state="zero"))).initial_state == "zero"
     with pytest.raises(BundleValidationError, match=r"^model/initial_state: expected one of rest, zero"):
         from_bytes(edit_bundle(rnn_bytes, manifest=_set("model", "initial_state", value="warm")))
+
+
+# -- hostile files: each escape the fuzzer found, now refused by name ----------------------------
+
+
+def _least_peak(run, times: int = 3) -> int:
+    """The least tracemalloc peak of ``times`` calls of ``run``: tracemalloc sees every thread, and busy neighbours."""
+    peaks = []
+    for _ in range(times):
+        tracemalloc.start()
+        try:
+            run()
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    return min(peaks)
+
+
+def _cli_info(path) -> tuple[int, str]:
+    """``edgesnn info PATH``: exit code and stderr."""
+    import contextlib
+
+    from edgesnn.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["info", str(path)])
+    return code, err.getvalue()
+
+
+def _assert_one_line(stderr: str, *parts: str) -> None:
+    assert stderr.count("\n") == 1 and stderr.startswith("edgesnn info: error: "), stderr
+    for part in parts:
+        assert part in stderr, stderr
+
+
+def test_deeply_nested_manifest_is_over_the_json_depth_limit(rnn_bytes: bytes, tmp_path) -> None:
+    deep = b'{"schema_version": 2, "producer": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    path = tmp_path / "deep.esnn"
+    path.write_bytes(edit_bundle(rnn_bytes, raw_manifest=deep))
+
+    with pytest.raises(LimitError, match=r"^manifest.json: nests objects and lists more than 64 deep") as info:
+        read_bundle(path)
+    assert info.value.limit == "json_depth"
+
+    code, err = _cli_info(path)
+    assert code == 8
+    _assert_one_line(err, "manifest.json", "json_depth")
+
+
+def test_nesting_within_the_depth_limit_round_trips() -> None:
+    nested: object = "leaf"
+    for _ in range(30):  # 60 levels, and the manifest's own two: within json_depth = 64
+        nested = {"next": [nested]}
+    model = mock_model(mock_node_graph("LIF"), producer={"notes": nested})
+    assert from_bytes(to_bytes(model)).producer["notes"] == nested
+
+
+@pytest.mark.parametrize(
+    ("method", "flags", "says"),
+    [
+        (zipfile.ZIP_BZIP2, 0, r"is compressed with method 12 \(bzip2\); bundles use stored or deflate"),
+        (zipfile.ZIP_LZMA, 0, r"is compressed with method 14 \(LZMA\)"),
+        (99, 0, r"is compressed with method 99 \(unknown\)"),
+        (None, 0x1, r"is encrypted"),
+        (None, 0x40, r"is encrypted"),
+        (None, 0x20, r"holds patch data"),
+    ],
+)
+def test_members_zipfile_cannot_or_should_not_decode_are_named(
+    method: int | None, flags: int, says: str, rnn_bytes: bytes
+) -> None:
+    damaged = patch_zip_entry(rnn_bytes, TAU, method=method, flags=flags or None)
+    with pytest.raises(BundleFormatError, match=rf"^{TAU}: {says}"):
+        from_bytes(damaged)
+
+
+def test_bytes_cut_from_the_front_name_the_file(rnn_bytes: bytes, tmp_path) -> None:
+    path = tmp_path / "cut.esnn"
+    path.write_bytes(rnn_bytes[10:])
+
+    with pytest.raises(BundleFormatError, match=rf"^{path}: bytes are missing from the front"):
+        read_bundle(path)
+    with pytest.raises(BundleFormatError, match=r"^<bundle stream>: bytes are missing from the front"):
+        from_bytes(rnn_bytes[10:])
+
+    code, err = _cli_info(path)
+    assert code == 3
+    _assert_one_line(err, str(path), "missing from the front")
+
+
+def test_label_with_a_lone_surrogate_is_refused_at_load(rnn_bytes: bytes, tmp_path) -> None:
+    path = tmp_path / "surrogate.esnn"
+    path.write_bytes(edit_bundle(rnn_bytes, manifest=_set("model", "labels", value=["yes", "\ud800", "no"])))
+
+    with pytest.raises(BundleFormatError, match=r"^model/labels/1: expected UTF-8 text, got a lone surrogate"):
+        read_bundle(path)
+
+    code, err = _cli_info(path)
+    assert code == 3
+    _assert_one_line(err, "model/labels/1", "surrogate")
+
+
+@pytest.mark.parametrize("label", ["two\nlines", "bell\x07", "nul\x00"])
+def test_label_with_a_control_character_is_refused(label: str, rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleValidationError, match=r"^model/labels/2: expected printable UTF-8 text, got a control"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("model", "labels", value=["a", "b", label])))
+
+
+def test_non_ascii_labels_and_names_round_trip(tmp_path) -> None:
+    model = mock_rnn_model()
+    model = Model(model.graph, model.dt_s, labels=("über", "日本", "🙂"))
+    path = tmp_path / "text.esnn"
+    write_bundle(model, path)
+    assert read_bundle(path).labels == ("über", "日本", "🙂")
+    code, _ = _cli_info(path)
+    assert code == 0
+
+
+def test_label_count_must_match_the_first_output(rnn_bytes: bytes) -> None:
+    with pytest.raises(
+        BundleValidationError, match=r"^model/labels: expected one class name per unit of output 'out' \(3\), got 2"
+    ):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("model", "labels", value=["a", "b"])))
+    assert from_bytes(edit_bundle(rnn_bytes, manifest=_set("model", "labels", value=[]))).labels == ()
+
+
+@pytest.mark.parametrize(
+    ("keys", "value", "limit", "path"),
+    [
+        (
+            ("graph", "nodes", "lif1", "min_spike_interval_s"),
+            1e300,
+            "max_time_s",
+            "graph/nodes/lif1/min_spike_interval_s",
+        ),
+        (
+            ("graph", "nodes", "lif1", "min_spike_interval_s"),
+            1e-12,
+            "min_time_s",
+            "graph/nodes/lif1/min_spike_interval_s",
+        ),
+        (("model", "dt_s"), 1e-300, "min_time_s", "model/dt_s"),
+        (("model", "dt_s"), 1e300, "max_time_s", "model/dt_s"),
+    ],
+)
+def test_physically_absurd_times_are_refused_at_load(
+    keys: tuple[str, ...], value: float, limit: str, path: str, rnn_bytes: bytes
+) -> None:
+    with pytest.raises(LimitError) as info:
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set(*keys, value=value)))
+    assert (info.value.limit, info.value.path) == (limit, path)
+
+
+def _delay_model(delay_s: float) -> Model:
+    from edgesnn.graph import Delay, Graph, Input, Output
+
+    graph = Graph({"in": Input((4,)), "d": Delay(delay_s), "out": Output((4,))}, [("in", "d"), ("d", "out")])
+    return Model(graph, 1e-3)
+
+
+@pytest.mark.parametrize("delay", [1e300, 1e6, 10**400])
+def test_delay_beyond_max_time_is_refused_at_load(delay: float) -> None:
+    data = edit_bundle(to_bytes(_delay_model(1e-3)), manifest=_set("graph", "nodes", "d", "delay_s", value=delay))
+    with pytest.raises(LimitError, match=r"^graph/nodes/d/delay_s: a delay of .* exceeds the limit max_time_s"):
+        from_bytes(data)
+
+
+def test_delay_of_more_steps_than_the_limit_is_refused_before_its_ring_is_allocated() -> None:
+    model = from_bytes(to_bytes(_delay_model(5000.0)))  # 5e6 steps of 1 ms: a 76 MiB ring for 4 inputs
+
+    with pytest.raises(LimitError, match=r"^nodes/d/delay_s: a delay of 5000 s at a step of 0.001 s") as info:
+        model.session_bytes()
+    assert (info.value.limit, info.value.value) == ("delay_steps", 5_000_000)
+    with pytest.raises(LimitError, match=r"delay_steps"):
+        model.session()
+    with limits.override(delay_steps=10_000_000):
+        assert model.session_bytes() > 2 * 5_000_000 * 4 * 4  # the ring and its reset copy
+
+
+def test_huge_input_shape_in_a_tiny_file_is_refused(rnn_bytes: bytes) -> None:
+    edit = _set("graph", "nodes", "in", "shape", value=[10**9])
+    with pytest.raises(LimitError, match=r"^graph/nodes/in/shape: shape \(1000000000,\) .* node_elements") as info:
+        from_bytes(edit_bundle(rnn_bytes, manifest=edit))
+    assert info.value.limit == "node_elements"
+
+
+@pytest.mark.parametrize("shape", [["6"], [6.0], [True], "66", [[6]]])
+def test_node_shapes_must_be_integers(shape: object, rnn_bytes: bytes) -> None:
+    with pytest.raises(
+        BundleValidationError, match=r"^graph/nodes/in/shape(/0)?: expected (an integer|a list of integers)"
+    ):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("graph", "nodes", "in", "shape", value=shape)))
+
+
+def test_member_inflating_past_the_limit_is_refused_before_it_is_read(rnn_bytes: bytes) -> None:
+    members = bundle_members(rnn_bytes)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+        zf.writestr("attachments/bomb", bytes(64 << 20), zipfile.ZIP_DEFLATED)  # 64 MiB in 64 KiB
+    bomb = buf.getvalue()
+    assert len(bomb) < 200_000
+
+    def read() -> None:
+        with limits.override(member_bytes=1 << 20), pytest.raises(LimitError) as info:
+            from_bytes(bomb)
+        assert (info.value.limit, info.value.path) == ("member_bytes", "attachments/bomb")
+
+    peak = _least_peak(read)
+    assert peak < 1 << 20  # nothing of the 64 MiB was inflated
+
+
+def test_tensors_are_hashed_as_they_stream_in_without_whole_copies() -> None:
+    from edgesnn.graph import Graph, Input, Linear, Output
+
+    weight = np.ones((1024, 1024), np.float32)
+    model = Model(Graph({"in": Input((1024,)), "fc": Linear(weight), "out": Output((1024,))},
+                        [("in", "fc"), ("fc", "out")]), 1e-3)  # fmt: skip
+    data = to_bytes(model)
+    from_bytes(data)  # first-use imports and caches are not the reader's memory
+    peak = _least_peak(lambda: from_bytes(data))
+    assert peak < 2 * weight.nbytes  # the weight once, plus a chunk in flight
+
+
+def test_bundle_totals_and_zip_entry_count_are_limited(rnn_bytes: bytes) -> None:
+    with limits.override(bundle_bytes=1000), pytest.raises(LimitError, match=r"bundle_bytes"):
+        from_bytes(rnn_bytes)
+    with limits.override(bundle_members=5), pytest.raises(LimitError, match=r"^<bundle stream>: .* bundle_members"):
+        from_bytes(rnn_bytes)
+
+
+def test_a_stream_that_cannot_seek_is_read_no_further_than_the_limit() -> None:
+    class Endless:
+        def read(self, n: int = -1) -> bytes:
+            assert n >= 0, "must not read to the end"
+            return b"\0" * n
+
+    with limits.override(bundle_bytes=1 << 20, bundle_members=16), pytest.raises(LimitError, match=r"bundle_bytes"):
+        read_bundle(Endless())
+
+
+def test_duplicate_member_names_are_refused_naming_the_member(rnn_bytes: bytes) -> None:
+    members = bundle_members(rnn_bytes)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+        with pytest.warns(UserWarning, match="Duplicate name"):  # zipfile itself only warns
+            zf.writestr(TAU, members[TAU])
+    with pytest.raises(BundleFormatError, match=rf"^{TAU}: the zip holds two members of this name"):
+        from_bytes(buf.getvalue())
+
+
+def test_negative_part_size_is_refused() -> None:
+    pytest.importorskip("onnx")
+    data = to_bytes(mock_model(mock_node_graph("Onnx")))
+    with pytest.raises(BundleFormatError, match=r"^parts/node.onnx/size: expected a size in bytes >= 0, got -5"):
+        from_bytes(edit_bundle(data, manifest=_set("parts", "parts/node.onnx", "size", value=-5)))
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [(b'{"a": 1e400}', "number 1e400 is out of range"), (b'{"a": -Infinity}', "-Infinity is not valid JSON")],
+)
+def test_numbers_that_json_would_turn_into_infinity_are_refused(raw: bytes, says: str, rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleFormatError, match=rf"^manifest.json: invalid JSON: {says}"):
+        from_bytes(edit_bundle(rnn_bytes, raw_manifest=raw))
+
+
+def test_euler_step_longer_than_a_time_constant_is_refused_at_load(rnn_bytes: bytes) -> None:
+    # mock models use forward Euler; the smallest tau is a few ms, so a 1 s step cannot be taken.
+    with pytest.raises(BundleValidationError, match=r"^model/dt_s: forward Euler \(euler\) needs dt <= tau"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("model", "dt_s", value=1.0)))
+
+
+@pytest.mark.parametrize(
+    ("retimed", "path"),
+    [("often", "producer/retimed"), ([1], "producer/retimed/0"),
+     ([{"from_dt_s": "1ms", "to_dt_s": 1e-3, "method": "zoh-rate"}], "producer/retimed/0/from_dt_s")],
+)  # fmt: skip
+def test_producer_history_edgesnn_reads_back_is_checked(retimed: object, path: str, rnn_bytes: bytes) -> None:
+    with pytest.raises(BundleValidationError) as info:
+        from_bytes(edit_bundle(rnn_bytes, manifest=_set("producer", "retimed", value=retimed)))
+    assert info.value.path == path
+
+
+def test_learning_configuration_a_session_would_refuse_is_refused_at_load(rnn_bytes: bytes) -> None:
+    edit = _set("model", "learning", "feature_node", value="fc1")
+    with pytest.raises(BundleValidationError, match=r"^model/learning/feature_node: 'fc1' is a Affine, not a spiking"):
+        from_bytes(edit_bundle(rnn_bytes, manifest=edit))
+
+
+def test_graph_size_is_limited_before_its_checks_run(rnn_bytes: bytes) -> None:
+    with limits.override(graph_nodes=4), pytest.raises(LimitError, match=r"^graph/nodes: a count of nodes of 7"):
+        from_bytes(rnn_bytes)
+    with limits.override(graph_edges=5), pytest.raises(LimitError, match=r"^graph/edges: a count of edges of 7"):
+        from_bytes(rnn_bytes)
+
+
+# -- what a session will allocate, known before it allocates -----------------------------------------------
+
+
+@pytest.mark.parametrize("type_name", sorted(set(NODE_TYPES) - {"Onnx"}))
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+def test_session_estimate_bounds_what_a_session_allocates(type_name: str, backend: str) -> None:
+    from edgesnn.engine import SessionOptions
+    from edgesnn.engine.backends import available_backends
+
+    if backend not in available_backends():
+        pytest.skip(f"{backend} backend not built")
+    model = mock_model(mock_node_graph(type_name))
+    options = SessionOptions(backends=(backend,))
+    for batch in (1, 16):
+        feed = {s.name: np.ones((batch, *s.shape), np.float32) for s in model.inputs}
+        model.session(batch=batch, options=options).step(feed)  # imports and first-use caches
+        peak = _least_peak(lambda: model.session(batch=batch, options=options).step(feed))  # noqa: B023 (called at once)
+        assert peak <= model.session_bytes(batch), (batch, peak)
+
+
+def test_session_estimate_grows_with_the_batch_and_names_the_largest_node() -> None:
+    from edgesnn.graph.memory import check_session, session_bytes_by_node
+
+    model = mock_conv_model(size=32)
+    one, many = model.session_bytes(1), model.session_bytes(64)
+    assert one < model.session_bytes(2) < many < 64 * one  # weights and coefficients do not grow with the batch
+    need = session_bytes_by_node(model.graph, model.dt_s, 64)
+    worst = max(need, key=need.__getitem__)
+    with limits.override(session_bytes=one * 2), pytest.raises(LimitError) as info:
+        check_session(model.graph, model.dt_s, 64)
+    assert (info.value.limit, info.value.path) == ("session_bytes", f"nodes/{worst}")
+    assert f"for node {worst}" in info.value.message
+    with (
+        limits.override(batch=8),
+        pytest.raises(LimitError, match=r"^batch: a batch of 64 exceeds the limit batch = 8"),
+    ):
+        check_session(model.graph, model.dt_s, 64)
+
+
+# -- NIR files through edgesnn.load -------------------------------------------------------------------
+
+
+def _nir_with_record(tmp_path, edit) -> str:
+    """A .nir file written by edgesnn whose edgesnn record (a JSON string in its metadata) ``edit`` replaces."""
+    import json
+
+    h5py = pytest.importorskip("h5py")
+    pytest.importorskip("nir")
+    from edgesnn.bundle.nir import write_nir
+
+    model = mock_rnn_model()
+    path = str(tmp_path / "model.nir")
+    write_nir(Model(model.graph, model.dt_s, model.method), path)
+    with h5py.File(path, "r+") as f:
+        record = json.loads(f["node/metadata/edgesnn"][()])
+        del f["node/metadata/edgesnn"]
+        f["node/metadata/edgesnn"] = edit(record)
+    return path
+
+
+def test_nir_record_edgesnn_cannot_convert_names_the_file(tmp_path) -> None:
+    import json
+
+    from edgesnn.errors import NIRImportError
+
+    path = _nir_with_record(tmp_path, lambda r: json.dumps({k: v for k, v in r.items() if k != "dt_s"}))
+    with pytest.raises(NIRImportError, match=rf"^{path}: cannot convert the NIR graph \(KeyError: 'dt_s'\)"):
+        edgesnn.load(path)
+
+
+def test_nir_record_nested_too_deeply_is_over_the_json_depth_limit(tmp_path) -> None:
+    path = _nir_with_record(tmp_path, lambda r: "[" * 5000 + "]" * 5000)
+    with pytest.raises(LimitError, match=rf"^{path}/metadata/edgesnn: nests objects and lists more than 64 deep"):
+        edgesnn.load(path)
+
+
+def test_damaged_nir_file_names_the_file(tmp_path) -> None:
+    from edgesnn.errors import NIRImportError
+
+    pytest.importorskip("nir")
+    path = tmp_path / "broken.nir"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
+    with pytest.raises(NIRImportError, match=rf"^{path}: not a readable NIR file"):
+        edgesnn.load(path)

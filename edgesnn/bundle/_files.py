@@ -9,8 +9,12 @@ import secrets
 from collections.abc import Callable, Iterator
 from typing import IO, Union
 
+from edgesnn import limits
+
 #: A filesystem path or an open binary file (``read``/``write``, and ``seek`` for reading).
 Target = Union[str, "os.PathLike[str]", IO[bytes]]
+#: What a zip adds around each member's bytes, at most (headers and a name), for a stream that is not seekable.
+_ENTRY_OVERHEAD = 256
 
 
 def is_path(target: object) -> bool:
@@ -37,8 +41,14 @@ def open_source(source: Target) -> Iterator[IO[bytes]]:
     if callable(seekable) and seekable():
         yield source  # type: ignore[misc]
     else:
-        # zipfile needs to seek to the central directory at the end; a pipe has to be buffered.
-        yield io.BytesIO(source.read())  # type: ignore[union-attr]
+        # zipfile needs to seek to the central directory at the end; a pipe has to be buffered,
+        # and no more of it than a bundle within the limits can take (stored members, headers).
+        bounds = limits.current()
+        overhead = bounds.bundle_members * _ENTRY_OVERHEAD
+        data = source.read(bounds.bundle_bytes + overhead + 1)  # type: ignore[union-attr]
+        bounds.check("bundle_bytes", max(len(data) - overhead, 0), "a bundle stream, less its zip headers,",
+                     path=display_name(source))  # fmt: skip
+        yield io.BytesIO(data)
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from edgesnn import limits
+from edgesnn.bundle import _json
 from edgesnn.errors import BundleFormatError, BundleValidationError, UnsupportedVersionError
 from edgesnn.neurons import legacy_method
 
@@ -28,8 +30,6 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 MANIFEST_NAME = "manifest.json"
-#: A manifest is configuration, not data; anything bigger is refused before parsing.
-MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 
 _SECTIONS = ("schema_version", "producer", "model", "graph", "tensors", "parts", "inputs", "outputs")
 #: Sections a version 2 manifest may have: ``loihi``, a model's integer network (edgesnn.loihi.serialize).
@@ -129,11 +129,21 @@ def _expect_keys(section: Mapping[str, Any], required: tuple[str, ...], path: st
 
 def _shape(value: Any, path: str) -> tuple[int, ...]:
     _expect(value, (list,), "a list of sizes", path)
+    limits.current().check("max_rank", len(value), "a rank", path=path)
     for i, v in enumerate(value):
-        _expect(v, (int,), "a size >= 0", f"{path}/{i}")
+        _expect(v, (int,), "an integer size >= 0", f"{path}/{i}")
         if v < 0:
-            raise BundleFormatError(f"expected a size >= 0, got {v}", path=f"{path}/{i}")
+            raise BundleFormatError(f"expected an integer size >= 0, got {v}", path=f"{path}/{i}")
     return tuple(value)
+
+
+def _size(value: Any, path: str) -> int:
+    _expect(value, (int,), "a size in bytes", path)
+    if value < 0:
+        raise BundleFormatError(f"expected a size in bytes >= 0, got {value}", path=path)
+    # Checked here, before the member is opened: its size decides what reading it allocates.
+    limits.current().check("member_bytes", value, "a member", path=path.rpartition("/")[0])
+    return value
 
 
 def _sha256(value: Any, path: str) -> str:
@@ -142,27 +152,9 @@ def _sha256(value: Any, path: str) -> str:
     return value
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            # json would silently keep the last one; a duplicate node name must not vanish.
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def decode_json(raw: bytes) -> dict[str, Any]:
-    """Parse manifest bytes strictly: UTF-8, no NaN/Infinity, no duplicate keys."""
-    try:
-        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BundleFormatError(f"invalid JSON: {exc}", path=MANIFEST_NAME) from exc
-    return _expect(doc, (dict,), "a JSON object", MANIFEST_NAME)
+    """Parse manifest bytes strictly (see :func:`edgesnn.bundle._json.loads`): the result must be an object."""
+    return _expect(_json.loads(raw, MANIFEST_NAME), (dict,), "a JSON object", MANIFEST_NAME)
 
 
 def check_version(doc: Mapping[str, Any]) -> int:
@@ -247,12 +239,14 @@ def parse_manifest(doc: Mapping[str, Any]) -> Manifest:
             shape=_shape(entry["shape"], f"{member}/shape"),
             sha256=_sha256(entry["sha256"], f"{member}/sha256"),
         )
+        # Every tensor is float32: 4 bytes an element, known before the member is opened.
+        limits.current().check("member_bytes", 4 * math.prod(tensors[member].shape), "a tensor", path=member)
     parts = {}
     for member, entry in _expect(doc["parts"], (dict,), "an object of members", "parts").items():
         _expect(entry, (dict,), "an object {sha256, size}", member)
         _expect_keys(entry, ("sha256", "size"), member)
-        size = _expect(entry["size"], (int,), "a size in bytes", f"{member}/size")
-        parts[member] = PartEntry(sha256=_sha256(entry["sha256"], f"{member}/sha256"), size=size)
+        parts[member] = PartEntry(sha256=_sha256(entry["sha256"], f"{member}/sha256"),
+                                  size=_size(entry["size"], f"{member}/size"))  # fmt: skip
 
     return Manifest(
         schema_version=version,

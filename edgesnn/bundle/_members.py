@@ -2,8 +2,9 @@
 
 Decoding never unpickles and never allocates from a size nobody has checked:
 the .npy header is read first (numpy bounds its length), compared with the
-manifest, and the zip entry's size must equal header plus declared data
-before the data is read.
+manifest, and the zip entry's size (held to the limits when the zip was
+opened) must equal header plus declared data before the data is read, in
+chunks, hashed as it arrives.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import hashlib
 import io
 import math
 import zipfile
-import zlib
 
 import numpy as np
 
 from edgesnn.bundle._manifest import PartEntry, TensorEntry
+from edgesnn.bundle._zip import member_errors, read_bytes, read_member
 from edgesnn.errors import BundleFormatError, BundleIntegrityError, BundleValidationError
 
 #: The one dtype parameter tensors have, on disk and in memory.
@@ -24,9 +25,6 @@ TENSOR_DTYPE = np.dtype("<f4")
 #: numpy itself refuses .npy headers longer than this (its ``max_header_size`` default).
 _MAX_HEADER = 10_000
 _PREFIX = _MAX_HEADER + 16  # magic, version and length field come before the header text
-
-# What a corrupt member raises while zipfile inflates it and checks its CRC.
-ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
 
 
 def encode_tensor(array: np.ndarray) -> bytes:
@@ -48,7 +46,8 @@ def describe(dtype: np.dtype | str, shape: tuple[int, ...]) -> str:
     return f"{name} {tuple(shape)}"
 
 
-def _info(zf: zipfile.ZipFile, member: str) -> zipfile.ZipInfo:
+def member_info(zf: zipfile.ZipFile, member: str) -> zipfile.ZipInfo:
+    """The zip entry of a member the manifest lists (:class:`BundleFormatError` when it is missing)."""
     try:
         return zf.getinfo(member)
     except KeyError:
@@ -65,17 +64,14 @@ def _read_header(prefix: bytes, member: str) -> tuple[np.dtype, tuple[int, ...],
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf, max_header_size=_MAX_HEADER)
         else:
             raise ValueError(f"unsupported .npy format version {major}")
-    except (ValueError, SyntaxError, EOFError) as exc:
-        raise BundleValidationError(f"not a readable .npy file: {exc}", path=member) from exc
+    except Exception as exc:  # numpy's header parser (literal_eval, dtype) raises many types for bad text
+        raise BundleValidationError(f"not a readable .npy file: {type(exc).__name__}: {exc}", path=member) from exc
     return dtype, tuple(int(s) for s in shape), bool(fortran), buf.tell()
 
 
-def _stream_sha256(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
-    digest = hashlib.sha256()
-    with zf.open(info) as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _prefix(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    with member_errors(info.filename), zf.open(info) as f:
+        return f.read(min(info.file_size, _PREFIX))
 
 
 def read_tensor(zf: zipfile.ZipFile, member: str, entry: TensorEntry) -> np.ndarray:
@@ -86,31 +82,25 @@ def read_tensor(zf: zipfile.ZipFile, member: str, entry: TensorEntry) -> np.ndar
             f"expected {expected} (parameters are float32), manifest declares {describe(entry.dtype, entry.shape)}",
             path=member,
         )
-    info = _info(zf, member)
+    info = member_info(zf, member)
     nbytes = math.prod(entry.shape) * TENSOR_DTYPE.itemsize
+    prefix = _prefix(zf, info)
     try:
-        with zf.open(info) as f:
-            prefix = f.read(min(info.file_size, _PREFIX))
-            try:
-                dtype, shape, fortran, header_len = _read_header(prefix, member)
-                if dtype != TENSOR_DTYPE or shape != entry.shape:
-                    raise BundleValidationError(f"expected {expected}, got {describe(dtype, shape)}", path=member)
-            except BundleValidationError:
-                # A damaged header is corruption first: say so when the hash proves it and the size is plausible.
-                if info.file_size <= nbytes + _PREFIX and _stream_sha256(zf, info) != entry.sha256:
-                    raise BundleIntegrityError(
-                        "sha256 does not match the manifest (member is corrupt)", path=member
-                    ) from None
-                raise
-            if info.file_size != header_len + nbytes:
-                # Checked before reading so a huge declared shape or entry never gets allocated.
-                raise BundleValidationError(
-                    f"holds {info.file_size - header_len} data bytes, {expected} needs {nbytes}", path=member
-                )
-            data = prefix + f.read()
-    except ZIP_READ_ERRORS as exc:
-        raise BundleFormatError(f"cannot read member: {exc}", path=member) from exc
-    if sha256(data) != entry.sha256:
+        dtype, shape, fortran, header_len = _read_header(prefix, member)
+        if dtype != TENSOR_DTYPE or shape != entry.shape:
+            raise BundleValidationError(f"expected {expected}, got {describe(dtype, shape)}", path=member)
+    except BundleValidationError:
+        # A damaged header is corruption first: say so when the hash proves it and the size is plausible.
+        if info.file_size <= nbytes + _PREFIX and read_member(zf, info) != entry.sha256:
+            raise BundleIntegrityError("sha256 does not match the manifest (member is corrupt)", path=member) from None
+        raise
+    if info.file_size != header_len + nbytes:
+        # Checked before reading the data, so a huge declared shape or entry never gets allocated.
+        raise BundleValidationError(
+            f"holds {info.file_size - header_len} data bytes, {expected} needs {nbytes}", path=member
+        )
+    data = bytearray(info.file_size)
+    if read_member(zf, info, memoryview(data)) != entry.sha256:
         raise BundleIntegrityError("sha256 does not match the manifest (member is corrupt)", path=member)
     array = np.frombuffer(data, dtype=TENSOR_DTYPE, count=math.prod(shape), offset=header_len)
     return np.ascontiguousarray(array.reshape(shape, order="F" if fortran else "C"))
@@ -118,13 +108,10 @@ def read_tensor(zf: zipfile.ZipFile, member: str, entry: TensorEntry) -> np.ndar
 
 def read_part(zf: zipfile.ZipFile, member: str, entry: PartEntry) -> bytes:
     """Load an opaque member (ONNX bytes), checking size and hash."""
-    info = _info(zf, member)
+    info = member_info(zf, member)
     if info.file_size != entry.size:
         raise BundleIntegrityError(f"holds {info.file_size} bytes, the manifest records {entry.size}", path=member)
-    try:
-        data = zf.read(info)
-    except ZIP_READ_ERRORS as exc:
-        raise BundleFormatError(f"cannot read member: {exc}", path=member) from exc
-    if sha256(data) != entry.sha256:
+    data, digest = read_bytes(zf, info)
+    if digest != entry.sha256:
         raise BundleIntegrityError("sha256 does not match the manifest (member is corrupt)", path=member)
-    return data
+    return bytes(data)

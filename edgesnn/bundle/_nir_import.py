@@ -9,7 +9,7 @@ import numpy as np
 
 from edgesnn.bundle import _nir_meta, _nir_profiles
 from edgesnn.bundle._nir_profiles import NEURON_KINDS, Options, Profile
-from edgesnn.errors import EdgeSNNError, NIRImportError
+from edgesnn.errors import EdgeSNNError, LimitError, NIRImportError
 from edgesnn.graph import (
     Affine,
     AvgPool2d,
@@ -25,7 +25,7 @@ from edgesnn.graph import (
     SumPool2d,
     Threshold,
 )
-from edgesnn.graph._node import Node
+from edgesnn.graph._node import Node, check_elements, prefixed
 from edgesnn.model import Model
 from edgesnn.neurons import legacy_method
 
@@ -160,6 +160,10 @@ def _neuron_params(kind: str, node: Any, name: str, in_shape: tuple[int, ...] | 
         raise NIRImportError(
             f"parameter shapes do not match the input {in_shape}: {shapes}", path=f"nodes/{name}"
         ) from exc
+    try:  # before broadcasting: (n, 1) and (1, n) parameters would allocate n * n values
+        check_elements(shape, "shape")
+    except LimitError as exc:
+        raise prefixed(exc, f"nodes/{name}") from exc
     out = {}
     for field, arr in raw.items():
         if not np.all(np.isfinite(arr)):
@@ -185,7 +189,8 @@ def map_node(name: str, node: Any, in_shape: tuple[int, ...] | None, profile: Pr
         params = _neuron_params(kind, node, name, in_shape)
         return _nir_profiles.build_neuron(profile, kind, params, options)
     if kind == "Input":
-        return Input(shape=_ints(node.input_type["input"], "shape", name))
+        # in_shape: the shape the nodes it feeds agree on, when they drop its leading axes (see _input_shape)
+        return Input(shape=in_shape or _ints(node.input_type["input"], "shape", name))
     if kind == "Output":
         return Output(shape=in_shape)  # NIR files often leave it undefined; the edge decides
     if kind in ("Affine", "Linear"):
@@ -230,6 +235,33 @@ def map_node(name: str, node: Any, in_shape: tuple[int, ...] | None, profile: Pr
 
 
 # -- whole graph -------------------------------------------------------------------
+
+
+def _declared_input(node: Any) -> tuple[int, ...] | None:
+    """The input shape a NIR node declares, if it declares a non-empty one."""
+    types = getattr(node, "input_type", None)
+    shape = types.get("input") if isinstance(types, dict) else None
+    if shape is None or np.size(shape) == 0 or np.asarray(shape).dtype.kind not in "iu":
+        return None
+    return tuple(int(s) for s in np.asarray(shape).reshape(-1))
+
+
+def _input_shape(name: str, node: Any, nodes: dict[str, Any], edges: list[tuple[str, str]]) -> tuple[int, ...] | None:
+    """The Input's shape without leading axes that every node it feeds leaves out, else None.
+
+    nirtorch-based exporters take the Input's shape from the traced sample: Sinabs's keeps the
+    sample's time axis, Rockpool's its batch axis, while the nodes fed declare one step of one
+    sample. Those nodes' common shape is the only one the graph runs with.
+    """
+    declared = _ints(node.input_type["input"], "shape", name)
+    fed = {_declared_input(nodes[b]) for a, b in edges if a == name}
+    if len(fed) != 1 or None in fed:
+        return None
+    (shape,) = fed
+    if not 0 < len(shape) < len(declared) or declared[len(declared) - len(shape) :] != shape:
+        return None
+    log.info("NIR Input %s declares shape %s, the nodes it feeds %s: using %s", name, declared, shape, shape)
+    return shape
 
 
 def _unbroadcast(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -300,7 +332,7 @@ def build_model(
         for name in list(pending):
             node = nir_nodes[name]
             if isinstance(node, nir.Input):
-                in_shape = None
+                in_shape = _input_shape(name, node, nir_nodes, edges)
             else:
                 known = [shapes[a] for a, b in edges if b == name and a in shapes]
                 if not known:
@@ -313,6 +345,8 @@ def build_model(
                 shapes[name] = new.output_shape(new.shape if isinstance(new, Input) else in_shape)  # type: ignore[attr-defined]
             except NIRImportError:
                 raise
+            except LimitError as exc:
+                raise prefixed(exc, f"nodes/{name}") from exc
             except EdgeSNNError as exc:
                 raise NIRImportError(
                     f"{type(node).__name__}: {exc.message}", path=f"nodes/{name}/{exc.path or ''}".rstrip("/")
@@ -348,6 +382,8 @@ def build_model(
         initial_state = profile.initial_state
     try:
         g = Graph(nodes={n: built[n] for n in nir_nodes}, edges=edges, metadata=metadata)
+    except LimitError:
+        raise
     except EdgeSNNError as exc:
         raise NIRImportError(exc.message, path=exc.path) from exc
     log.info("imported NIR graph (%d nodes) with profile %s at dt = %g s", len(built), profile.name, options.dt_s)

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.errors import NIRImportError
+from edgesnn.bundle import _json
+from edgesnn.errors import EdgeSNNError, LimitError, NIRImportError
 
 KEY = "edgesnn"
 #: Format 2 added ``initial_state`` and named the cascades ("cascade", "cascade-euler"), which
@@ -42,7 +43,10 @@ def _encode(obj: Any) -> Any:
 def _decode(obj: Any) -> Any:
     if isinstance(obj, dict):
         if "__ndarray__" in obj:
-            return np.asarray(obj["__ndarray__"], dtype=np.dtype(obj["dtype"])).reshape(obj["shape"])
+            dtype = np.dtype(obj["dtype"])
+            if dtype.kind not in "biuf":  # dumps writes numeric arrays only; others could be any size
+                raise TypeError(f"expected a numeric dtype, got {dtype}")
+            return np.asarray(obj["__ndarray__"], dtype=dtype).reshape(obj["shape"])
         if "__tuple__" in obj:
             return tuple(_decode(v) for v in obj["__tuple__"])
         return {k: _decode(v) for k, v in obj.items()}
@@ -61,11 +65,17 @@ def loads(metadata: Any) -> dict[str, Any] | None:
     if not isinstance(metadata, dict) or KEY not in metadata:
         return None
     raw = metadata[KEY]
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf8")
+    if isinstance(raw, np.ndarray) and raw.size == 1:
+        raw = raw.reshape(-1)[0]
+    if not isinstance(raw, (bytes, str)):
+        raise NIRImportError(f"expected a JSON string written by edgesnn, got {type(raw).__name__}",
+                             path=f"metadata/{KEY}")  # fmt: skip
     try:
-        record = _decode(json.loads(raw))
-    except (TypeError, ValueError) as exc:
+        # Bounded like a manifest (size, depth); NaN stays allowed, since dumps writes it.
+        record = _decode(_json.loads(raw, f"metadata/{KEY}", allow_nan=True))
+    except LimitError:
+        raise
+    except (EdgeSNNError, TypeError, ValueError, KeyError, OverflowError) as exc:
         raise NIRImportError(
             f"expected a JSON string written by edgesnn, got {str(raw)[:40]!r}", path=f"metadata/{KEY}"
         ) from exc

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from edgesnn.bundle._manifest import jsonable, part_member, tensor_member
-from edgesnn.errors import BundleFormatError, BundleValidationError, EdgeSNNError
+from edgesnn.errors import BundleFormatError, BundleValidationError, EdgeSNNError, LimitError
 from edgesnn.graph import NODE_TYPES, Node
+from edgesnn.graph._node import prefixed
 
 #: Loads a referenced member; arguments are the member name and the manifest path referring to it.
 Loader = Callable[[str, str], Any]
@@ -88,10 +89,12 @@ def build_node(name: str, entry: dict[str, Any], load_tensor: Loader, load_part:
             members[field] = ref[1]
     try:
         return cls.from_dict(data)
+    except LimitError as exc:  # stays a LimitError (exit 8, RESOURCE_EXHAUSTED), placed under the node
+        raise prefixed(exc, path) from exc
     except EdgeSNNError as exc:
         field = (exc.path or "").split("/")[0]
         hint = f" (in {members[field]})" if field in members else ""
         where = f"{path}/{exc.path}" if exc.path else path
         raise BundleValidationError(f"{exc.message}{hint}", path=where) from exc
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BundleValidationError(f"cannot build {type_name}: {exc}", path=path) from exc

@@ -55,7 +55,8 @@ import os
 from typing import Any
 
 from edgesnn.bundle import _nir_profiles
-from edgesnn.errors import MissingDependencyError, NIRImportError
+from edgesnn.errors import EdgeSNNError, LimitError, MissingDependencyError, NIRImportError
+from edgesnn.graph._node import prefixed
 from edgesnn.model import Model
 
 __all__ = ["PROFILES", "from_nir", "to_nir", "read_nir", "write_nir"]
@@ -117,8 +118,15 @@ def from_nir(
             source=source,
             max_spikes_per_step=max_spikes_per_step,
         )
-    except NIRImportError as exc:
-        raise (exc.with_prefix(source) if source else exc) from exc
+    except (NIRImportError, LimitError) as exc:
+        raise (prefixed(exc, source) if source else exc) from exc
+    except EdgeSNNError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # A file nir.read accepted can still hold fields of types no exporter writes (strings for
+        # arrays, records with missing keys); name the file rather than let numpy's error escape.
+        where = source or "graph"
+        raise NIRImportError(f"cannot convert the NIR graph ({type(exc).__name__}: {exc})", path=where) from exc
 
 
 def to_nir(model: Model) -> Any:

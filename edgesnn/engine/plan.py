@@ -25,6 +25,7 @@ from edgesnn.graph import (
     SumPool2d,
     Threshold,
 )  # fmt: skip
+from edgesnn.graph.memory import check_session
 from edgesnn.graph.neurons import NEURON_TYPES
 from edgesnn.neurons import discretise
 
@@ -112,6 +113,7 @@ def compile_plan(
     (:mod:`edgesnn.engine._loihi`): ``loihi_network`` (an
     :class:`edgesnn.loihi.LoihiNetwork`) as it is, or else the graph quantised.
     """
+    check_session(graph, dt_s, batch)  # refuse before allocating: shapes x batch x delays within limits
     if numerics == "loihi":
         from edgesnn.engine._loihi import compile_loihi_plan
 

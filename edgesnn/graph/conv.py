@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from edgesnn.errors import NodeValidationError
-from edgesnn.graph._node import Node, Shape, array_field, as_int_tuple, as_param
+from edgesnn.graph._node import Node, Shape, array_field, as_int, as_int_tuple, as_param, check_elements
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -17,7 +17,9 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _spatial_out(node_name: str, in_hw: Shape, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape) -> Shape:
+def _spatial_out(channels: int, in_hw: Shape, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape) -> Shape:
+    # The numpy kernel pads each sample before windowing it, so the padded input is memory too.
+    check_elements((channels, *(s + 2 * p for s, p in zip(in_hw, padding, strict=True))), "padding")
     out = tuple(
         conv_output_size(s, k, st, p, d)
         for s, k, st, p, d in zip(in_hw, kernel, stride, padding, dilation, strict=True)
@@ -29,9 +31,9 @@ def _spatial_out(node_name: str, in_hw: Shape, kernel: Shape, stride: Shape, pad
 
 def _check_weight(node: Node, ndim: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
     w = as_param(node.weight, "weight")  # type: ignore[attr-defined]
-    if w.ndim != ndim:
+    if w.ndim != ndim or 0 in w.shape:
         raise NodeValidationError(
-            f"expected {ndim}-d weight (C_out, C_in/groups, ...), got shape {w.shape}", path="weight"
+            f"expected a non-empty {ndim}-d weight (C_out, C_in/groups, ...), got shape {w.shape}", path="weight"
         )
     if w.shape[0] % groups:
         raise NodeValidationError(f"C_out {w.shape[0]} is not divisible by groups {groups}", path="weight")
@@ -59,9 +61,7 @@ class Conv2d(Node):
     groups: int = 1
 
     def __post_init__(self) -> None:
-        self._set("groups", int(self.groups))
-        if self.groups < 1:
-            raise NodeValidationError(f"expected groups >= 1, got {self.groups}", path="groups")
+        self._set("groups", as_int(self.groups, "groups", minimum=1))
         w, b = _check_weight(self, 4, self.groups)
         self._set("weight", w)
         self._set("bias", b)
@@ -76,7 +76,9 @@ class Conv2d(Node):
                 f"expected input (C_in={self.weight.shape[1] * self.groups}, H, W), got {tuple(input_shape)}",
                 path="input",
             )
-        hw = _spatial_out("conv", input_shape[1:], self.weight.shape[2:], self.stride, self.padding, self.dilation)
+        hw = _spatial_out(
+            input_shape[0], input_shape[1:], self.weight.shape[2:], self.stride, self.padding, self.dilation
+        )
         return (self.weight.shape[0], *hw)
 
 
@@ -97,9 +99,7 @@ class Conv1d(Node):
     groups: int = 1
 
     def __post_init__(self) -> None:
-        self._set("groups", int(self.groups))
-        if self.groups < 1:
-            raise NodeValidationError(f"expected groups >= 1, got {self.groups}", path="groups")
+        self._set("groups", as_int(self.groups, "groups", minimum=1))
         w, b = _check_weight(self, 3, self.groups)
         self._set("weight", w)
         self._set("bias", b)
@@ -114,7 +114,7 @@ class Conv1d(Node):
                 f"expected input (C_in={self.weight.shape[1] * self.groups}, N), got {tuple(input_shape)}", path="input"
             )
         (n,) = _spatial_out(
-            "conv", input_shape[1:], self.weight.shape[2:], (self.stride,), (self.padding,), (self.dilation,)
+            input_shape[0], input_shape[1:], self.weight.shape[2:], (self.stride,), (self.padding,), (self.dilation,)
         )
         return (self.weight.shape[0], n)
 
@@ -137,7 +137,7 @@ class _Pool2d(Node):
         """(C, H, W) -> (C, H_out, W_out)."""
         if len(input_shape) != 3:
             raise NodeValidationError(f"expected input (C, H, W), got {tuple(input_shape)}", path="input")
-        hw = _spatial_out("pool", input_shape[1:], self.kernel_size, self.stride, self.padding, (1, 1))
+        hw = _spatial_out(input_shape[0], input_shape[1:], self.kernel_size, self.stride, self.padding, (1, 1))
         return (input_shape[0], *hw)
 
     @property
@@ -180,8 +180,8 @@ class Flatten(Node):
     end_dim: int = -1
 
     def __post_init__(self) -> None:
-        self._set("start_dim", int(self.start_dim))
-        self._set("end_dim", int(self.end_dim))
+        self._set("start_dim", as_int(self.start_dim, "start_dim"))
+        self._set("end_dim", as_int(self.end_dim, "end_dim"))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """Flatten dims start_dim..end_dim (negative indices count from the end)."""

@@ -8,12 +8,14 @@ the previous step's value, so every cycle must contain a node with state.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from edgesnn.errors import EdgeSNNError, GraphError
-from edgesnn.graph._node import Node, Shape
+from edgesnn import limits
+from edgesnn.errors import EdgeSNNError, GraphError, LimitError, NodeValidationError
+from edgesnn.graph._node import Node, Shape, check_elements, check_text, prefixed
 from edgesnn.graph.io_nodes import Input, Output
 
 Edge = tuple[str, str]
@@ -40,12 +42,24 @@ class Graph:
     _back_edges: frozenset[Edge] = dataclasses.field(init=False, repr=False)
     _shapes: dict[str, Shape] = dataclasses.field(init=False, repr=False)
     _in_shapes: dict[str, Shape] = dataclasses.field(init=False, repr=False)
+    _preds: dict[str, list[str]] = dataclasses.field(init=False, repr=False)
+    _succs: dict[str, list[str]] = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         nodes = dict(self.nodes)
         edges = tuple((str(a), str(b)) for a, b in self.edges)
+        # Bounded first: the checks below visit every edge for every back edge.
+        limits.current().check("graph_nodes", len(nodes), "a count of nodes", path="nodes")
+        limits.current().check("graph_edges", len(edges), "a count of edges", path="edges")
         object.__setattr__(self, "nodes", nodes)
         object.__setattr__(self, "edges", edges)
+        preds: dict[str, list[str]] = {n: [] for n in nodes}
+        succs: dict[str, list[str]] = {n: [] for n in nodes}
+        for a, b in edges:
+            succs.setdefault(a, []).append(b)
+            preds.setdefault(b, []).append(a)
+        object.__setattr__(self, "_preds", preds)
+        object.__setattr__(self, "_succs", succs)
         self._check_names_and_edges()
         order, back = self._schedule()
         object.__setattr__(self, "_order", order)
@@ -84,17 +98,21 @@ class Graph:
 
     def predecessors(self, name: str) -> list[str]:
         """Sources of the edges into ``name``, in edge order."""
-        return [a for a, b in self.edges if b == name]
+        return list(self._preds.get(name, ()))
 
     def successors(self, name: str) -> list[str]:
         """Targets of the edges out of ``name``, in edge order."""
-        return [b for a, b in self.edges if a == name]
+        return list(self._succs.get(name, ()))
 
     # -- validation -----------------------------------------------------------
     def _check_names_and_edges(self) -> None:
         for name, node in self.nodes.items():
             if not isinstance(name, str) or not name or "/" in name:
                 raise GraphError(f"node names must be non-empty and contain no '/', got {name!r}", path=f"nodes/{name}")
+            try:
+                check_text(name, "name")
+            except NodeValidationError as exc:
+                raise GraphError(f"node name: {exc.message}", path=f"nodes/{name!a}") from None
             if not isinstance(node, Node):
                 raise GraphError(f"expected a Node, got {type(node).__name__}", path=f"nodes/{name}")
         seen: set[Edge] = set()
@@ -120,9 +138,7 @@ class Graph:
                 raise GraphError("node has no incoming edge", path=f"nodes/{name}")
 
     def _schedule(self) -> tuple[tuple[str, ...], frozenset[Edge]]:
-        succ: dict[str, list[str]] = {n: [] for n in self.nodes}
-        for a, b in self.edges:
-            succ[a].append(b)
+        succ = self._succs
         state: dict[str, int] = {}  # 1 = on the DFS stack, 2 = finished
         back: set[Edge] = set()
         postorder: list[str] = []
@@ -161,15 +177,14 @@ class Graph:
 
     def _cycle_through(self, a: str, b: str) -> list[str]:
         # Breadth-first path b ~> a over forward edges; with the back edge a -> b it closes the cycle.
-        forward = [e for e in self.edges if e not in self._back_edges]
         prev: dict[str, str | None] = {b: None}
-        queue = [b]
+        queue = collections.deque([b])
         while queue:
-            cur = queue.pop(0)
+            cur = queue.popleft()
             if cur == a:
                 break
-            for x, y in forward:
-                if x == cur and y not in prev:
+            for y in self._succs[cur]:
+                if (cur, y) not in self._back_edges and y not in prev:
                     prev[y] = cur
                     queue.append(y)
         path = [a]
@@ -196,9 +211,14 @@ class Graph:
                 in_shapes[name] = first
             try:
                 shapes[name] = node.output_shape(in_shapes[name])
+                check_elements(shapes[name], "output")
+            except LimitError as exc:
+                raise prefixed(exc, f"nodes/{name}") from exc
             except EdgeSNNError as exc:
                 srcs_txt = ", ".join(self.predecessors(name)) or "(graph input)"
                 raise GraphError(f"from {srcs_txt}: {exc.message}", path=f"nodes/{name}/{exc.path or 'input'}") from exc
+            if not all(d > 0 for d in shapes[name]):
+                raise GraphError(f"gives an empty output {shapes[name]}", path=f"nodes/{name}")
         for a, b in sorted(self._back_edges):
             if shapes[a] != in_shapes[b]:
                 raise GraphError(

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from edgesnn.errors import NodeValidationError
-from edgesnn.graph._node import Node, Shape, as_int_tuple
-
-
-def _shape(value: Any, name: str) -> Shape:
-    try:
-        shape = tuple(int(v) for v in value)
-    except TypeError as exc:
-        raise NodeValidationError(f"expected a sequence of ints, got {value!r}", path=name) from exc
-    if any(v <= 0 for v in shape):
-        raise NodeValidationError(f"expected positive sizes, got {shape}", path=name)
-    return shape
+from edgesnn.graph._node import Node, Shape, as_int_tuple, as_shape, check_text
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -27,7 +16,8 @@ class Input(Node):
     unit: str = ""
 
     def __post_init__(self) -> None:
-        self._set("shape", _shape(self.shape, "shape"))
+        self._set("shape", as_shape(self.shape, "shape"))
+        check_text(self.unit, "unit")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """An input produces its declared shape."""
@@ -42,7 +32,8 @@ class Output(Node):
     unit: str = ""
 
     def __post_init__(self) -> None:
-        self._set("shape", _shape(self.shape, "shape"))
+        self._set("shape", as_shape(self.shape, "shape"))
+        check_text(self.unit, "unit")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """An output passes its input through, which must match its shape."""

@@ -30,7 +30,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgesnn.errors import NodeValidationError
-from edgesnn.graph._node import Node, Shape, array_field, as_param, check_choice
+from edgesnn.graph._node import Node, Shape, array_field, as_param, check_choice, check_elements
+from edgesnn.units import check_time_s
 
 RESET_MODES = ("to_value", "subtract")
 RESET_TIMINGS = ("immediate", "next_step")
@@ -64,12 +65,16 @@ class _Neuron(Node):
         except ValueError as exc:
             shapes = ", ".join(f"{k}{v.shape}" for k, v in arrays.items())
             raise NodeValidationError(f"parameter shapes do not broadcast: {shapes}", path=next(iter(arrays))) from exc
+        # Checked before broadcasting: (n, 1) and (1, n) parameters would otherwise allocate n * n values.
+        check_elements(shape, next(iter(arrays)))
         for name, arr in arrays.items():
             if arr.shape != shape:
                 arr = np.ascontiguousarray(np.broadcast_to(arr, shape))
                 arr.setflags(write=False)
-            if name.startswith("tau") and np.any(arr <= 0):
-                raise NodeValidationError(f"expected time constants > 0 s, got min {float(arr.min())}", path=name)
+            if name.startswith("tau") and arr.size:
+                if np.any(arr <= 0):
+                    raise NodeValidationError(f"expected time constants > 0 s, got min {float(arr.min())}", path=name)
+                check_time_s(float(arr.min()), name=name, what="a time constant", upper=False)
             self._set(name, arr)
         if hasattr(self, "reset_mode"):
             check_choice(self.reset_mode, RESET_MODES, "reset_mode")
@@ -91,7 +96,8 @@ class _Neuron(Node):
         t = self.min_spike_interval_s
         if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not 0 <= t < np.inf:
             raise NodeValidationError(f"expected seconds >= 0, got {t!r}", path="min_spike_interval_s")
-        self._set("min_spike_interval_s", float(t))
+        interval = check_time_s(t, name="min_spike_interval_s", what="a minimum spike interval", zero=True)
+        self._set("min_spike_interval_s", interval)
         if k > 1:
             # A spike count floor(v / v_th) counts v == v_th as one spike, so it is inclusive by definition.
             if not self.threshold_inclusive:

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 
 from edgesnn.errors import NodeValidationError
-from edgesnn.graph._node import Node, Shape
+from edgesnn.graph._node import Node, Shape, as_shape, check_text
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -29,14 +29,9 @@ class Onnx(Node):
             raise NodeValidationError("expected non-empty ONNX model bytes", path="model")
         self._set("model", bytes(self.model))
         for name in ("input_shape", "out_shape"):
-            value = getattr(self, name)
-            try:
-                shape = tuple(int(v) for v in value)
-            except TypeError as exc:
-                raise NodeValidationError(f"expected a sequence of ints, got {value!r}", path=name) from exc
-            if any(v <= 0 for v in shape):
-                raise NodeValidationError(f"expected positive sizes, got {shape}", path=name)
-            self._set(name, shape)
+            self._set(name, as_shape(getattr(self, name), name))
+        for name in ("input_name", "output_name"):
+            check_text(getattr(self, name), name, what="a tensor name")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """The declared output shape, after checking the declared input shape."""

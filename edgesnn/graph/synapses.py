@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
+from edgesnn import limits
 from edgesnn.errors import NodeValidationError
-from edgesnn.graph._node import Node, Shape, array_field, as_param
+from edgesnn.graph._node import Node, Shape, array_field, as_param, shown
+from edgesnn.units import check_time_s
 
 
 def _expect_input(expected: Shape, got: Shape) -> None:
@@ -115,6 +118,11 @@ class Threshold(Node):
         return tuple(input_shape)
 
 
+def _is_number(value: object) -> bool:
+    # bool is an int to Python, and a string converts to a float in numpy: neither is a delay.
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Delay(Node):
     r"""Pure transmission delay.
@@ -129,17 +137,29 @@ class Delay(Node):
     delay_s: float = 0.0
 
     def __post_init__(self) -> None:
-        d = float(np.asarray(self.delay_s, dtype=np.float64).reshape(-1)[0]) if np.size(self.delay_s) else float("nan")
-        if np.size(self.delay_s) != 1 and not np.all(np.asarray(self.delay_s) == d):
+        raw = np.asarray(self.delay_s) if isinstance(self.delay_s, (list, tuple, np.ndarray)) else self.delay_s
+        values = raw.reshape(-1) if isinstance(raw, np.ndarray) else np.asarray([raw], dtype=object)
+        if not all(_is_number(v) for v in values):
+            raise NodeValidationError(f"expected a number of seconds, got {shown(self.delay_s)}", path="delay_s")
+        if values.size == 0 or not np.all(values == values[0]):
             raise NodeValidationError("expected one delay for all elements", path="delay_s")
-        if not np.isfinite(d) or d < 0:
-            raise NodeValidationError(f"expected a finite delay >= 0 s, got {d}", path="delay_s")
-        self._set("delay_s", d)
+        d = values[0]
+        if not (0 <= d < np.inf):
+            raise NodeValidationError(f"expected a finite delay >= 0 s, got {shown(d)}", path="delay_s")
+        self._set("delay_s", check_time_s(d, name="delay_s", what="a delay", zero=True))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """Shape is unchanged."""
         return tuple(input_shape)
 
     def steps(self, dt_s: float) -> int:
-        """Number of whole steps the delay spans at step ``dt_s``."""
-        return int(round(self.delay_s / dt_s))
+        """Number of whole steps the delay spans at step ``dt_s``, at most ``limits.delay_steps``.
+
+        A session allocates a ring of that many copies of the input, so a delay too long for
+        the step is refused here, before any allocation, with a LimitError.
+        """
+        ratio = self.delay_s / dt_s
+        steps = round(ratio) if math.isfinite(ratio) else ratio
+        limits.current().check("delay_steps", steps, f"a delay of {self.delay_s:g} s at a step of {dt_s:g} s, in steps",
+                               path="delay_s")  # fmt: skip
+        return int(steps)
