@@ -57,7 +57,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (OSError, 3),
 )
 
-PROFILES = ("nir", "snntorch", "norse", "sinabs", "rockpool", "lava-dl")
+PROFILES = ("nir", "snntorch", "norse", "sinabs", "rockpool", "spyx", "lava-dl")
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -83,6 +83,8 @@ def _nir_options(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("reset_mode", "reset_timing", "method", "max_spikes_per_step"):
         if getattr(args, key, None):
             opts[key] = getattr(args, key)
+    if getattr(args, "norm_input", None):
+        opts["norm_input"] = args.norm_input == "yes"
     return opts
 
 
@@ -237,10 +239,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if dst.suffix.lower() not in (".esnn", ".nir"):
         raise OptionError(f"output must end in .esnn or .nir, got {dst.name!r}", path="output")
     model = load_model(str(src), args)
+    if src.suffix.lower() == ".nir" and not args.quiet:
+        from edgesnn.bundle.nir import describe_assumptions
+
+        line = describe_assumptions(model)
+        if line:
+            print(line)  # what a NIR file cannot say and the profile assumed, so a user can correct it
     if dst.suffix.lower() == ".nir":
         from edgesnn.bundle.nir import write_nir
 
-        write_nir(model, str(dst))
+        write_nir(model, str(dst), nir_version=args.nir_version)
     else:
         from edgesnn.bundle import write_bundle
 
@@ -317,6 +325,8 @@ def _add_nir_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--method", choices=NEURON_METHODS, help="override the discretisation")
     g.add_argument("--max-spikes", dest="max_spikes_per_step", type=int,
                    help="spikes per neuron and step (1 = binary; sinabs/rockpool default to graded)")  # fmt: skip
+    g.add_argument("--norm-input", choices=("yes", "no"),
+                   help="sinabs: LIF layers scaled their input by 1 - alpha (Sinabs default: yes)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert .nir <-> .esnn")
     p.add_argument("input")
     p.add_argument("output")
+    p.add_argument("--nir-version", choices=("current", "1.0.4"), default="current",
+                   help="nir release the .nir output is for (1.0.4: what Sinabs 3.1 and Rockpool 3.1 pin)")  # fmt: skip
     _add_unit_flag(p)
     _add_nir_flags(p)
     p.set_defaults(func=cmd_convert)

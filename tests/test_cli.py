@@ -119,9 +119,25 @@ def test_convert_round_trip_through_nir(tmp_path, capsys):
     assert_models_equal(edgesnn.load(back), edgesnn.load(DEMO))
 
 
-def test_convert_snntorch_export_reproduces_its_spikes(tmp_path):
+def test_convert_for_sinabs_says_the_input_scaling_and_writes_for_its_nir(tmp_path, capsys):
+    # A Sinabs LIF trained with norm_input=False; the .nir back out for Sinabs's nir 1.0.4.
+    src, out = NIR_DATA / "sinabs_lossy.nir", tmp_path / "lif.esnn"
+    assert main(["convert", "--from", "sinabs", "--norm-input", "no", str(src), str(out)]) == 0
+    assert "LIF adds x (norm_input=False)" in capsys.readouterr().out.splitlines()[0]
+    assert main(["convert", str(out), str(tmp_path / "lif.nir"), "--nir-version", "1.0.4"]) == 0
+    import h5py
+
+    with h5py.File(tmp_path / "lif.nir") as f:
+        assert "v_reset" not in f["node"]["nodes"]["1"] and "tau" in f["node"]["nodes"]["1"]
+    assert main(["convert", "--from", "snntorch", "--norm-input", "no", str(src), str(tmp_path / "x.esnn")]) == 2
+    assert "norm_input is a Sinabs LIF setting" in capsys.readouterr().err
+
+
+def test_convert_snntorch_export_reproduces_its_spikes(tmp_path, capsys):
     out = tmp_path / "snn.esnn"
     assert main(["convert", "--from", "snntorch", str(NIR_DATA / "snntorch_leaky_synaptic.nir"), str(out)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("read as snntorch: dt 0.1 ms (NIR stores none)")  # what the file could not say
     import edgesnn
 
     model = edgesnn.load(out)

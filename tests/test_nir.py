@@ -16,6 +16,7 @@ import pytest
 nir = pytest.importorskip("nir")
 
 from edgesnn.bundle.nir import PROFILES, from_nir, read_nir, to_nir, write_nir  # noqa: E402
+from edgesnn.cli import PROFILES as CLI_PROFILES  # noqa: E402
 from edgesnn.errors import NIRImportError, OptionError  # noqa: E402
 from edgesnn.graph import NODE_TYPES, AdaptiveLIF, Graph, Input, Onnx, Output  # noqa: E402
 from edgesnn.model import Model  # noqa: E402
@@ -267,7 +268,7 @@ def test_norse_mixed_time_units_are_refused():
         from_nir(dense_graph(lif, 2, np.eye(2)), profile="norse")
 
 
-# -- golden fixtures made by the frameworks themselves (tools/fixtures/make_nir_fixtures.py) --
+# -- golden fixtures made by the frameworks themselves (tools/fixtures/snntorch.py, norse.py) --
 
 
 @pytest.mark.parametrize(("name", "profile"), [("snntorch_leaky_synaptic", "snntorch"), ("norse_lifcell", "norse")])
@@ -509,7 +510,8 @@ def test_all_nodes_in_one_graph_round_trip(tmp_path):
 
 
 def test_profiles_are_listed_and_an_unknown_one_is_refused():
-    assert PROFILES == ("nir", "snntorch", "norse", "sinabs", "rockpool", "lava-dl")
+    assert PROFILES == ("nir", "snntorch", "norse", "sinabs", "rockpool", "lava-dl", "spyx")
+    assert set(PROFILES) == set(CLI_PROFILES)
     graph = dense_graph(snntorch_lif(np.full(2, 0.9, F32), np.ones(2, F32)), 3, np.ones((2, 3)))
     with pytest.raises(OptionError, match="snntorch") as err:
         from_nir(graph, profile="tensorflow")

@@ -207,6 +207,7 @@ def test_sigterm_ends_within_the_grace_period_whatever_the_streams_do(tmp_path: 
     hang = threading.Event()
     channels = []
     try:
+
         def garbage() -> Iterator[bytes]:
             yield b"\xff\xff\xff\xff\x0f"
             hang.wait()

@@ -137,7 +137,16 @@ def _adaptive_matrices(c) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - Ne
 
 
 def _retime_adaptive_coupled(
-    node, c, rho, dt_src, dt_dst, method, rule, discretisation, counts, name  # noqa: ANN001
+    node,
+    c,
+    rho,
+    dt_src,
+    dt_dst,
+    method,
+    rule,
+    discretisation,
+    counts,
+    name,  # noqa: ANN001
 ) -> dict[str, np.ndarray]:
     """AdaptiveLIF under "zoh" or "euler": the mapped 2x2 matrix read back as the continuous system.
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from edgesnn.bundle import _nir_meta
+from edgesnn.bundle._nir_profiles import importer_losses, sinabs_rockpool_losses
+from edgesnn.bundle._nir_spyx import spyx_losses
 from edgesnn.errors import NIRImportError
 from edgesnn.graph import (
     IF,
@@ -30,6 +33,8 @@ from edgesnn.graph import (
 )
 from edgesnn.graph._node import Node
 from edgesnn.model import Model
+
+log = logging.getLogger("edgesnn.bundle.nir")
 
 
 def _a(x: Any) -> np.ndarray:
@@ -136,6 +141,14 @@ def model_to_nir(model: Model) -> Any:
         "node_order": list(g.nodes),
         "nodes": extras,
     }
+    types = {name: type(n).__name__ for name, n in nodes.items()}
+    for importer, lines in importer_losses(model.dt_s, dict(g.nodes), types, bool(g.back_edges)).items():
+        # Known gaps of framework importers (snnTorch, Norse): the network would run differently there.
+        log.warning("%s would read this differently: %s", importer, "; ".join(lines))
+    more = sinabs_rockpool_losses(model.dt_s, model.method, dict(g.nodes), types, bool(g.back_edges))
+    more.update(spyx_losses(model.dt_s, model.method, dict(g.nodes), types, [tuple(e) for e in g.edges]))
+    for importer, lines in more.items():  # the same for Sinabs's, Rockpool's and Spyx's importers
+        log.warning("%s would read this differently: %s", importer, "; ".join(lines))
     # type_check=False: NIR's checker ignores conv groups and would add nodes; the
     # edgesnn graph is already validated.
     return nir.NIRGraph(

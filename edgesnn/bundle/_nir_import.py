@@ -231,6 +231,8 @@ def map_node(name: str, node: Any, in_shape: tuple[int, ...] | None, profile: Pr
         # unbatched shape (nir.ir.utils.calc_flatten_output); exporters that
         # start from torch dims subtract one (snnTorch, Norse).
         return Flatten(start_dim=int(node.start_dim), end_dim=int(node.end_dim))
+    if node is None:  # nirtorch-based exporters (Norse) leave None for a layer they cannot write
+        raise NIRImportError("the exporter wrote None here: it could not export this layer", path=f"nodes/{name}")
     raise NIRImportError(f"NIR node type {kind} is not supported", path=f"nodes/{name}")
 
 
@@ -300,6 +302,7 @@ def build_model(
     reset_timing: str | None,
     source: str | None,
     max_spikes_per_step: int | None = None,
+    norm_input: bool | None = None,
 ) -> Model:
     """Convert a NIRGraph to a Model under ``profile`` and the user's overrides."""
     import nir
@@ -322,8 +325,10 @@ def build_model(
             neurons[name] = (kind, _neuron_params(kind, node, name, None))
     options = _nir_profiles.resolve_options(
         profile, neurons, dt_s=dt_s, method=method, reset_mode=reset_mode, reset_timing=reset_timing,
-        max_spikes_per_step=max_spikes_per_step,
+        max_spikes_per_step=max_spikes_per_step, norm_input=norm_input,
     )  # fmt: skip
+    if profile.rewrite is not None:  # wiring the exporter means differently from NIR (spyx)
+        nir_nodes, edges = profile.rewrite(nir_nodes, edges, options)
     built: dict[str, Node] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     pending = list(nir_nodes)
@@ -356,6 +361,8 @@ def build_model(
             progress = True
         if not progress:
             raise NIRImportError("node is not reachable from any Input node", path=f"nodes/{pending[0]}")
+    if profile.finish is not None:  # meanings the exporter's wiring carries beyond NIR's (snntorch)
+        built = profile.finish(built, edges, options)
     info = {
         "name": "nir-import",
         "profile": profile.name,
@@ -367,6 +374,8 @@ def build_model(
     }
     if options.tau_scale != 1.0:
         info["tau_scale"] = options.tau_scale
+    if options.norm_input is not None:
+        info["norm_input"] = options.norm_input
     if source is not None:
         info["source"] = source
     if exact:

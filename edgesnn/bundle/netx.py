@@ -283,8 +283,34 @@ def _neuron(g: Any, name: str, shape: tuple[int, ...], kind: str, where: str) ->
         raise BundleFormatError(exc.message, path=f"{where}/{key}") from exc
 
 
-def read_netx(path: str | os.PathLike[str], dt_s: float = 1e-3) -> Any:
-    """Read a netx file (input, flatten, dense, dense_rec, conv layers; CUBA neurons) as its integers at ``dt_s``."""
+def _implied_input(g: Any, kind: str, input_shape: tuple[int, ...] | None, where: str) -> tuple[int, ...]:
+    """The input shape of a file whose first layer ``g`` is not an input layer (see :func:`read_netx`)."""
+    if kind in ("dense", "dense_rec"):
+        n = int(_ints(g, "inFeatures", where))
+        if input_shape is not None and math.prod(input_shape) != n:
+            raise BundleFormatError(f"input_shape {tuple(input_shape)} does not give inFeatures {n}",
+                                    path=f"{where}/inFeatures")  # fmt: skip
+        return (n,)
+    if kind != "conv":
+        raise BundleFormatError("the first layer must be an input, dense or conv layer", path=where)
+    if input_shape is None or len(input_shape) != 3:
+        raise BundleFormatError("the file has no input layer and starts with a conv layer: pass input_shape"
+                                " (channels, height, width)", path=where)  # fmt: skip
+    shape = tuple(int(v) for v in input_shape)
+    if shape[0] != int(_ints(g, "inChannels", where)):
+        raise BundleFormatError(f"input_shape has {shape[0]} channels, the conv layer reads"
+                                f" {int(_ints(g, 'inChannels', where))}", path=f"{where}/inChannels")  # fmt: skip
+    return shape
+
+
+def read_netx(path: str | os.PathLike[str], dt_s: float = 1e-3, input_shape: tuple[int, ...] | None = None) -> Any:
+    """Read a netx file (input, flatten, dense, dense_rec, conv layers; CUBA neurons) as its integers at ``dt_s``.
+
+    ``input_shape`` ((n,) or (C, H, W)) is the input of a file without an input layer, as
+    lava-dl's tutorial ``export_hdf5`` writes them; one starting with a dense layer reads it
+    from ``inFeatures``, one starting with a conv layer needs it (netx's ``input_shape``, there
+    in Lava's (x, y, c) order). A file's own input layer must agree with it.
+    """
     from edgesnn.loihi import Connection, LoihiNetwork, to_model
 
     h5py = _h5py()
@@ -303,11 +329,15 @@ def read_netx(path: str | os.PathLike[str], dt_s: float = 1e-3) -> Any:
             if kind == "input":
                 if "neuron" in g:
                     raise UnsupportedError("an input layer with neurons is not supported", path=f"{where}/neuron")
+                if input_shape is not None and tuple(input_shape) != shape:
+                    raise BundleFormatError(f"the file's input layer has shape {shape}, input_shape is"
+                                            f" {tuple(input_shape)}", path=f"{where}/shape")  # fmt: skip
                 inputs["in"], prev = shape, "in"
                 shapes["in"] = shape
                 continue
             if prev is None:
-                raise BundleFormatError("the first layer must be an input layer", path=where)
+                inputs["in"] = shapes["in"] = _implied_input(g, kind, input_shape, where)
+                prev = "in"
             if kind == "flatten":
                 flatten = True
                 continue

@@ -17,7 +17,8 @@ reproduces that framework's own simulation spike for spike:
 
 * ``"snntorch"``: dt = 0.1 ms, forward Euler, reset by subtraction one step
   late (snnTorch's default ``reset_delay=True``). ``reset_mode="to_value"``
-  models ``reset_mechanism="zero"``.
+  models ``reset_mechanism="zero"``. In RLeaky/RSynaptic the recurrent bias, which
+  snnTorch adds from the first step, moves to v_leak or to the dense layer before.
 * ``"norse"``: dt = 1 ms (Norse's default), forward Euler, unit current jumps
   (``w_in = tau_syn/dt``), IAF adds its input without dt. Norse 1.1 writes
   ``dt * tau`` as the time constant (recognised by every tau being below dt and
@@ -25,10 +26,14 @@ reproduces that framework's own simulation spike for spike:
 * ``"sinabs"``: taus are in time steps (scaled by ``dt_s``, default 1 ms), exact
   exponential decay, LIF inputs scaled by ``1 - alpha``, ExpLeak and IAF not,
   fire on ``v >= threshold`` with graded spikes (``MultiSpike``: floor(v/threshold)
-  per step), subtract them.
+  per step), subtract them. ``norm_input=False`` reads LIF layers that add their
+  input unscaled (the file does not say which).
 * ``"rockpool"``: dt recovered from ``r = tau exp(-dt/tau)/dt``, exact decay,
   the synaptic current decays after each input, fire on ``v >= threshold`` with
   graded spikes (``max_spikes_per_dt``), subtract them.
+* ``"spyx"``: Euler decays at Spyx's export dt (read from ``r``), unit gains, fire
+  on ``v > threshold`` and subtract (IF and LIF after the decay, CuBaLIF before it),
+  spikes leave one step late; its channels-last flatten order is restored.
 * ``"lava-dl"``: lava-dl netx CUBA (12-bit per-step decays written as
   ``tau = 1/decay``), unit jumps, fire on ``v >= threshold``, reset to 0.
 
@@ -42,6 +47,9 @@ spike options, units, labels, node order) goes into ``metadata["edgesnn"]`` as a
 so that importing a file written by edgesnn (profile ``"nir"``) gives back the
 identical model, while other NIR tools see ordinary NIR. AdaptiveLIF and ONNX
 nodes have no NIR equivalent: exporting them raises :class:`NIRImportError`.
+Export warns what snnTorch's, Norse's, Sinabs's, Rockpool's and Spyx's importers
+would read differently; ``write_nir(..., nir_version="1.0.4")`` writes for the nir
+release Sinabs and Rockpool pin.
 
 Examples
 --------
@@ -59,7 +67,7 @@ from edgesnn.errors import EdgeSNNError, LimitError, MissingDependencyError, NIR
 from edgesnn.graph._node import prefixed
 from edgesnn.model import Model
 
-__all__ = ["PROFILES", "from_nir", "to_nir", "read_nir", "write_nir"]
+__all__ = ["PROFILES", "describe_assumptions", "from_nir", "to_nir", "read_nir", "write_nir"]
 
 #: Names of the import profiles (see the module docstring).
 PROFILES: tuple[str, ...] = tuple(_nir_profiles.PROFILES_TABLE)
@@ -93,6 +101,7 @@ def from_nir(
     reset_timing: str | None = None,
     method: str | None = None,
     max_spikes_per_step: int | None = None,
+    norm_input: bool | None = None,
 ) -> Model:
     """Convert a NIR graph (``nir.NIRGraph`` or a .nir path) to a Model under ``profile``."""
     prof = _nir_profiles.get_profile(profile)
@@ -117,6 +126,7 @@ def from_nir(
             reset_timing=reset_timing,
             source=source,
             max_spikes_per_step=max_spikes_per_step,
+            norm_input=norm_input,
         )
     except (NIRImportError, LimitError) as exc:
         raise (prefixed(exc, source) if source else exc) from exc
@@ -127,6 +137,11 @@ def from_nir(
         # arrays, records with missing keys); name the file rather than let numpy's error escape.
         where = source or "graph"
         raise NIRImportError(f"cannot convert the NIR graph ({type(exc).__name__}: {exc})", path=where) from exc
+
+
+def describe_assumptions(model: Model) -> str:
+    """One line on what the import profile assumed (dt, method, reset, input scaling); "" if not imported so."""
+    return _nir_profiles.describe_assumptions(model.producer)
 
 
 def to_nir(model: Model) -> Any:
@@ -142,8 +157,23 @@ def read_nir(path: str | os.PathLike[str], **kwargs: Any) -> Model:
     return from_nir(os.fspath(path), **kwargs)
 
 
-def write_nir(model: Model, path: str | os.PathLike[str]) -> None:
-    """Write ``model`` to a .nir (HDF5) file."""
+def write_nir(model: Model, path: str | os.PathLike[str], *, nir_version: str = "current") -> None:
+    """Write ``model`` to a .nir (HDF5) file, atomically; ``nir_version="1.0.4"`` for Sinabs's and Rockpool's nir."""
     nir = _require_nir()
+    from edgesnn.bundle import _nir_compat
+
     graph = to_nir(model)
-    nir.write(os.fspath(path), graph)
+    _nir_compat.for_reader(graph, dict(model.graph.nodes), nir_version)
+    target = os.fspath(path)
+    tmp = f"{target}.tmp-{os.getpid()}"
+    try:
+        nir.write(tmp, graph)
+        if nir_version != "current":
+            import h5py
+
+            with h5py.File(tmp, "r+") as f:
+                _nir_compat.strip(f)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -151,10 +151,17 @@ def add_serve_commands(subparsers: Any) -> None:
     p.add_argument("--token", help="require 'authorization: Bearer TOKEN' on every call (visible in the process"
                    f" list: prefer --token-file or ${TOKEN_ENV})")  # fmt: skip
     p.add_argument("--token-file", help="read the token from the first line of this file")
-    p.add_argument("--models-dir", action="append",
-                   help="directory whose bundles clients may load by path (repeatable; besides the --model files)")
-    p.add_argument("--limit", action="append", metavar="NAME=VALUE",
-                   help="change a bound of edgesnn.limits, e.g. batch=64 or stream_idle_s=30 (repeatable)")
+    p.add_argument(
+        "--models-dir",
+        action="append",
+        help="directory whose bundles clients may load by path (repeatable; besides the --model files)",
+    )
+    p.add_argument(
+        "--limit",
+        action="append",
+        metavar="NAME=VALUE",
+        help="change a bound of edgesnn.limits, e.g. batch=64 or stream_idle_s=30 (repeatable)",
+    )
     p.add_argument("--tls-cert", help="PEM certificate chain")
     p.add_argument("--tls-key", help="PEM private key")
     p.add_argument("--max-sessions", type=int, default=16)

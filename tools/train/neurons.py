@@ -142,8 +142,14 @@ def _matrix(a11: jax.Array, a12: jax.Array, a21: jax.Array, a22: jax.Array) -> j
 
 
 def _adaptive_coupled(
-    tau_mem: jax.Array, tau_adapt: jax.Array, r: jax.Array, coupling: jax.Array, kappa: jax.Array, b: jax.Array,
-    dt_s: float, method: str,
+    tau_mem: jax.Array,
+    tau_adapt: jax.Array,
+    r: jax.Array,
+    coupling: jax.Array,
+    kappa: jax.Array,
+    b: jax.Array,
+    dt_s: float,
+    method: str,
 ) -> tuple[jax.Array, ...]:
     """(a_v, a_w, c_w, b_w, g_v, g_w, h_w) of AdaptiveLIF solved as one 2x2 system on (v - v_leak, w)."""
     lam_m, lam_a = 1.0 / tau_mem, 1.0 / tau_adapt
