@@ -165,6 +165,16 @@ class Model:
         object.__setattr__(self, "labels", check_labels(self.labels, self.graph))
         check_producer(self.producer)
 
+    def __repr__(self) -> str:
+        """Producer, node count, input and output shapes, step and labels; never the weights."""
+        name = self.producer.get("name") if isinstance(self.producer, Mapping) else None
+        ports = [", ".join(f"{s.name}{s.shape}" for s in specs) for specs in (self.inputs, self.outputs)]
+        extra = (f", {len(self.labels)} labels" if self.labels else "") + (f", by {name}" if name else "")
+        return (
+            f"Model({len(self.graph.nodes)} nodes, inputs {ports[0]}, outputs {ports[1]},"
+            f" dt {self.dt_s * 1e3:g} ms, {self.method}{extra})"
+        )
+
     @functools.cached_property
     def fingerprint(self) -> str:
         """sha256 over the graph's structure and parameters (identifies saved states)."""

@@ -12,14 +12,21 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(s|ms|us|µ
 
 
 def parse_duration_s(text: str | float, *, name: str = "dt") -> float:
-    """Parse '1ms', '0.5 ms', '250us', '1e-3' (seconds) into seconds; must be > 0."""
+    """Parse '1ms', '0.5 ms', '250us', '1s' into seconds (> 0); text needs a unit, a Python number is seconds."""
+    if isinstance(text, bool):
+        raise OptionError(f"expected a duration such as 1ms, 250us or 1s, got {text!r}", path=name)
     if isinstance(text, (int, float)):
         value = float(text)
     else:
         m = _DURATION.match(str(text))
         if not m:
-            raise OptionError(f"expected a duration such as 1ms, 250us or 0.001 (seconds), got {text!r}", path=name)
-        value = float(m.group(1)) * _SCALE[m.group(2) or "s"]
+            raise OptionError(f"expected a duration such as 1ms, 250us or 1s, got {text!r}", path=name)
+        if m.group(2) is None:
+            raise OptionError(
+                f"a duration needs a unit (s, ms, us or ns), got {text!r}: write {m.group(1)}s or {m.group(1)}ms",
+                path=name,
+            )
+        value = float(m.group(1)) * _SCALE[m.group(2)]
     if not value > 0 or value == float("inf"):
         raise OptionError(f"expected a duration > 0, got {text!r}", path=name)
     return value

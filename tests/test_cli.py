@@ -52,17 +52,24 @@ def test_missing_file_is_one_line(tmp_path, capsys):
 
 
 def test_run_writes_json_lines_with_decisions(tmp_path, capsys):
-    xs = np.zeros((5, 32), np.float32)
-    np.save(tmp_path / "x.npy", xs)
+    with np.load(resources.files("edgesnn") / "data" / "demo_input.npz") as z:
+        np.save(tmp_path / "x.npy", z["spikes"][:300])
     assert main(["run", DEMO, str(tmp_path / "x.npy")]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [line["t"] for line in lines] == [0, 1, 2, 3, 4]
-    assert len(lines[0]["scores"][0]) == 4 and lines[0]["decision"][0] in {
-        "sweep_up",
-        "sweep_down",
-        "low_burst",
-        "high_burst",
-    }
+    out = capsys.readouterr()
+    lines = [json.loads(line) for line in out.out.splitlines()]
+    assert [line["t"] for line in lines] == list(range(300))
+    assert len(lines[-1]["scores"][0]) == 4
+    assert lines[-1]["decision"][0] in {"sweep_up", "sweep_down", "low_burst", "high_burst"}
+    assert out.err.startswith("edgesnn run: 300 steps x batch 1 in ") and "wrote scores to stdout" in out.err
+
+
+def test_run_makes_no_decision_while_nothing_scores(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((5, 32), np.float32))
+    assert main(["--quiet", "run", DEMO, str(tmp_path / "x.npy")]) == 0
+    out = capsys.readouterr()
+    lines = [json.loads(line) for line in out.out.splitlines()]
+    assert lines[0]["scores"] == [[0.0, 0.0, 0.0, 0.0]] and lines[0]["decision"] == [None]
+    assert out.err == ""  # --quiet: no summary
 
 
 def test_run_to_npz_records_named_nodes(tmp_path):
@@ -155,7 +162,7 @@ def test_convert_plain_nir_without_dt_says_how_to_fix(tmp_path, capsys):
 
 def test_convert_refuses_unknown_output_suffix(tmp_path, capsys):
     assert main(["convert", DEMO, str(tmp_path / "x.onnx")]) == 2
-    assert "output must end in .esnn or .nir" in capsys.readouterr().err
+    assert "-o/--out: expected a file ending in .esnn or .nir, got" in capsys.readouterr().err
 
 
 def test_adapt_writes_a_retimed_bundle(tmp_path, capsys):
@@ -223,3 +230,57 @@ def test_info_says_how_a_model_discretises_adapts_and_starts(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "(cascade-euler, adapts by euler-rate, starts at zero)" in out
     assert "input  x: (2,) float32 (no unit: say spikes or a signal unit before adapting, --unit)" in out
+
+
+def test_global_flags_work_after_the_subcommand_too(tmp_path, capsys):
+    assert main(["info", DEMO, "--quiet"]) == 0 and "7 nodes" in capsys.readouterr().out  # results still print
+    with pytest.raises(FileNotFoundError):
+        main(["info", str(tmp_path / "nope.esnn"), "--debug"])
+    out = tmp_path / "m.esnn"
+    assert main(["convert", DEMO, str(out), "--quiet"]) == 0 and capsys.readouterr().out == ""
+    with pytest.raises(FileNotFoundError):
+        main(["events", "info", str(tmp_path / "nope.npz"), "--debug"])
+
+
+def test_outputs_are_o_or_out_everywhere(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((5, 32), np.float32))
+    assert main(["run", DEMO, str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npz"), "--quiet"]) == 0
+    assert main(["adapt", DEMO, "--dt", "500us", "--out", str(tmp_path / "fine.esnn"), "--quiet"]) == 0
+    assert main(["convert", DEMO, "-o", str(tmp_path / "m.nir"), "--quiet"]) == 0
+    assert (tmp_path / "y.npz").exists() and (tmp_path / "fine.esnn").exists() and (tmp_path / "m.nir").exists()
+    assert main(["convert", DEMO, str(tmp_path / "a.esnn"), "-o", str(tmp_path / "b.esnn")]) == 2
+    assert "give the output once" in capsys.readouterr().err
+
+
+def test_file_types_are_told_apart_by_content(tmp_path, capsys):
+    import shutil
+
+    shutil.copy(DEMO, tmp_path / "demo.nir")  # a bundle under a NIR name is read as the bundle it is
+    assert main(["info", str(tmp_path / "demo.nir"), "--quiet"]) == 0
+    np.save(tmp_path / "x.npy", np.zeros((5, 32), np.float32))
+    (tmp_path / "x.npy").rename(tmp_path / "x.npz")  # an .npy under an .npz name is read as an .npy
+    assert main(["run", DEMO, str(tmp_path / "x.npz"), "--quiet"]) == 0
+
+
+def test_help_pages_show_defaults_and_every_option_has_help(capsys):
+    import argparse
+
+    from edgesnn.cli import build_parser, subparsers
+
+    assert main(["run", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "(default: -)" in text and "--debug" in text and "--quiet" in text
+    owned_elsewhere = {"edgesnn serve", "edgesnn devices"}  # the serving engineer's options
+    for parser in subparsers(build_parser()):
+        if parser.prog in owned_elsewhere:
+            continue
+        for action in parser._actions:
+            if not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"{parser.prog} {action.option_strings or action.dest} has no help"
+
+
+def test_model_repr_is_one_short_line():
+    import edgesnn
+
+    text = repr(edgesnn.load(DEMO))
+    assert text == "Model(7 nodes, inputs spikes(32,), outputs scores(4,), dt 1 ms, zoh, 4 labels, by edgesnn)"

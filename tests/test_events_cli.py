@@ -133,3 +133,19 @@ def test_edgesnn_main_runs_events_info_and_reports_errors_in_one_line(recording,
     assert edgesnn.cli.main(["events", "info", str(missing)]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing.raw" in err and "Traceback" not in err
+
+
+def test_render_says_when_max_frames_cuts_the_recording(recording, tmp_path, caplog):
+    pytest.importorskip("PIL.Image")
+    path, _ = recording
+    out = tmp_path / "anim.gif"
+    assert run(["events", "render", str(path), "-o", str(out), "--window", "10ms", "--max-frames", "3"]) == 0
+    assert "stopped at --max-frames 3 frames; the recording goes on from t = 31013 us" in caplog.text
+
+
+def test_convert_takes_the_output_as_o_or_out(recording, tmp_path):
+    path, ev = recording
+    assert run(["events", "convert", str(path), "-o", str(tmp_path / "a.npz"), "--quiet"]) == 0
+    np.testing.assert_array_equal(read_events(tmp_path / "a.npz"), ev)
+    with pytest.raises(OptionError, match="no output given"):
+        run(["events", "convert", str(path)])

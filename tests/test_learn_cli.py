@@ -56,16 +56,31 @@ def test_learn_list_forget(files, capsys):
 
 def test_errors_are_edgesnn_errors_with_exit_codes(files):
     m, store = str(files / "m.esnn"), str(files / "store")
+    with pytest.raises(FileNotFoundError, match="no such directory") as err:
+        edgesnn("classes", m, "--store", store)  # a typo'd store is not an empty one
+    assert exit_code_for(err.value) == 3
+    (files / "store").mkdir()
     with pytest.raises(NotFoundError, match="label: no class 'ghost'") as err:
         edgesnn("forget", m, "--label", "ghost", "--store", store)
     assert exit_code_for(err.value) == 2
     with pytest.raises(UnsupportedError, match="store: the model has no learning configuration"):
         edgesnn("classes", str(files / "plain.esnn"), "--store", store)
-    with pytest.raises(InputError, match="expected a .npy or .npz file") as err:
+    with pytest.raises(InputError, match="a zip but no .npz") as err:
         edgesnn("learn", m, "--label", "a", "--example", str(files / "m.esnn"), "--store", store)
     assert exit_code_for(err.value) == 2
-    (files / "store").mkdir()
     (files / "store" / "classes.msgpack").write_bytes(b"not msgpack at all")
     with pytest.raises(StateError, match="classes.msgpack: not a class store") as err:
         edgesnn("classes", m, "--store", store)
     assert exit_code_for(err.value) == 5
+
+
+def test_run_uses_the_learned_classes_of_a_store(files, capsys):
+    from edgesnn.cli import main
+
+    m, store = str(files / "m.esnn"), str(files / "store")
+    assert main(["--quiet", "learn", m, "--label", "wave", "--example", str(files / "wave.npy"), "--store", store]) == 0
+    assert main(["run", m, str(files / "wave.npy"), "--store", store, "--quiet"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines[-1]["classes"][0]) == 1 and lines[-1]["learned"] == ["wave"]
+    assert main(["run", m, str(files / "wave.npy"), "--store", str(files / "typo")]) == 3
+    assert "typo: no such directory (given as --store)" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -377,7 +378,8 @@ def build_model(
     if options.norm_input is not None:
         info["norm_input"] = options.norm_input
     if source is not None:
-        info["source"] = source
+        # The file's name only: a model written out again must not carry the reading machine's paths.
+        info["source"] = os.path.basename(source)
     if exact:
         metadata = dict(record.get("graph_metadata", {}))
         producer = dict(record.get("producer", {}))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesnn.errors import MissingDependencyError, OptionError
+from edgesnn.errors import EventFileError, MissingDependencyError, OptionError
 from edgesnn.events._dtype import empty_events
 from edgesnn.units import parse_duration_s
 
@@ -36,6 +36,8 @@ WRITERS: dict[str, str] = {
 #: Writers that take an iterable of chunks and keep memory bounded. The EVT2, EVT3 and DAT writers
 #: take one array today, so converting to them holds the events in memory until they stream too.
 _STREAMING_WRITERS = frozenset({"npz"})
+#: What an input event file may be (the format is detected from its content).
+EVENT_FILE_HELP = "event file: .raw (EVT2/2.1/3), .dat, .aedat4, .npy/.npz, .h5, .csv"
 #: Output extension -> format; ``.raw`` is EVT 3.0 unless ``--format evt2``.
 _OUT_EXTENSIONS = {".raw": "evt3", ".dat": "dat", ".npz": "npz"}
 
@@ -44,7 +46,21 @@ _OUT_EXTENSIONS = {".raw": "evt3", ".dat": "dat", ".npz": "npz"}
 def _open(args: argparse.Namespace, path: str):
     from edgesnn.events.io import open_events
 
+    if args.input_format is None:
+        _check_array_file(path)
     return open_events(path, format=args.input_format, lenient=args.lenient, geometry=args.geometry)
+
+
+def _check_array_file(path: str) -> None:
+    """A .npy/.npz that is not one is an EventFileError naming it and what it holds (not numpy's advice on pickles)."""
+    from edgesnn.cli import describe_head, file_head
+
+    ext = Path(path).suffix.lower()
+    want = {".npy": (b"\x93NUMPY",), ".npz": (b"PK\x03\x04", b"PK\x05\x06")}.get(ext)
+    if want is not None:
+        head = file_head(path)
+        if not head.startswith(want):
+            raise EventFileError(f"expected a numpy {ext} file of events, found {describe_head(head)}", path=path)
 
 
 def stream_summary(chunks: Iterable[np.ndarray]) -> dict:
@@ -141,8 +157,19 @@ def _show_progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
+def output_arg(args: argparse.Namespace) -> str:
+    """The output path given as the second positional argument or as ``-o/--out`` (one of them)."""
+    if args.output and args.out:
+        raise OptionError(f"give the output once, as OUTPUT or -o/--out (got {args.output!r} and {args.out!r})",
+                          path="-o/--out")  # fmt: skip
+    if not (args.output or args.out):
+        raise OptionError("no output given: add OUTPUT or -o/--out FILE", path="-o/--out")
+    return args.output or args.out
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Re-encode an event file chunk by chunk: any readable format -> EVT2, EVT3, DAT or npz."""
+    args.output = output_arg(args)
     fmt = output_format(args.output, args.format)
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise OptionError("output would overwrite the input", path=args.output)
@@ -249,7 +276,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.out)
     kind = out.suffix.lower()
     if kind not in (".png", ".gif"):
-        raise OptionError(f"expected a .png or .gif output, got {out.name!r}", path="--out")
+        raise OptionError(f"expected a .png or .gif output, got {out.name!r}", path="-o/--out")
     window_us = max(1, round(parse_duration_s(args.window, name="--window") * 1e6))
     palette = [
         *parse_color(args.background, name="--background"),
@@ -270,10 +297,16 @@ def cmd_render(args: argparse.Namespace) -> int:
             reader.seek_time(start_us)
         frames = window_frames(reader.chunks(), width=width, height=height, window_us=window_us, start_us=start_us)
         images = []
-        for i, (_, net) in enumerate(frames):
-            images.append(_to_image(Image, net, palette))
-            if kind == ".png" or i + 1 >= args.max_frames:
+        cut_at = None  # start (us) of the first window left out by --max-frames
+        for t_us, net in frames:
+            if kind == ".gif" and len(images) >= args.max_frames:
+                cut_at = t_us
                 break
+            images.append(_to_image(Image, net, palette))
+            if kind == ".png":
+                break
+    if cut_at is not None:
+        log.warning("stopped at --max-frames %d frames; the recording goes on from t = %d us", args.max_frames, cut_at)
     if not images:
         raise OptionError("no events to render", path=args.file)
     if kind == ".png":
@@ -309,24 +342,27 @@ def add_events_commands(subparsers) -> argparse.ArgumentParser:
     sub = events.add_subparsers(dest="events_command", required=True, metavar="SUBCOMMAND")
 
     p = sub.add_parser("info", help="format, geometry, event count, duration and rate of an event file")
-    p.add_argument("file")
+    p.add_argument("file", help=EVENT_FILE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_input_flags(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("convert", help="convert an event file to EVT2, EVT3 (.raw), DAT or npz, chunk by chunk")
-    p.add_argument("input")
-    p.add_argument("output", help="output path; .raw is written as EVT 3.0 unless --format evt2")
+    p.add_argument("input", help=EVENT_FILE_HELP)
+    p.add_argument("output", nargs="?", help="out.raw (EVT 3.0 unless --format evt2), out.dat or out.npz")
+    p.add_argument("-o", "--out", metavar="FILE", help="the output, instead of the second argument")
     p.add_argument("--format", choices=sorted(WRITERS), help="output format (default: from the extension)")
     _add_input_flags(p)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("render", help="draw accumulated event frames to a PNG or an animated GIF")
-    p.add_argument("file")
-    p.add_argument("--out", required=True, help="frame.png (first window) or anim.gif (one frame per window)")
-    p.add_argument("--window", default="33ms", help="accumulation window, e.g. 10ms (default 33ms)")
-    p.add_argument("--start", help="time to start from, e.g. 1.5s (default: the first event)")
-    p.add_argument("--max-frames", type=int, default=300, help="at most this many GIF frames (default 300)")
+    p.add_argument("file", help=EVENT_FILE_HELP)
+    p.add_argument("-o", "--out", required=True, metavar="FILE",
+                   help="frame.png (first window) or anim.gif (one frame per window)")  # fmt: skip
+    p.add_argument("--window", default="33ms", help="accumulation window, with a unit: 10ms, 500us")
+    p.add_argument("--start", help="time to start from, with a unit: 1.5s (default: the first event)")
+    p.add_argument("--max-frames", type=int, default=300, help="at most this many GIF frames (a warning says when"
+                   " the recording goes on)")  # fmt: skip
     p.add_argument("--speed", type=float, default=1.0, help="GIF playback speed relative to real time")
     p.add_argument("--on-color", default="#ffffff", help="colour of pixels with more ON events")
     p.add_argument("--off-color", default="#3c78ff", help="colour of pixels with more OFF events")

@@ -15,10 +15,12 @@ import json
 from typing import Any
 
 
-def _session(args: argparse.Namespace):
-    from edgesnn.cli import load_model
+def _session(args: argparse.Namespace, *, create: bool = False):
+    """A session of the model on the store; unless ``create``, a store directory that is not there is an error."""
+    from edgesnn.cli import existing_dir, load_model
 
-    return load_model(args.model, args).session(store=args.store)
+    model = load_model(args.model, args)
+    return model.session(store=args.store if create else existing_dir(args.store, flag="--store"))
 
 
 def _read_example(path: str, session, key: str | None) -> Any:
@@ -42,7 +44,7 @@ def _rounded(key: str, value: float) -> float:
 
 def cmd_learn(args: argparse.Namespace) -> int:
     """Teach one class one example and store it durably."""
-    session = _session(args)
+    session = _session(args, create=True)
     info = session.learn(args.label, _read_example(args.example, session, args.input_key))
     doc = {k: (_rounded(k, v) if isinstance(v, float) else v) for k, v in info.items()}
     doc["store"] = args.store
@@ -83,19 +85,19 @@ def add_learn_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label", required=True, help="class name (new, or one to reinforce)")
     p.add_argument("--example", required=True, help=".npy or .npz input, shape (T, [1,] ...)")
     p.add_argument("--input-key", help="array name in the .npz for a single-input model")
-    p.add_argument("--store", required=True, help="directory of the class store")
+    p.add_argument("--store", required=True, help="directory of the class store (made if missing)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_learn)
 
     p = subparsers.add_parser("classes", help="list the classes a store holds for a model")
-    p.add_argument("model")
-    p.add_argument("--store", required=True, help="directory of the class store")
+    p.add_argument("model", help=".esnn with a learning configuration")
+    p.add_argument("--store", required=True, help="directory of the class store (must exist)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_classes)
 
     p = subparsers.add_parser("forget", help="remove a learned class from a store")
-    p.add_argument("model")
-    p.add_argument("--label", required=True)
-    p.add_argument("--store", required=True, help="directory of the class store")
+    p.add_argument("model", help=".esnn with a learning configuration")
+    p.add_argument("--label", required=True, help="class to remove")
+    p.add_argument("--store", required=True, help="directory of the class store (must exist)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_forget)
