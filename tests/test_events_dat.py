@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgesnn.errors import EventFileError, InputError
+from edgesnn.errors import EventFileError, InputError, OptionError
 from edgesnn.events._dtype import make_events
 from edgesnn.events.dat import open_dat, write_dat
 from edgesnn.events.io import open_events, read_events
@@ -67,8 +67,11 @@ def test_32_bit_timestamp_wrap_and_seek(tmp_path, native):
 
 
 def test_writer_refuses_what_dat_cannot_hold(tmp_path):
-    with pytest.raises(InputError, match="2\\^32"):
-        write_dat(tmp_path / "a.dat", make_events([0], [0], [1], [1 << 32]), geometry=(4, 4))
+    # A gap of 2^31 µs or more in a span past 2^32 µs would read back as a wrap (a first time past
+    # 2^32 alone is no longer refused: it goes to the header's time_offset_us, test_events_compact_time.py).
+    with pytest.raises(OptionError, match=r"a\.dat: DAT stores 32-bit µs timestamps: the events span 4294967301 µs"):
+        write_dat(tmp_path / "a.dat", make_events([0, 1], [0, 0], [1, 1], [0, (1 << 32) + 5]), geometry=(4, 4))
+    assert not (tmp_path / "a.dat").exists()
     with pytest.raises(InputError, match="events/x"):
         write_dat(tmp_path / "a.dat", make_events([600], [0], [1], [1]), geometry=(512, 256), version=1)
     with pytest.raises(InputError, match="must not decrease"):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesnn.errors import InputError, OptionError
+from edgesnn.events._header import MAX_TIME_OFFSET, TIME_OFFSET_KEY
 from edgesnn.events.io import check_geometry
 
 
@@ -75,6 +76,22 @@ def time_high_steps(hi: np.ndarray, max_step: int) -> tuple[np.ndarray, np.ndarr
     return np.asarray(ev, np.int64), np.asarray(val, np.int64)
 
 
+def time_offset_for(t: np.ndarray, reach_us: int) -> int:
+    """The ``time_offset_us`` to store for checked times ``t``: 0 or the first event's time.
+
+    ``reach_us`` is the first time the format cannot place without filler words from zero (EVT3
+    2^23, EVT2 2^33, DAT 2^32 µs). Below it the file is written exactly as before, with no key, so
+    every reader agrees on its times; at or above it (epoch-stamped recordings, ~1.6e15 µs) the
+    payload starts at zero instead of replaying time highs from t = 0.
+    """
+    if len(t) == 0 or int(t[0]) < reach_us:
+        return 0
+    first = int(t[0])
+    if first > MAX_TIME_OFFSET:
+        raise InputError(f"events/t: the first timestamp {first} µs exceeds 2^62 µs, the largest time offset")
+    return first
+
+
 def write_file(path, header: bytes, payload: bytes | np.ndarray) -> None:
     """Write header then payload to ``path``."""
     with open(Path(path), "wb") as f:
@@ -82,9 +99,11 @@ def write_file(path, header: bytes, payload: bytes | np.ndarray) -> None:
         f.write(payload.tobytes() if isinstance(payload, np.ndarray) else payload)
 
 
-def raw_header(evt: str, fmt: str, geometry: tuple[int, int]) -> bytes:
-    """A RAW header naming the encoding and the geometry, closed by ``% end``."""
+def raw_header(evt: str, fmt: str, geometry: tuple[int, int], time_offset: int = 0) -> bytes:
+    """A RAW header naming the encoding, the geometry and any time offset, closed by ``% end``."""
     w, h = geometry
+    offset = f"% {TIME_OFFSET_KEY} {time_offset}\n" if time_offset else ""
     return (
-        f"% evt {evt}\n% format {fmt};height={h};width={w}\n% geometry {w}x{h}\n% integrator_name edgesnn\n% end\n"
+        f"% evt {evt}\n% format {fmt};height={h};width={w}\n% geometry {w}x{h}\n% integrator_name edgesnn\n"
+        f"{offset}% end\n"
     ).encode("ascii")

@@ -4,6 +4,15 @@ The header ends after ``% end`` or before the first line that does not start wit
 (docs.prophesee.ai, RAW file format). RAW keys that matter: ``evt`` (2.0, 2.1, 3.0), ``format``
 (``EVT3;height=720;width=1280[;endianness=legacy]``) and ``geometry`` (``1280x720``). DAT
 headers carry ``Version``, ``Width`` and ``Height``, then two bytes: event type and event size.
+
+``t0`` (RAW; ``T0`` in DAT; the key faery writes and reads): microseconds to add to every decoded
+timestamp. edgesnn's writers set it to the first event's time when that time lies beyond what the
+format reaches from zero without filler time-high words (epoch-stamped recordings), so the payload
+starts near zero; faery writes the same key by default and adds it back when reading, so both read
+absolute times from each other's files. OpenEB/Metavision defines no time-offset key (its RAW
+header keys are ``date``, ``evt``, ``format``, ``geometry``, ``*_integrator_name``, ``plugin_name``,
+``serial_number``, ...) and keeps unknown keys without applying them: it reads such files with
+times relative to the offset.
 """
 
 from __future__ import annotations
@@ -24,6 +33,11 @@ MAX_HEADER_BYTES = 1 << 20
 _EVT_VERSIONS = {"2.0": "evt2", "2": "evt2", "2.1": "evt21", "3.0": "evt3", "3": "evt3"}
 _FORMAT_NAMES = {"EVT2": "evt2", "EVT21": "evt21", "EVT3": "evt3"}
 _GEOMETRY = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+#: Header key of the time offset (µs) added to every decoded timestamp; see the module docstring.
+TIME_OFFSET_KEY = "t0"  # faery's key (RAW: "t0", DAT: "T0"; keys are case-insensitive)
+#: Largest offset accepted: decoded times (offset + up to 2^62 µs of payload time) stay in int64.
+MAX_TIME_OFFSET = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,20 @@ def dat_info(header: Header, path, *, lenient: bool = False) -> tuple[int, tuple
     w, h = header.get("Width", lenient=lenient, path=path), header.get("Height", lenient=lenient, path=path)
     geometry = _size(w, h, "Width/Height", path) if (w is not None or h is not None) else None
     return version, geometry
+
+
+def time_offset(header: Header, path, *, lenient: bool = False) -> int:
+    """The ``t0`` value of a RAW or DAT header, 0 when the key is absent."""
+    value = header.get(TIME_OFFSET_KEY, lenient=lenient, path=path)
+    if value is None:
+        return 0
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_TIME_OFFSET:
+        raise EventFileError(
+            f"header key {TIME_OFFSET_KEY!r}: expected a whole number of µs in [0, 2^62], got {value!r}",
+            path=str(path),
+        )
+    return int(text)
 
 
 def sniff_prophesee(head: bytes, path, *, lenient: bool = False) -> str | None:

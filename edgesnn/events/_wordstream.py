@@ -10,6 +10,10 @@ one output chunk.
 as blocks go by) whose events are all earlier than the target, then advances the state without
 writing events (the kernel's dry mode) until the first time word that reaches the target, and the
 next chunk drops the few events of that period still earlier than it.
+
+``time_offset`` (the header's ``% t0``, see _header.py) is added to every event as it
+leaves the decoders, which work in the payload's own time; seek targets and checkpoint bounds are
+converted between the two, so the decoders, C or numpy, never see the offset.
 """
 
 from __future__ import annotations
@@ -102,8 +106,10 @@ class WordStreamReader(EventReader):
         chunk_events: int,
         native: bool | None = None,
         block_bytes: int | None = None,
+        time_offset: int = 0,
     ) -> None:
         self.path = Path(path)
+        self._offset = int(time_offset)
         self.format = fmt
         self.geometry = geometry
         self.metadata = metadata
@@ -128,7 +134,7 @@ class WordStreamReader(EventReader):
         self._drop_before: int | None = None  # after a seek: drop events earlier than this
         # Checkpoints: payload offset -> (bound, state). "bound" exceeds every event before the offset.
         self._ckpt_pos: list[int] = [0]
-        self._ckpt: dict[int, tuple[float, np.ndarray]] = {0: (-np.inf, self._state.copy())}
+        self._ckpt: dict[int, tuple[int | float, np.ndarray]] = {0: (-np.inf, self._state.copy())}
         # The file is opened for each pass (chunks, read_all, seek) and closed when it ends or its
         # iterator is dropped, so a reader that is never closed leaks no descriptor.
         self._file = None
@@ -205,7 +211,7 @@ class WordStreamReader(EventReader):
         self._state[:] = self._ckpt[pos][1]
         scratch = np.zeros(N_CODES, np.int64)  # damage met while skipping is not part of what is read
         with self._opened() as self._file:
-            self._skip_to(target, scratch)
+            self._skip_to(target - self._offset, scratch)
         self._drop_before = target
 
     def _skip_to(self, target: int, scratch: np.ndarray) -> None:
@@ -263,18 +269,25 @@ class WordStreamReader(EventReader):
         bisect.insort(self._ckpt_pos, pos)
         self._ckpt[pos] = (self._time_bound(), self._state.copy())
 
-    def _time_bound(self) -> float:
-        """A time every event decoded so far is below (events are at most this late)."""
+    def _time_bound(self) -> int | float:
+        """A time every event decoded so far is below (events are at most this late); -inf before any.
+
+        Python ints, not floats: epoch-stamped times with an offset near 2^62 µs would round in a
+        float and could pick a checkpoint past the seek target.
+        """
+        return self._payload_time_bound() + self._offset  # -inf stays -inf
+
+    def _payload_time_bound(self) -> int | float:
+        """``_time_bound`` in the payload's own time (before the offset)."""
         st = self._state
         fl = int(st[S_FLAGS])
         if self._kind == DAT:
-            return float((int(st[S_LOOP]) << 32) + int(st[S_PREV]) + 1) if fl & F_HAVE_PREV else -np.inf
+            return (int(st[S_LOOP]) << 32) + int(st[S_PREV]) + 1 if fl & F_HAVE_PREV else -np.inf
         if not fl & F_HAVE_TH:
             return -np.inf
         if self._kind == EVT3:
-            t = (int(st[S_LOOP]) << 24) + (int(st[S_TH]) << 12) + int(st[S_TL]) - int(st[S_SHIFT])
-            return float(t + 1)
-        return float((int(st[S_LOOP]) << 34) + (int(st[S_TH]) << 6) - int(st[S_SHIFT]) + 64)
+            return (int(st[S_LOOP]) << 24) + (int(st[S_TH]) << 12) + int(st[S_TL]) - int(st[S_SHIFT]) + 1
+        return (int(st[S_LOOP]) << 34) + (int(st[S_TH]) << 6) - int(st[S_SHIFT]) + 64
 
     def _chunks_native(self) -> Iterator[np.ndarray]:
         cap = max(self.chunk_events, 4 * MAX_EVENTS_PER_WORD[self._kind])
@@ -328,8 +341,10 @@ class WordStreamReader(EventReader):
             yield events[a : a + self.chunk_events]
 
     def _filtered(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        """Apply the post-seek cut and the geometry inference to the raw chunk stream."""
+        """Add the time offset, apply the post-seek cut and the geometry inference to the raw chunk stream."""
         for events in chunks:
+            if self._offset:
+                events["t"] += self._offset  # fresh decoder output, not yet seen by the caller
             if self._drop_before is not None:
                 keep = events["t"] >= self._drop_before
                 if not keep.any():

@@ -5,6 +5,13 @@ CD words carry x, y and the 6 low timestamp bits; EVT_TIME_HIGH carries bits 33.
 (loop + 1), a smaller drop is damage. EXT_TRIGGER, IMU and OTHERS words (with their CONTINUED
 words) carry no CD events and are skipped. Files without geometry in the header are taken to be
 Gen3 (640x480), see io.py. ``time_shift=True`` subtracts the first time high, as OpenEB does.
+
+Time offset: a header key ``% t0 N`` (DAT: ``% T0 N``), faery's key (OpenEB defines none, see
+_header.py) is added back to every timestamp. ``write_evt2`` sets it to the first event's time
+when that is 2^33 µs or later (a first time high cannot step there from zero), so an
+epoch-stamped recording costs no filler words; after it the 34-bit time base wraps every 2^34 µs
+(~4.77 h), and the writer keeps every step of the 28-bit counter under half its range so each wrap
+decodes as one. ``time_shift=True`` ignores the offset, as OpenEB does.
 """
 
 from __future__ import annotations
@@ -12,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgesnn.errors import EventFileError
-from edgesnn.events._encode import checked_events, raw_header, time_high_steps, write_file
-from edgesnn.events._header import raw_info, read_header
+from edgesnn.events._encode import checked_events, raw_header, time_high_steps, time_offset_for, write_file
+from edgesnn.events._header import raw_info, read_header, time_offset
 from edgesnn.events._kinds import EVT2, P_TIME_SHIFT
 from edgesnn.events._wordstream import WordStreamReader, resolve_geometry
 
@@ -25,6 +32,7 @@ def open_evt2(path, *, lenient=False, geometry=None, chunk_events=1 << 20, time_
     if info.format not in (None, "evt2"):
         raise EventFileError(f"header says {info.format}, not EVT 2.0", path=str(path))
     geometry, source, check = resolve_geometry(info.geometry, geometry, gen3_default=True)
+    offset = 0 if time_shift else time_offset(header, path, lenient=lenient)
     return WordStreamReader(
         path,
         fmt="evt2",
@@ -33,10 +41,16 @@ def open_evt2(path, *, lenient=False, geometry=None, chunk_events=1 << 20, time_
         flags=P_TIME_SHIFT if time_shift else 0,
         geometry=geometry,
         check_geometry=check,
-        metadata={"header": header.as_dict(), "geometry_source": source, "time_shift": bool(time_shift)},
+        metadata={
+            "header": header.as_dict(),
+            "geometry_source": source,
+            "time_shift": bool(time_shift),
+            "time_offset_us": offset,
+        },
         lenient=lenient,
         chunk_events=chunk_events,
         native=native,
+        time_offset=offset,
     )
 
 
@@ -44,10 +58,12 @@ def write_evt2(path, events, *, geometry=None) -> None:
     """Write ``events`` (EVENT_DTYPE, t non-decreasing, µs) as an EVT 2.0 file.
 
     One CD word per event, a time-high word whenever ``t >> 6`` changes. ``geometry`` defaults to
-    (max x + 1, max y + 1).
+    (max x + 1, max y + 1). A first time of 2^33 µs or later (epoch-stamped) goes to the header as
+    ``% t0`` and the words count from it.
     """
     x, y, p, t, geometry = checked_events(events, geometry, max_coord=(2047, 2047), what="EVT 2.0")
-    write_file(path, raw_header("2.0", "EVT2", geometry), encode_evt2(x, y, p, t))
+    offset = time_offset_for(t, 1 << 33)
+    write_file(path, raw_header("2.0", "EVT2", geometry, offset), encode_evt2(x, y, p, t - offset))
 
 
 def encode_evt2(x, y, p, t) -> np.ndarray:

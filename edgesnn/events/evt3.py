@@ -8,6 +8,12 @@ The system-type bit of EVT_ADDR_Y is ignored (faery ignores it too); EXT_TRIGGER
 words and their CONTINUED words carry no CD events and are skipped. Timestamps are absolute
 (faery's convention); ``time_shift=True`` subtracts ``(first TH − 1)·2^12`` as OpenEB / Metavision
 do, which is how DAT files converted by Metavision are timed.
+
+Time offset: a header key ``% t0 N`` (DAT: ``% T0 N``), faery's key (OpenEB defines none, see
+_header.py) is added back to every timestamp. ``write_evt3`` sets it to the first event's time
+when that is 2^23 µs or later (past the first time-high step from zero, 2047·2^12 µs), so an
+epoch-stamped recording costs no filler words; the 24-bit time base then wraps every 2^24 µs as
+in any long recording. ``time_shift=True`` ignores the offset, as OpenEB does.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgesnn.errors import EventFileError
-from edgesnn.events._encode import checked_events, raw_header, time_high_steps, write_file
-from edgesnn.events._header import raw_info, read_header
+from edgesnn.events._encode import checked_events, raw_header, time_high_steps, time_offset_for, write_file
+from edgesnn.events._header import raw_info, read_header, time_offset
 from edgesnn.events._kinds import EVT3, P_TIME_SHIFT
 from edgesnn.events._wordstream import WordStreamReader, resolve_geometry
 
@@ -28,6 +34,7 @@ def open_evt3(path, *, lenient=False, geometry=None, chunk_events=1 << 20, time_
     if info.format not in (None, "evt3"):
         raise EventFileError(f"header says {info.format}, not EVT 3.0", path=str(path))
     geometry, source, check = resolve_geometry(info.geometry, geometry)
+    offset = 0 if time_shift else time_offset(header, path, lenient=lenient)
     return WordStreamReader(
         path,
         fmt="evt3",
@@ -36,10 +43,16 @@ def open_evt3(path, *, lenient=False, geometry=None, chunk_events=1 << 20, time_
         flags=P_TIME_SHIFT if time_shift else 0,
         geometry=geometry,
         check_geometry=check,
-        metadata={"header": header.as_dict(), "geometry_source": source, "time_shift": bool(time_shift)},
+        metadata={
+            "header": header.as_dict(),
+            "geometry_source": source,
+            "time_shift": bool(time_shift),
+            "time_offset_us": offset,
+        },
         lenient=lenient,
         chunk_events=chunk_events,
         native=native,
+        time_offset=offset,
     )
 
 
@@ -48,10 +61,12 @@ def write_evt3(path, events, *, geometry=None) -> None:
 
     Events sharing time, row and polarity at increasing x go out as VECT_BASE_X + VECT_12/VECT_8
     words when that is shorter than one EVT_ADDR_X per event; time and row words are written only
-    when they change. ``geometry`` defaults to (max x + 1, max y + 1).
+    when they change. ``geometry`` defaults to (max x + 1, max y + 1). A first time of 2^23 µs or
+    later (epoch-stamped) goes to the header as ``% t0`` and the words count from it.
     """
     x, y, p, t, geometry = checked_events(events, geometry, max_coord=(2047, 2047), what="EVT 3.0")
-    write_file(path, raw_header("3.0", "EVT3", geometry), encode_evt3(x, y, p, t))
+    offset = time_offset_for(t, 1 << 23)
+    write_file(path, raw_header("3.0", "EVT3", geometry, offset), encode_evt3(x, y, p, t - offset))
 
 
 def encode_evt3(x, y, p, t) -> np.ndarray:
