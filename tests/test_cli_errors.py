@@ -95,6 +95,7 @@ CASES = [
     ("detect", BAD_FLAG, ["detect", "{demo}", "{missing}.raw", "--out", "-", "--bogus"], 2, "--bogus"),
     ("serve", BAD_FLAG, ["serve", "--bogus"], 2, "unrecognized arguments: --bogus"),
     ("devices", BAD_FLAG, ["devices", "--bogus"], 2, "unrecognized arguments: --bogus"),
+    ("devices", BAD_UNIT, ["devices", "127.0.0.1:1", "--timeout", "2"], 2, "--timeout: a duration needs a unit"),
 ]
 # fmt: on
 
@@ -150,3 +151,8 @@ def test_a_closed_pipe_ends_quietly_with_141(tmp_path):
         err = proc.stderr.read()
         assert proc.wait(timeout=60) == 141
     assert err == b""
+
+
+def test_an_unreachable_device_exits_7_as_the_table_says(capsys):
+    assert main(["devices", "127.0.0.1:1", "--timeout", "500ms"]) == 7
+    assert "127.0.0.1:1: unreachable" in capsys.readouterr().out

@@ -425,7 +425,7 @@ def _drain_log(lines: queue.Queue) -> list[dict]:
 def test_sigterm_drains_and_exits_cleanly(tmp_path: Path, model_bytes: bytes) -> None:
     path = tmp_path / "m.esnn"
     path.write_bytes(model_bytes)
-    proc, address, lines = _start_daemon("--model", str(path), "--grace", "5")
+    proc, address, lines = _start_daemon("--model", str(path), "--grace", "5s")
     try:
         dev = connect(address)
         s = dev.open_session(dev.model_info(dev.models()[0].model_id).model_id)

@@ -203,7 +203,7 @@ def test_the_token_comes_from_a_file_or_the_environment(tmp_path: Path, monkeypa
 
 def test_sigterm_ends_within_the_grace_period_whatever_the_streams_do(tmp_path: Path, model_bytes: bytes) -> None:
     env = {**os.environ, "EDGESNN_TOKEN": "t"}
-    proc, address, lines = _start_daemon("--grace", "2", env=env)
+    proc, address, lines = _start_daemon("--grace", "2s", env=env)
     hang = threading.Event()
     channels = []
     try:

@@ -4,9 +4,14 @@ The recording is any file :func:`edgesnn.events.open_events` reads (EVT 2.0/2.1/
 AEDAT4, npy/npz, HDF5, CSV), streamed chunk by chunk; damaged files fail with the events
 package's :class:`~edgesnn.errors.EventFileError` (exit 3) unless ``--lenient`` skips and counts
 the damage. Each output line is one box: ``t_us`` (window end), ``x``, ``y``, ``w``, ``h``
-(pixels, top-left corner), ``class_id``, ``class`` and ``score``. ``--realtime`` replays the
-file paced by its timestamps through :class:`~edgesnn.events.FileSource`, as a live camera
+(sensor pixels, top-left corner), ``class_id``, ``class`` and ``score``. ``--realtime`` replays
+the file paced by its timestamps through :class:`~edgesnn.events.FileSource`, as a live camera
 delivers events; in Python, any source's chunks go to ``DetectorSession.push``.
+
+A sensor larger than the model's input is fitted with ``--roi X,Y,W,H`` (crop) and then
+``--downsample F`` (pool F x F blocks); boxes are mapped back to the sensor's pixels. A
+mismatch names both geometries and suggests flags that fit. ``--render`` draws what the model
+sees: the events after crop and downsample, the boxes in those pixels.
 """
 
 from __future__ import annotations
@@ -30,9 +35,42 @@ def _geometry_arg(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _roi_arg(text: str) -> tuple[int, int, int, int]:
+    try:
+        roi = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        roi = ()
+    if len(roi) != 4 or min(roi[:2]) < 0 or min(roi[2:]) < 1:
+        raise argparse.ArgumentTypeError(f"expected X,Y,WIDTH,HEIGHT (X, Y >= 0, sizes >= 1), got {text!r}")
+    return roi  # type: ignore[return-value]
+
+
+def _downsample_arg(text: str) -> int:
+    from edgesnn.detect.view import MAX_DOWNSAMPLE
+
+    try:
+        f = int(text)
+    except ValueError:
+        f = 0
+    if not 1 <= f <= MAX_DOWNSAMPLE:
+        raise argparse.ArgumentTypeError(f"expected an integer factor from 1 to {MAX_DOWNSAMPLE}, got {text!r}")
+    return f
+
+
+def _count_arg(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of windows >= 0, got {text!r}")
+    return n
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     """Stream the recording through the detector; write JSON lines, optionally a GIF."""
     from edgesnn.detect import load_detector
+    from edgesnn.detect.view import SensorView, check_fit
     from edgesnn.events.io import open_events
 
     if args.render and Path(args.render).suffix.lower() != ".gif":
@@ -52,17 +90,18 @@ def cmd_detect(args: argparse.Namespace) -> int:
     frames: list = []
     n_boxes = n_windows = n_events = 0
     with open_events(args.recording, format=args.input_format, lenient=args.lenient, geometry=args.geometry) as reader:
-        if reader.geometry is not None and tuple(reader.geometry) != (cfg.width, cfg.height):
-            w, h = reader.geometry
-            raise OptionError(f"recording is {w}x{h}, the model expects {cfg.width}x{cfg.height}", path="recording")
-        session = det.session(num_threads=1, start_us=args.start_us)
+        view = SensorView(roi=args.roi, downsample=args.downsample)
+        sensor = None if reader.geometry is None else tuple(reader.geometry)
+        check_fit(view, sensor, (cfg.width, cfg.height), cli=True, path=args.recording)  # in flag syntax
+        session = det.session(num_threads=1, start_us=args.start_us, roi=args.roi, downsample=args.downsample,
+                              geometry=sensor, max_gap_windows=args.max_gap_windows)  # fmt: skip
         recent = empty_events()
         out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
         try:
 
             def emit(results: list[np.ndarray]) -> None:
                 nonlocal n_boxes, n_windows
-                for boxes in results:
+                for boxes, end in zip(results, session.last_window_ends_us, strict=True):
                     n_windows += 1
                     for b in boxes:
                         row = {"t_us": int(b["t_us"]), "x": round(float(b["x"]), 2), "y": round(float(b["y"]), 2),
@@ -74,28 +113,25 @@ def cmd_detect(args: argparse.Namespace) -> int:
                     if args.render and len(frames) < args.max_frames:
                         from edgesnn.detect.render import draw_window
 
-                        end = origin + n_windows * cfg.window_us  # windows are consecutive from the first event
                         t = recent["t"]
                         lo, hi = np.searchsorted(t, end - cfg.window_us), np.searchsorted(t, end)
-                        frames.append(draw_window(recent[lo:hi], boxes, width=cfg.width, height=cfg.height,
-                                                  classes=cfg.classes))  # fmt: skip
+                        frames.append(draw_window(recent[lo:hi], view.to_model(boxes), width=cfg.width,
+                                                  height=cfg.height, classes=cfg.classes))  # fmt: skip
 
-            origin = 0
             chunks = reader.chunks()
             if args.realtime:
                 from edgesnn.events.sources import FileSource
 
                 chunks = iter(FileSource(reader, realtime=True, speed=args.speed, slice_us=cfg.bin_us))
             for chunk in chunks:
-                if n_events == 0 and len(chunk):
-                    origin = int(chunk["t"][0])
                 n_events += len(chunk)
                 if args.render:
-                    recent = np.concatenate((recent, chunk))
+                    recent = np.concatenate((recent, view(chunk)))
                 emit(session.push(chunk))
                 if args.render and len(recent):
                     # keep only what the window still being filled can need
                     recent = recent[recent["t"] >= int(recent["t"][-1]) - 2 * cfg.window_us]
+            skipped_windows = session.skipped_windows
             emit(session.finish())
         finally:
             if out is not sys.stdout:
@@ -109,6 +145,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         save_gif(frames, args.render, frame_ms=cfg.window_us // 1000)
     if not getattr(args, "quiet", False):
         extra = f", skipped {skipped}" if any(skipped.values()) else ""
+        if skipped_windows:
+            extra += f", {skipped_windows} empty windows not run (gaps over {session.max_gap_windows} windows)"
         print(f"{n_events} events, {n_windows} windows, {n_boxes} boxes -> {args.out}{extra}", file=sys.stderr)
     return 0
 
@@ -118,10 +156,29 @@ def add_detect_command(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("detect", help="detect objects in an event recording with a detector bundle")
     p.add_argument("model", help="detector .esnn (python -m tools.train_detect)")
     p.add_argument("recording", help="event file: .raw (EVT2/2.1/3), .dat, .aedat4, .npy/.npz, .h5, .csv")
-    p.add_argument("--out", required=True, help="boxes.jsonl, or - for stdout")
+    p.add_argument("-o", "--out", required=True, help="boxes.jsonl, or - for stdout")
     p.add_argument("--render", help="also draw the boxes on each window's events into this .gif")
     p.add_argument("--max-frames", type=int, default=300, help="at most this many GIF frames (default 300)")
     p.add_argument("--start-us", type=int, help="start of the first window in µs (default: the first event's time)")
+    p.add_argument(
+        "--roi",
+        type=_roi_arg,
+        metavar="X,Y,W,H",
+        help="crop the sensor to this region first (sensor pixels); boxes stay in sensor pixels",
+    )
+    p.add_argument(
+        "--downsample",
+        type=_downsample_arg,
+        default=1,
+        metavar="F",
+        help="then pool FxF pixel blocks into one (1 to 16; default 1)",
+    )
+    p.add_argument(
+        "--max-gap-windows",
+        type=_count_arg,
+        metavar="N",
+        help="run at most N empty windows in a row, skip the rest of a longer gap (default: 10 s worth)",
+    )
     p.add_argument("--realtime", action="store_true", help="replay paced by the timestamps, as a live camera")
     p.add_argument("--speed", type=float, default=1.0, help="with --realtime: this many times faster")
     p.add_argument("--score-threshold", type=float, help="override the bundle's score threshold")

@@ -5,6 +5,22 @@ A :class:`Detector` is immutable and shareable: the SNN front as an edgesnn
 :class:`DetectorConfig`. A :class:`DetectorSession` owns all state: the engine session
 (membranes carry over from one window to the next), the onnxruntime session, and the
 events of the window being filled.
+
+Coordinates: ``push``, ``finish`` and ``run`` take events and give boxes in the sensor's
+pixels; a session's :class:`~edgesnn.detect.view.SensorView` (``roi``, ``downsample``)
+maps events to the model's pixels and boxes back. ``detect_window``, ``predict_window``
+and ``front_window`` work in the model's pixels.
+
+Long gaps: windows are consecutive, so a stream whose next event is hours (or, with
+``start_us=0`` on epoch timestamps, decades) after the last one would run billions of empty
+windows. A gap of more than ``max_gap_windows`` empty windows is shortened to that many:
+the windows before them are neither run nor emitted (:attr:`DetectorSession.skipped_windows`
+counts them), and the state carries on through the ones that are run. An empty window is not
+"rest": the SNN front still gets its convolution biases, so its membranes settle toward a
+bias-driven level (or, where a bias is above threshold, keep spiking), not to the reset
+state. With the default of 10 s worth of windows this settling is complete (the membranes
+decay by exp(-10 s / tau) toward it), so the output equals running every window, except that
+the phase of a front that keeps spiking on no input can differ.
 """
 
 from __future__ import annotations
@@ -18,7 +34,8 @@ import numpy as np
 from edgesnn.detect.boxes import BOX_DTYPE, nms
 from edgesnn.detect.config import DetectorConfig
 from edgesnn.detect.head import decode
-from edgesnn.errors import InputError, MissingDependencyError, ModelError
+from edgesnn.detect.view import SensorView, check_fit
+from edgesnn.errors import InputError, ModelError, OptionError
 from edgesnn.events._dtype import EVENT_DTYPE, empty_events
 from edgesnn.events.functional.to_histogram import to_time_bins
 from edgesnn.model import Model
@@ -27,6 +44,8 @@ log = logging.getLogger("edgesnn.detect")
 
 #: Stages of one window, as timed in :attr:`DetectorSession.last_timings_us`.
 STAGES = ("histogram", "snn", "ann", "post")
+#: Default bound on a run of empty windows (see the module docstring): this much stream time, in µs.
+MAX_GAP_US = 10_000_000
 
 
 class Detector:
@@ -74,18 +93,79 @@ class Detector:
         ann = onnx_parameter_count(self.ann)
         return {"snn": snn, "ann": ann, "total": snn + ann}
 
-    def session(self, *, num_threads: int = 1, start_us: int | None = None) -> DetectorSession:
-        """A stream's state; windows start at ``start_us`` (default: the first event's time)."""
-        return DetectorSession(self, num_threads=num_threads, start_us=start_us)
+    def session(
+        self,
+        *,
+        num_threads: int = 1,
+        start_us: int | None = None,
+        roi: tuple[int, int, int, int] | None = None,
+        downsample: int = 1,
+        geometry: tuple[int, int] | None = None,
+        max_gap_windows: int | None = None,
+    ) -> DetectorSession:
+        """A stream's state; see :class:`DetectorSession` for the keywords."""
+        return DetectorSession(
+            self, num_threads=num_threads, start_us=start_us, roi=roi, downsample=downsample, geometry=geometry,
+            max_gap_windows=max_gap_windows,
+        )  # fmt: skip
 
 
 def onnx_parameter_count(model: bytes) -> int:
-    """Number of weights in an ONNX model's initializers (needs the ``onnx`` package, in the dev extra)."""
-    try:
-        import onnx
-    except ImportError as exc:
-        raise MissingDependencyError("counting ONNX parameters needs onnx: pip install onnx") from exc
-    return int(sum(np.prod(t.dims) for t in onnx.load_from_string(model).graph.initializer))
+    """Number of weights in an ONNX model's initializers (graph field 5), read from the protobuf wire format."""
+    count = 0
+    for field, value in _proto_fields(model, 0, len(model), "model"):
+        if field == 7 and isinstance(value, tuple):  # ModelProto.graph
+            for gfield, init in _proto_fields(model, *value, "graph"):
+                if gfield == 5 and isinstance(init, tuple):  # GraphProto.initializer: a TensorProto
+                    count += int(np.prod(_tensor_dims(model, init), dtype=np.int64))
+    return count
+
+
+def _tensor_dims(buf: bytes, span: tuple[int, int]) -> list[int]:
+    dims: list[int] = []
+    for field, value in _proto_fields(buf, *span, "initializer"):
+        if field == 1:  # TensorProto.dims: repeated int64, one varint each or packed
+            if isinstance(value, int):
+                dims.append(value)
+            else:
+                i, end = value
+                while i < end:
+                    d, i = _varint(buf, i, "initializer dims")
+                    dims.append(d)
+    return dims
+
+
+def _varint(buf: bytes, i: int, where: str) -> tuple[int, int]:
+    value = shift = 0
+    while i < len(buf) and shift < 64:
+        byte = buf[i]
+        value |= (byte & 0x7F) << shift
+        i += 1
+        if byte < 0x80:
+            return value, i
+        shift += 7
+    raise ModelError("truncated or overlong varint in the ONNX protobuf", path=f"ann/{where}")
+
+
+def _proto_fields(buf: bytes, start: int, end: int, where: str) -> Iterator[tuple[int, int | tuple[int, int]]]:
+    """(field number, varint value or (start, end) of a length-delimited value) of one protobuf message."""
+    i = start
+    while i < end:
+        key, i = _varint(buf, i, where)
+        wire = key & 7
+        if wire == 0:
+            value, i = _varint(buf, i, where)
+            yield key >> 3, value
+        elif wire == 2:
+            n, i = _varint(buf, i, where)
+            if i + n > end:
+                raise ModelError("a protobuf field runs past its message", path=f"ann/{where}")
+            yield key >> 3, (i, i + n)
+            i += n
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4  # fixed64 / fixed32: no initializer dims live there
+        else:
+            raise ModelError(f"unsupported protobuf wire type {wire}", path=f"ann/{where}")
 
 
 def _ort_session(model: bytes, num_threads: int):
@@ -95,48 +175,100 @@ def _ort_session(model: bytes, num_threads: int):
 
 
 class DetectorSession:
-    """One stream through a :class:`Detector`: ``push`` chunks, get one box array per finished window."""
+    """One stream through a :class:`Detector`: ``push`` chunks, get one box array per finished window.
 
-    def __init__(self, detector: Detector, *, num_threads: int = 1, start_us: int | None = None) -> None:
+    Parameters
+    ----------
+    num_threads : int
+        Threads of the engine and of onnxruntime.
+    start_us : int, optional
+        Start of the first window in µs; None (default): the first event's time.
+    roi : (x0, y0, width, height), optional
+        Sensor region the model sees (:class:`~edgesnn.events.transforms.Crop`).
+    downsample : int
+        Then pool ``downsample`` x ``downsample`` pixel blocks into one
+        (:class:`~edgesnn.events.transforms.Downsample`), 1 to 16.
+    geometry : (width, height), optional
+        The sensor's size (e.g. ``FileSource.geometry``): checked against the model's after
+        ``roi`` and ``downsample``; the error suggests a crop and factor that fit.
+    max_gap_windows : int, optional
+        At most this many empty windows are run in a row (module docstring); default: 10 s worth.
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        *,
+        num_threads: int = 1,
+        start_us: int | None = None,
+        roi: tuple[int, int, int, int] | None = None,
+        downsample: int = 1,
+        geometry: tuple[int, int] | None = None,
+        max_gap_windows: int | None = None,
+    ) -> None:
         from edgesnn.engine import SessionOptions
 
         self.detector = detector
         self.config = detector.config
+        self.view = SensorView(roi=roi, downsample=downsample)
+        check_fit(self.view, geometry, (self.config.width, self.config.height), cli=False, path="geometry")
+        if start_us is not None and (isinstance(start_us, bool) or not isinstance(start_us, int | np.integer)):
+            raise OptionError(f"must be an integer time in µs or None, got {start_us!r}", path="start_us")
+        self.max_gap_windows = _max_gap(max_gap_windows, self.config.window_us)
         self._snn = detector.front.session(
             dt=self.config.bin_us * 1e-6, options=SessionOptions(num_threads=num_threads)
         )
         self._ort, self._in_name, self._out_name = _ort_session(detector.ann, num_threads)
-        self._start_us = start_us
-        self._origin = start_us
+        self._start_us = None if start_us is None else int(start_us)
+        self._origin = self._start_us
+        self._t_seen: int | None = None
         self._pending = empty_events()
         #: Wall time of each stage of the last window, in µs (keys: :data:`STAGES`).
         self.last_timings_us: dict[str, float] = {}
+        #: End time (µs) of each window the last ``push`` or ``finish`` returned, in order.
+        self.last_window_ends_us: list[int] = []
+        #: Empty windows not run (gaps longer than ``max_gap_windows``) since the session opened.
+        self.skipped_windows = 0
 
     def reset(self) -> None:
         """Forget the stream: SNN state to rest, pending events dropped, windows restart at the next event."""
         self._snn.reset()
         self._pending = empty_events()
         self._origin = self._start_us
+        self._t_seen = None
 
     def push(self, chunk: np.ndarray) -> list[np.ndarray]:
-        """Add a time-sorted chunk of events; return the detections of every window it completes."""
+        """Add a time-sorted chunk of events (sensor pixels); return the boxes of every window it completes."""
         if chunk.dtype != EVENT_DTYPE:
             raise InputError(f"expected events of EVENT_DTYPE, got {chunk.dtype}", path="chunk")
+        self.last_window_ends_us = []
         if len(chunk) == 0:
             return []
-        if self._origin is None:
-            self._origin = int(chunk["t"][0])
-        if len(self._pending) and int(chunk["t"][0]) < int(self._pending["t"][-1]):
+        t_first, t_last = int(chunk["t"][0]), int(chunk["t"][-1])
+        if self._t_seen is not None and t_first < self._t_seen:
             raise InputError("chunk starts before the previous chunk's last event", path="chunk")
+        self._t_seen = t_last
+        if self._origin is None:
+            self._origin = t_first
+        chunk = self.view(chunk)
         chunk = chunk[chunk["t"] >= self._origin]
         buf = np.concatenate((self._pending, chunk)) if len(self._pending) else chunk
         out = []
         window = self.config.window_us
-        t_last = int(buf["t"][-1]) if len(buf) else self._origin
+        # Time advances with every event, those outside the region too, so windows close on time.
         while t_last >= self._origin + window:
+            t_next = int(buf["t"][0]) if len(buf) else t_last
+            empty = (t_next - self._origin) // window
+            if empty > self.max_gap_windows:
+                skip = empty - self.max_gap_windows
+                log.info("skipping %d empty windows (%d µs without events)", skip, skip * window)
+                self._origin += skip * window
+                self.skipped_windows += skip
+                continue
             end = self._origin + window
             cut = int(np.searchsorted(buf["t"], end, side="left"))
-            out.append(self.detect_window(buf[:cut], self._origin))
+            out.append(self.view.to_sensor(self.detect_window(buf[:cut], self._origin)))
+            self.last_window_ends_us.append(end)
             buf = buf[cut:]
             self._origin = end
         self._pending = buf
@@ -144,12 +276,16 @@ class DetectorSession:
 
     def finish(self) -> list[np.ndarray]:
         """Detect on the last, partly filled window (if it holds events) and reset the stream."""
-        out = [self.detect_window(self._pending, self._origin)] if len(self._pending) else []
+        out, ends = [], []
+        if len(self._pending):
+            out.append(self.view.to_sensor(self.detect_window(self._pending, self._origin)))
+            ends.append(self._origin + self.config.window_us)
         self.reset()
+        self.last_window_ends_us = ends
         return out
 
     def detect_window(self, events: np.ndarray, t_start_us: int) -> np.ndarray:
-        """Run one window [t_start_us, t_start_us + window) on the current state; boxes stamped at its end."""
+        """Run one window [t_start_us, t_start_us + window) on the current state (model pixels); stamped at its end."""
         raw = self.predict_window(events, t_start_us)
         t0 = time.perf_counter()
         boxes = postprocess(raw, self.config, t_start_us + self.config.window_us)
@@ -189,6 +325,15 @@ class DetectorSession:
         for chunk in chunks:
             yield from self.push(chunk)
         yield from self.finish()
+
+
+def _max_gap(value: int | None, window_us: int) -> int:
+    """``max_gap_windows``: a count >= 0, or None for :data:`MAX_GAP_US` worth of windows."""
+    if value is None:
+        return -(-MAX_GAP_US // window_us)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise OptionError(f"expected a number of windows >= 0 or None, got {value!r}", path="max_gap_windows")
+    return int(value)
 
 
 def postprocess(raw: np.ndarray, config: DetectorConfig, t_us: int) -> np.ndarray:

@@ -4,8 +4,9 @@ Every class here is abstract; :class:`~edgesnn.devices.local.LocalDevice`,
 :class:`~edgesnn.devices.remote.RemoteDevice` and the firmware bridges are final
 leaves. A :class:`DeviceSession` has the Python API of an engine
 :class:`~edgesnn.engine.session.Session` (``step``, ``run``, ``reset``, ``state``,
-``load_state``, ``retime``, ``inputs``, ``outputs``), so user code does not change when
-the model moves to a device. ``tests/conformance/test_device_contract.py`` holds
+``load_state``, ``retime``, ``inputs``, ``outputs``, ...) and :meth:`Device.load` returns a
+:class:`~edgesnn.devices.handle.DeviceModel` with the API of a ``Model``, so user code does not
+change when the model moves to a device. ``tests/conformance/test_device_contract.py`` holds
 every implementation to the same results.
 """
 
@@ -14,11 +15,15 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgesnn.errors import UnsupportedError
 from edgesnn.model import TensorSpec
+
+if TYPE_CHECKING:
+    from edgesnn.devices.handle import DeviceModel
 
 __all__ = ["Capabilities", "ModelInfo", "Device", "DeviceSession", "ModelSource"]
 
@@ -47,7 +52,11 @@ class Capabilities:
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
-    """A model loaded on a device: its id (sha256 of the bundle) and what it takes and gives."""
+    """A model loaded on a device: its id (sha256 of the bundle), its name, and what it takes and gives.
+
+    ``name`` is the stem of the file it was loaded from ("" from bytes); ``producer_name`` the
+    producer record's ``name``. Both are "" where the device does not say.
+    """
 
     model_id: str
     inputs: tuple[TensorSpec, ...]
@@ -57,6 +66,8 @@ class ModelInfo:
     labels: tuple[str, ...]
     learning: bool
     adapt_method: str
+    name: str = ""
+    producer_name: str = ""
 
 
 class DeviceSession(abc.ABC):
@@ -106,6 +117,20 @@ class DeviceSession(abc.ABC):
     @abc.abstractmethod
     def initial_state(self) -> str:
         """Where the session starts and resets to ("rest" or "zero", before any states set over it)."""
+
+    @property
+    def model(self) -> DeviceModel:
+        """The loaded model this session runs (as ``Session.model``, a :class:`DeviceModel`)."""
+        raise UnsupportedError(f"{type(self).__name__} does not describe its model", path="model")
+
+    @property
+    def initial_values(self) -> dict[str, np.ndarray]:
+        """States the session starts from besides :attr:`initial_state`, by name ((batch, n) arrays)."""
+        raise UnsupportedError(f"{type(self).__name__} does not report its initial values", path="initial_values")
+
+    def decide(self) -> list[str | None]:
+        """Per stream, the learned label scoring highest now (None while nothing is learned)."""
+        raise UnsupportedError(f"{type(self).__name__} does not decide on the device", path="decide")
 
     @abc.abstractmethod
     def step(
@@ -162,6 +187,13 @@ class Device(abc.ABC):
     @abc.abstractmethod
     def load_model(self, source: ModelSource) -> str:
         """Load a bundle (path, bytes or binary file); return its id. Loading it again is a no-op."""
+
+    def load(self, source: ModelSource) -> DeviceModel:
+        """Load a bundle (path, shipped model name, bytes or binary file) and return its handle, as ``edgesnn.load``."""
+        from edgesnn.catalog import resolve
+        from edgesnn.devices.handle import DeviceModel
+
+        return DeviceModel(self, self.model_info(self.load_model(resolve(source))))
 
     @abc.abstractmethod
     def unload_model(self, model_id: str) -> None:

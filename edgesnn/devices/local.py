@@ -15,15 +15,18 @@ from typing import Any
 import numpy as np
 
 from edgesnn import __version__
+from edgesnn.devices._names import clean, stem
 from edgesnn.devices.base import Capabilities, Device, DeviceSession, ModelInfo, ModelSource
+from edgesnn.devices.handle import DeviceModel
 from edgesnn.errors import CapacityError, NotFoundError, OptionError
 from edgesnn.model import Model, TensorSpec
 
 __all__ = ["LocalDevice", "LocalSession", "model_info"]
 
 
-def model_info(model_id: str, model: Model) -> ModelInfo:
-    """The device-level description of a loaded model."""
+def model_info(model_id: str, model: Model, source_name: str = "") -> ModelInfo:
+    """The device-level description of a loaded model; ``source_name`` is the file it came from."""
+    producer = model.producer.get("name") if isinstance(model.producer, Mapping) else None
     return ModelInfo(
         model_id=model_id,
         inputs=tuple(model.inputs),
@@ -33,6 +36,8 @@ def model_info(model_id: str, model: Model) -> ModelInfo:
         labels=model.labels,
         learning=model.learning is not None,
         adapt_method=model.adapt_method,
+        name=stem(source_name),
+        producer_name=clean(producer),
     )
 
 
@@ -61,9 +66,10 @@ class _Loaded:
 class LocalSession(DeviceSession):
     """An engine Session behind a lock, so that one session is safe to share between threads."""
 
-    def __init__(self, device: LocalDevice, model_id: str, session: Any) -> None:
+    def __init__(self, device: LocalDevice, info: ModelInfo, session: Any) -> None:
         self._device = device
-        self._model_id = model_id
+        self._model_id = info.model_id
+        self._info = info
         self._session = session
         self._lock = threading.Lock()
         self._closed = False
@@ -117,6 +123,23 @@ class LocalSession(DeviceSession):
     def initial_state(self) -> str:
         """Where the session starts and resets to."""
         return self._live().initial_state
+
+    @property
+    def initial_values(self) -> dict[str, np.ndarray]:
+        """States the session starts from besides :attr:`initial_state` (see ``Session.initial_values``)."""
+        with self._lock:
+            return self._live().initial_values
+
+    @property
+    def model(self) -> DeviceModel:
+        """The loaded model this session runs (its handle, as opened; not re-timed by :meth:`retime`)."""
+        self._live()
+        return DeviceModel(self._device, self._info)
+
+    def decide(self) -> list[str | None]:
+        """Per stream, the learned label scoring highest now (see ``Session.decide``)."""
+        with self._lock:
+            return self._live().decide()
 
     def step(
         self, x: np.ndarray | Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
@@ -238,7 +261,7 @@ class LocalDevice(Device):
         f.name = name  # read_bundle names the file in its errors
         model = read_bundle(f)
         with self._lock:
-            self._models.setdefault(model_id, _Loaded(model, model_info(model_id, model)))
+            self._models.setdefault(model_id, _Loaded(model, model_info(model_id, model, name)))
         return model_id
 
     def _loaded(self, model_id: str) -> _Loaded:
@@ -274,7 +297,8 @@ class LocalDevice(Device):
     ) -> LocalSession:
         """Open a session; ``adapt_method`` overrides the model's for this session and its retimes."""
         with self._lock:
-            model = self._loaded(model_id).model
+            loaded = self._loaded(model_id)
+            model = loaded.model
             use_store = self._store is not None and model.learning is not None
             if use_store and model_id in self._store_holders:
                 raise CapacityError(
@@ -285,7 +309,7 @@ class LocalDevice(Device):
             model = dataclasses.replace(model, adapt_method=adapt_method)
         store = str(self._store / model_id) if use_store else None  # type: ignore[operator]
         session = LocalSession(
-            self, model_id, model.session(dt=dt, batch=batch, store=store, initial_state=initial_state)
+            self, loaded.info, model.session(dt=dt, batch=batch, store=store, initial_state=initial_state)
         )
         with self._lock:
             if use_store:

@@ -5,6 +5,11 @@ calls that are safe to repeat (capabilities, model descriptions, state reads and
 writes, class lists) are retried by gRPC on UNAVAILABLE; stepping, learning and
 loading are never retried, since a lost answer may hide a step that happened.
 Failures come back as the edgesnn exception the server raised.
+
+``dev.load(path)`` returns a :class:`~edgesnn.devices.handle.DeviceModel`, so that
+``m = dev.load("demo.esnn"); s = m.session(batch=2)`` reads as it does with
+``edgesnn.load``; ``load_model`` and ``open_session`` remain for code that works by id.
+Model names travel as metadata beside the messages (see :mod:`edgesnn.devices._names`).
 """
 
 from __future__ import annotations
@@ -21,11 +26,22 @@ from google.protobuf import json_format, struct_pb2
 from edgesnn._proto.edgesnn.v1 import device_pb2 as pb
 from edgesnn._proto.edgesnn.v1 import device_pb2_grpc as pb_grpc
 from edgesnn.devices import _codec as codec
+from edgesnn.devices import _names as names
 from edgesnn.devices.base import Capabilities, Device, DeviceSession, ModelInfo, ModelSource
+from edgesnn.devices.handle import DeviceModel
 from edgesnn.engine._initial import check_initial_state
-from edgesnn.errors import DeviceError, EdgeSNNError, InputError, NotFoundError, OptionError
+from edgesnn.errors import (
+    DeviceError,
+    EdgeSNNError,
+    InputError,
+    NotFoundError,
+    OptionError,
+    StateError,
+    UnsupportedError,
+)
 from edgesnn.model import TensorSpec
 from edgesnn.serve.errors import error_from_rpc
+from edgesnn.units import check_step_s
 
 __all__ = ["RemoteDevice", "RemoteSession", "connect", "IDEMPOTENT_METHODS"]
 
@@ -69,6 +85,21 @@ def _chunks(source: ModelSource) -> Iterator[pb.LoadModelRequest]:
     finally:
         if f is not source:
             f.close()
+
+
+def _source_name(source: ModelSource) -> str:
+    """The file name of a bundle source, for naming it on the device ("" for bytes)."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    name = getattr(source, "name", "")
+    return name if isinstance(name, str) else ""
+
+
+def _label(label: object) -> str:
+    """``label`` if it can travel as a class name; the engine's own InputError otherwise."""
+    if not isinstance(label, str):  # the message the engine's learner gives (edgesnn.learn.readout)
+        raise InputError(f"expected a non-empty string, got {label!r}", path="label")
+    return label
 
 
 def _report(info: struct_pb2.Struct) -> dict[str, Any]:
@@ -133,6 +164,8 @@ class RemoteDevice(Device):
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._stub = pb_grpc.DeviceServiceStub(self._channel)
         self._sessions: set[RemoteSession] = set()
+        # ids are content hashes, so a model's description never changes: sessions read it from here
+        self._infos: dict[str, ModelInfo] = {}
 
     # -- plumbing --------------------------------------------------------------------------
     def call(self, name: str, request: Any, *, timeout_s: float | None = None) -> Any:
@@ -142,6 +175,20 @@ class RemoteDevice(Device):
             return method(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise self._error(exc) from exc
+
+    def call_named(self, name: str, request: Any, *, metadata: tuple = ()) -> tuple[Any, dict[str, dict[str, str]]]:
+        """Invoke RPC ``name``; returns its answer and the model names of its trailing metadata."""
+        method: Any = getattr(self._stub, name)
+        try:
+            resp, call = method.with_call(request, timeout=self.timeout_s, metadata=self._metadata + metadata)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from exc
+        return resp, names.from_response(call.trailing_metadata())
+
+    def _described(self, msg: pb.ModelInfo, found: dict[str, dict[str, str]]) -> ModelInfo:
+        info = names.named(codec.model_info_from_pb(msg), found)
+        self._infos[info.model_id] = info
+        return info
 
     def _error(self, exc: grpc.RpcError) -> EdgeSNNError:
         err = error_from_rpc(exc)
@@ -161,22 +208,26 @@ class RemoteDevice(Device):
         """What the remote device is and what it can run."""
         return codec.capabilities_from_pb(self.call("GetCapabilities", pb.GetCapabilitiesRequest()))
 
+    def _upload(self, source: ModelSource) -> ModelInfo:
+        """Upload a bundle in chunks, named by its file name; the device's description of it."""
+        sent = names.request_metadata(_source_name(source))
+        msg, found = self.call_named("LoadModel", _chunks(source), metadata=sent)
+        return self._described(msg, found)
+
     def load_model(self, source: ModelSource) -> str:
         """Upload a bundle (local path, bytes or binary file) in chunks; returns its id (sha256)."""
-        try:
-            info = self._stub.LoadModel(_chunks(source), timeout=self.timeout_s, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise self._error(exc) from exc
-        return info.model_id
+        return self._upload(source).model_id
+
+    def load(self, source: ModelSource) -> DeviceModel:
+        """Upload a bundle (path, shipped model name, bytes or binary file); its handle, as ``edgesnn.load``."""
+        from edgesnn.catalog import resolve
+
+        return DeviceModel(self, self._upload(resolve(source)))
 
     def load_model_on_device(self, path: str) -> str:
         """Load a bundle file that lies on the device itself; returns its id."""
-        try:
-            info = self._stub.LoadModel(iter([pb.LoadModelRequest(path=path)]), timeout=self.timeout_s,
-                                        metadata=self._metadata)  # fmt: skip
-        except grpc.RpcError as exc:
-            raise self._error(exc) from exc
-        return info.model_id
+        msg, found = self.call_named("LoadModel", iter([pb.LoadModelRequest(path=path)]))
+        return self._described(msg, found).model_id
 
     def unload_model(self, model_id: str) -> None:
         """Forget a loaded model on the device."""
@@ -184,11 +235,17 @@ class RemoteDevice(Device):
 
     def model_info(self, model_id: str) -> ModelInfo:
         """Specs of a loaded model."""
-        return codec.model_info_from_pb(self.call("GetModelInfo", pb.GetModelInfoRequest(model_id=model_id)))
+        return self._described(*self.call_named("GetModelInfo", pb.GetModelInfoRequest(model_id=model_id)))
 
     def models(self) -> list[ModelInfo]:
         """Every model loaded on the device."""
-        return [codec.model_info_from_pb(m) for m in self.call("ListModels", pb.ListModelsRequest()).models]
+        resp, found = self.call_named("ListModels", pb.ListModelsRequest())
+        return [self._described(m, found) for m in resp.models]
+
+    def _info(self, model_id: str) -> ModelInfo:
+        """A model's description, from this client's memory or else the device."""
+        info = self._infos.get(model_id)
+        return info if info is not None else self.model_info(model_id)
 
     def open_session(
         self,
@@ -202,9 +259,9 @@ class RemoteDevice(Device):
         """Open a session on the device (``initial_state`` as in ``Session``)."""
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
-        if dt is not None and (not isinstance(dt, (int, float)) or dt <= 0):
-            # 0 on the wire means "the model's own step": a non-positive step must fail here
-            raise OptionError(f"expected a positive step in seconds, got {dt!r}", path="dt")
+        if dt is not None:
+            # 0 on the wire means "the model's own step": a non-positive step must fail here, as the engine fails
+            dt = check_step_s(dt)
         base, values = check_initial_state(initial_state)
         tensors = [codec.encode_tensor(k, v, f"initial_state/{k}") for k, v in values.items()]
         info = self.call("OpenSession", pb.OpenSessionRequest(model_id=model_id, dt_s=dt or 0.0, batch=int(batch),
@@ -296,6 +353,26 @@ class RemoteSession(DeviceSession):
         """Where the session starts and resets to."""
         return self._initial_state
 
+    @property
+    def initial_values(self) -> dict[str, np.ndarray]:
+        """Not available: SessionInfo names the start (:attr:`initial_state`), not the arrays set over it."""
+        raise UnsupportedError(
+            "SessionInfo carries initial_state only, not the arrays set over it; keep the ones you opened with",
+            path="initial_values",
+        )
+
+    @property
+    def model(self) -> DeviceModel:
+        """The loaded model this session runs (its handle, as opened; not re-timed by :meth:`retime`)."""
+        return DeviceModel(self._device, self._device._info(self._model_id))
+
+    def decide(self) -> list[str | None]:
+        """Not available: no RPC reads the scores without stepping."""
+        raise UnsupportedError(
+            "no RPC reads the scores without stepping; use s.classes()[argmax] of the 'classes' output of step",
+            path="decide",
+        )
+
     # -- stepping --------------------------------------------------------------------------
     def _tensors(self, x: np.ndarray | Mapping[str, np.ndarray]) -> list[pb.Tensor]:
         if isinstance(x, Mapping):
@@ -331,26 +408,27 @@ class RemoteSession(DeviceSession):
 
     def load_state(self, data: bytes) -> None:
         """Restore state saved by :meth:`state`."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise InputError(f"expected bytes, got {type(data).__name__}", path="state")
+        if not isinstance(data, (bytes, bytearray, memoryview)):  # the engine's class and path for the same mistake
+            raise StateError(f"not a session state (expected bytes, got {type(data).__name__})", path="state")
         self._call("SetState", pb.SetStateRequest(session_id=self.session_id, state=bytes(data)))
 
     def retime(self, dt: float, method: str | None = None) -> None:
         """Switch to step ``dt`` seconds on the device, keeping the state."""
-        info = self._call("Adapt", pb.AdaptRequest(session_id=self.session_id, dt_s=dt, method=method or ""))
+        req = pb.AdaptRequest(session_id=self.session_id, dt_s=check_step_s(dt), method=method or "")
+        info = self._call("Adapt", req)
         self._update(info)
 
     # -- learning --------------------------------------------------------------------------
     def learn(self, label: str, example: np.ndarray) -> dict[str, Any]:
         """Learn one labelled example on the device."""
         req = pb.LearnRequest(
-            session_id=self.session_id, label=label, example=codec.encode_tensor("", example, "example")
+            session_id=self.session_id, label=_label(label), example=codec.encode_tensor("", example, "example")
         )
         return _report(self._call("Learn", req).info)
 
     def forget(self, label: str) -> dict[str, Any]:
         """Forget a learned class on the device."""
-        resp = self._call("Forget", pb.ForgetRequest(session_id=self.session_id, label=label))
+        resp = self._call("Forget", pb.ForgetRequest(session_id=self.session_id, label=_label(label)))
         return _report(resp.info)
 
     def classes(self) -> list[str]:

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from edgesnn.errors import DeviceError, OptionError
+from edgesnn.units import parse_duration_s
 
 log = logging.getLogger("edgesnn.serve")
 
@@ -28,6 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure_json_logging(logging.DEBUG if getattr(args, "debug", False) else logging.INFO)
     apply_limits(args.limit or [])
+    grace_s = parse_duration_s(args.grace, name="--grace")  # refused before serving, not at shutdown
     token = read_token(args.token, args.token_file)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise OptionError("give both --tls-cert and --tls-key, or neither", path="tls")
@@ -59,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.info("shutdown requested")
     finally:
         if server is not None:
-            server.drain(args.grace)
+            server.drain(grace_s)
         device.close()  # closes sessions; stores were written before every acknowledgement
         log.info("exited")
     return 0
@@ -102,6 +104,39 @@ def apply_limits(pairs: list[str]) -> None:
         raise OptionError(str(exc), path="limit") from exc
 
 
+#: Labels ``edgesnn devices`` prints per model before saying how many more there are.
+SHOWN_LABELS = 8
+
+
+def describe_model(info: Any) -> dict[str, Any]:
+    """A loaded model as ``edgesnn devices --json`` gives it: id, name, producer, specs, step, labels."""
+
+    def specs(items: Any) -> list[dict[str, Any]]:
+        return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "unit": s.unit} for s in items]
+
+    return {
+        "model_id": info.model_id, "name": info.name, "producer": info.producer_name,
+        "inputs": specs(info.inputs), "outputs": specs(info.outputs), "dt_s": info.dt_s, "method": info.method,
+        "labels": list(info.labels), "learning": info.learning,
+    }  # fmt: skip
+
+
+def model_line(m: dict[str, Any]) -> str:
+    """One model in ``edgesnn devices``: name and short id, shapes in and out, step, labels."""
+
+    def ports(specs: list[dict[str, Any]]) -> str:
+        return ", ".join(f"{s['name']} {tuple(s['shape'])}" + (f" {s['unit']}" if s["unit"] else "") for s in specs)
+
+    name = m["name"] or "(unnamed)"
+    by = f" by {m['producer']}" if m["producer"] else ""
+    labels = m["labels"][:SHOWN_LABELS]
+    more = f" +{len(m['labels']) - len(labels)} more" if len(m["labels"]) > len(labels) else ""
+    named = f", {len(m['labels'])} labels: {', '.join(labels)}{more}" if labels else ""
+    learns = ", learns" if m["learning"] else ""
+    return (f"  model {name} [{m['model_id'][:12]}]{by}: {ports(m['inputs'])} -> {ports(m['outputs'])},"
+            f" dt {m['dt_s'] * 1e3:g} ms{named}{learns}")  # fmt: skip
+
+
 def probe(address: str, token: str | None, timeout_s: float) -> dict[str, Any]:
     """Capabilities and loaded models of the device at ``address``, or why it is unreachable."""
     import dataclasses
@@ -112,7 +147,7 @@ def probe(address: str, token: str | None, timeout_s: float) -> dict[str, Any]:
     try:
         device.wait_ready(timeout_s)
         caps = dataclasses.asdict(device.capabilities())
-        models = [{"model_id": m.model_id, "dt_s": m.dt_s, "learning": m.learning} for m in device.models()]
+        models = [describe_model(m) for m in device.models()]
         return {"address": address, "reachable": True, "capabilities": caps, "models": models}
     except DeviceError as exc:
         return {"address": address, "reachable": False, "error": str(exc)}
@@ -121,9 +156,10 @@ def probe(address: str, token: str | None, timeout_s: float) -> dict[str, Any]:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    """List reachable devices with their capabilities (JSON with --json); exit 1 if none is reachable."""
+    """List reachable devices with their capabilities (JSON with --json); exit 7 (device error) if none is reachable."""
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    found = [probe(a, token, args.timeout) for a in (args.address or DEFAULT_ADDRESSES)]
+    timeout_s = parse_duration_s(args.timeout, name="--timeout")
+    found = [probe(a, token, timeout_s) for a in (args.address or DEFAULT_ADDRESSES)]
     if args.json:
         print(json.dumps(found, indent=2))
     else:
@@ -138,7 +174,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
                   f" {len(d['models'])} model(s) loaded")  # fmt: skip
             print(f"  neuron models: {', '.join(c['neuron_models'])}")
             print(f"  adaptation: {', '.join(c['adaptation_methods'])}")
-    return 0 if any(d["reachable"] for d in found) else 1
+            for m in d["models"]:
+                print(model_line(m))
+    return 0 if any(d["reachable"] for d in found) else 7  # the exit code of a DeviceError (edgesnn.cli)
 
 
 def add_serve_commands(subparsers: Any) -> None:
@@ -169,13 +207,13 @@ def add_serve_commands(subparsers: Any) -> None:
     p.add_argument("--store", help="directory of learned classes (kept across restarts)")
     p.add_argument("--forward", metavar="ADDRESS", help="serve the device at ADDRESS (a bridge) instead of this CPU")
     p.add_argument("--forward-token", help="token for --forward")
-    p.add_argument("--grace", type=float, default=5.0, help="seconds to finish calls in flight on SIGTERM")
+    p.add_argument("--grace", default="5s", help="time to finish calls in flight on SIGTERM, with a unit: 5s, 500ms")
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("devices", help="list reachable devices and their capabilities")
     p.add_argument("address", nargs="*", help=f"host:port or unix:/path (default {', '.join(DEFAULT_ADDRESSES)})")
     p.add_argument("--token", help=f"token for the devices (default: ${TOKEN_ENV})")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each device")
+    p.add_argument("--timeout", default="2s", help="how long to wait for each device, with a unit: 2s, 500ms")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devices)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from google.protobuf import struct_pb2
 from edgesnn._proto.edgesnn.v1 import device_pb2 as pb
 from edgesnn._proto.edgesnn.v1 import device_pb2_grpc as pb_grpc
 from edgesnn.devices import _codec as codec
+from edgesnn.devices import _names as names
 from edgesnn.devices.base import Device, DeviceSession
 from edgesnn.errors import CapacityError, InputError
 from edgesnn.serve import wire
@@ -124,9 +126,13 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
             raise InputError("no bundle received: send the bundle's bytes in chunks, or a path", path="source")
         if path is not None:
             path = self._model_paths.resolve(path, self._max_model_bytes)
-        model_id = self._device.load_model(path if path is not None else b"".join(chunks))
+            source: Any = path
+        else:  # named as the client's file, so that model lists can say which model it is
+            source = io.BytesIO(b"".join(chunks))
+            source.name = names.from_request(context.invocation_metadata()) or "<bytes>"
+        model_id = self._device.load_model(source)
         log.info("model loaded", extra={"model": model_id, "source": path or f"{size} bytes"})
-        return codec.model_info_to_pb(self._device.model_info(model_id))
+        return self._described([self._device.model_info(model_id)], context)[0]
 
     @_unary
     def UnloadModel(self, request: pb.UnloadModelRequest, context: grpc.ServicerContext) -> pb.UnloadModelResponse:
@@ -136,11 +142,17 @@ class DeviceServicer(pb_grpc.DeviceServiceServicer):
 
     @_unary
     def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.ServicerContext) -> pb.ModelInfo:
-        return codec.model_info_to_pb(self._device.model_info(request.model_id))
+        return self._described([self._device.model_info(request.model_id)], context)[0]
 
     @_unary
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ModelList:
-        return pb.ModelList(models=[codec.model_info_to_pb(i) for i in self._device.models()])
+        return pb.ModelList(models=self._described(self._device.models(), context))
+
+    @staticmethod
+    def _described(infos: list[Any], context: grpc.ServicerContext) -> list[pb.ModelInfo]:
+        """ModelInfo messages; their names, which the message has no field for, go in trailing metadata."""
+        context.set_trailing_metadata(names.response_metadata(infos))
+        return [codec.model_info_to_pb(i) for i in infos]
 
     # -- sessions ------------------------------------------------------------------------
     @_unary

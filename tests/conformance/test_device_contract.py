@@ -211,3 +211,149 @@ def test_neuron_states_are_recorded_and_sessions_start_where_asked(device: Devic
                                       ref.step(xs[0], outputs=["lif/v"])["lif/v"])  # fmt: skip
     with pytest.raises(InputError, match="no state named 'lif/q'"):
         device.open_session(model_id, initial_state={"lif/q": np.zeros(24)})
+
+
+# -- one API: a device's model handle and sessions have the names of a local Model and Session ---------
+#: Every public member of edgesnn.Model: those a device model handle gives the same (by ModelInfo), and
+#: those it refuses with UnsupportedError because the model's insides stay on the device.
+MODEL_SAME = {"dt_s", "method", "labels", "adapt_method", "inputs", "outputs", "session"}
+MODEL_REFUSED = {
+    "graph": "the graph stays on the device",
+    "fingerprint": "needs the graph; model_id (the bundle's sha256) identifies the model instead",
+    "producer": "the producer record is not on the wire; name and info.producer_name are",
+    "learning": "the configuration is not on the wire; info.learning says whether it learns",
+    "loihi": "the Loihi network stays on the device",
+    "initial_state": "ModelInfo does not carry it; each session's initial_state does",
+    "with_input_units": "a loaded model is immutable on its device",
+    "session_bytes": "the estimate needs the graph",
+}
+#: Every public member of an engine Session: a device session gives all of them but these two, which
+#: need what only a session in this process holds (RemoteSession; LocalSession gives them).
+SESSION_REFUSED_REMOTELY = {
+    "decide": "no RPC reads the scores without stepping",
+    "initial_values": "SessionInfo carries initial_state only, not the arrays set over it",
+}
+
+
+def _public(cls: type) -> set[str]:
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    return fields | {n for n in dir(cls) if not n.startswith("_")}
+
+
+def test_every_local_model_and_session_name_is_classified() -> None:
+    from edgesnn.engine.session import Session
+    from edgesnn.model import Model
+
+    assert _public(Model) == MODEL_SAME | set(MODEL_REFUSED)  # a new Model member needs a decision here
+    assert set(SESSION_REFUSED_REMOTELY) <= _public(Session)
+
+
+def test_the_model_handle_has_every_local_name_and_refuses_only_what_stays_on_the_device(
+    device: Device, model_bytes: bytes
+) -> None:
+    import inspect
+
+    from edgesnn.model import Model
+
+    m = device.load(model_bytes)
+    local = small_model()
+    for name in _public(Model):
+        inspect.getattr_static(m, name)  # present: AttributeError would fail here
+        if name in MODEL_REFUSED:
+            with pytest.raises(UnsupportedError) as err:
+                getattr(m, name)
+            assert err.value.path == name
+        elif name != "session":
+            assert getattr(m, name) == getattr(local, name), name
+    assert m.model_id == hashlib.sha256(model_bytes).hexdigest() and m.name == ""
+    for option in ({"store": "classes/"}, {"numerics": "loihi"}):
+        with pytest.raises(UnsupportedError) as err:
+            m.session(**option)
+        assert err.value.path == next(iter(option))
+
+
+def test_device_sessions_have_every_session_name(device: Device, model_bytes: bytes) -> None:
+    import inspect
+
+    from edgesnn.engine.session import Session
+
+    m = device.load(model_bytes)
+    ref = small_model().session(batch=2)
+    with m.session(batch=2) as s:
+        for name in _public(Session):
+            inspect.getattr_static(s, name)
+            attr = inspect.getattr_static(Session, name)
+            if not isinstance(attr, property):
+                continue
+            if isinstance(device, LocalDevice) or name not in SESSION_REFUSED_REMOTELY:
+                got, want = getattr(s, name), getattr(ref, name)
+                if name == "model":  # the handle of the loaded model, as the engine's is the Model
+                    assert got.model_id == m.model_id and got.inputs == want.inputs
+                else:
+                    assert got == want, name
+            else:
+                with pytest.raises(UnsupportedError) as err:
+                    getattr(s, name)
+                assert err.value.path == name
+        if not isinstance(device, LocalDevice):
+            with pytest.raises(UnsupportedError, match="decide"):
+                s.decide()
+
+
+def test_the_local_lines_run_unchanged_on_the_handle(device: Device, model_bytes: bytes) -> None:
+    xs = spikes(30, batch=2)
+    start = {"lif/v": np.full((2, 24), 0.25, np.float32)}
+    ref = small_model().session(dt=0.5e-3, batch=2, initial_state=start)
+    s = device.load(model_bytes).session(dt=0.5e-3, batch=2, initial_state=start)
+    for t in range(10):
+        np.testing.assert_array_equal(s.step(xs[t])["out"], ref.step(xs[t])["out"])
+    got, want = s.run(xs[10:], outputs=["lif/v", "out"]), ref.run(xs[10:], outputs=["lif/v", "out"])
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    saved = s.state()
+    s.reset()
+    ref.reset()
+    s.load_state(saved)
+    ref.load_state(saved)
+    np.testing.assert_array_equal(s.step(xs[0])["out"], ref.step(xs[0])["out"])
+    s.close()
+
+
+def _failure(call) -> tuple[type, str | None, str]:
+    with pytest.raises(Exception) as err:  # noqa: PT011 - the class itself is what is compared
+        call()
+    return type(err.value), getattr(err.value, "path", None), str(err.value)
+
+
+def test_bad_calls_fail_with_the_engines_class_path_and_message(device: Device) -> None:
+    ref = learning_model().session()
+    s = device.load(bundle_bytes(learning_model())).session()
+    x = spikes(1)[0]
+    calls = {
+        "shape": lambda t: t.step(np.ones((1, N_IN + 1), np.float32)),
+        "batch shape": lambda t: t.step(np.ones((3, N_IN), np.float32)),
+        "dtype": lambda t: t.step(np.array([["a"] * N_IN])),
+        "input name": lambda t: t.step({"nope": x}),
+        "run shape": lambda t: t.run(np.zeros((3, 2, N_IN), np.float32)),
+        "unknown output": lambda t: t.step(x, outputs=["nope"]),
+        "unknown state": lambda t: t.run(spikes(2), outputs=["lif/q"]),
+        "unknown label": lambda t: t.forget("nope"),
+        "empty label": lambda t: t.learn("", spikes(5)[:, 0]),
+        "label type": lambda t: t.learn(3, spikes(5)[:, 0]),
+        "example shape": lambda t: t.learn("a", np.zeros((5, N_IN + 1), np.float32)),
+        "retime step": lambda t: t.retime(0),
+        "retime method": lambda t: t.retime(2e-3, "nope"),
+    }
+    for what, call in calls.items():
+        assert _failure(lambda c=call: c(s)) == _failure(lambda c=call: c(ref)), what
+    states = {"state bytes": lambda t: t.load_state(b"junk"), "state type": lambda t: t.load_state("x")}
+    for what, call in states.items():
+        # the class and path match; the engine's message quotes msgpack's own words
+        assert _failure(lambda c=call: c(s))[:2] == _failure(lambda c=call: c(ref))[:2], what
+    assert _failure(lambda: device.load(bundle_bytes(small_model())).session(batch=0)) == _failure(
+        lambda: small_model().session(batch=0)
+    )
+    s.step(x)  # the session still works after every failure
+    s.close()

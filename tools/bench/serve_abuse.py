@@ -139,7 +139,7 @@ def memory() -> dict:
 def sigterm(repeats: int) -> dict:
     times = []
     for _ in range(repeats):
-        proc, address = start("--grace", "2")
+        proc, address = start("--grace", "2s")
         hang = threading.Event()
         channels = []
 
