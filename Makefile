@@ -48,8 +48,10 @@ sysdeps:
 		echo "edgesnn: missing system packages:$$missing; install with: sudo apt-get install$$missing (without python3-dev or gcc the engine runs on numpy alone)"; \
 	fi
 
+# The keyword story on the shipped models (espeak-ng speaks, the spotter listens, learns a word,
+# keeps it across a restart), then the time-resolution adaptation contrast.
 demo: venv
-	$(VPY) -m edgesnn.demo
+	$(VPY) -m tools.demo
 
 # The Loihi 2 bridge runs Lava in its own environment (numpy<2); its tests use it.
 bridges:

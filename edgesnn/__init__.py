@@ -12,8 +12,11 @@ __version__ = "0.1.0"
 
 
 def load(path: "str | _os.PathLike[str] | _IO[bytes]") -> "Model":
-    """Load a model from a .esnn bundle, or from a .nir file through NIR import (needs the ``nir`` extra)."""
+    """Load a model from a .esnn bundle, a .nir file (needs the ``nir`` extra) or a shipped model's name."""
     # Imports happen here so that `import edgesnn` stays light on a device.
+    from edgesnn.catalog import resolve
+
+    path = resolve(path)
     if isinstance(path, (str, _os.PathLike)) and _os.fspath(path).lower().endswith(".nir"):
         from edgesnn.errors import MissingDependencyError
 
@@ -40,7 +43,7 @@ def load(path: "str | _os.PathLike[str] | _IO[bytes]") -> "Model":
 
 
 def connect(address: str, **kwargs: object) -> "RemoteDevice":
-    """Connect to an ``edgesnn serve`` daemon or a bridge; sessions then work as local ones do."""
+    """Connect to an ``edgesnn serve`` daemon or a bridge; ``.load(path)`` then works as :func:`load` does."""
     from edgesnn.devices import connect as _connect
 
     return _connect(address, **kwargs)  # type: ignore[arg-type]

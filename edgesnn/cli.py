@@ -8,6 +8,7 @@ traceback. Exit codes come from one table, :data:`EXIT_CODES`. ``--debug`` and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import logging
@@ -23,6 +24,7 @@ import numpy as np
 
 from edgesnn import __version__
 from edgesnn.adapt import METHODS as ADAPT_METHODS
+from edgesnn.catalog import resolve
 from edgesnn.errors import (
     BundleError,
     BundleFormatError,
@@ -153,7 +155,8 @@ def _refuse_nir_flags(args: argparse.Namespace, path: str) -> None:
 
 
 def load_model(path: str, args: argparse.Namespace):
-    """Read a .esnn bundle or a .nir graph (told apart by content, NIR by its profile); apply ``--unit``."""
+    """Read a .esnn bundle, a .nir graph (told apart by content, NIR by its profile) or a shipped model by name."""
+    path = resolve(path)
     head = file_head(path)
     if head.startswith(_HDF5):
         from edgesnn.bundle.nir import read_nir
@@ -212,6 +215,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         "producer": model.producer,
         "learning": model.learning is not None,
     }
+    from edgesnn.detect import describe, describe_line
+
+    detector = describe(model, resolve(args.model))  # the file load_model read
+    if detector is not None:
+        info.update(kind="detector", detector=detector, parameters=detector["parameters"]["total"])
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -219,6 +227,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"{args.model}: {len(nodes)} nodes, {info['parameters']} parameters,"
         f" dt {model.dt_s * 1e3:g} ms ({model.method}, adapts by {model.adapt_method}, starts at {model.initial_state})"
     )
+    if detector is not None:
+        print("  " + describe_line(detector))
     if model.loihi is not None:
         print(f"  carries a Loihi integer network of {len(model.loihi.neurons)} layers (run as is by numerics=loihi)")
     for s in info["inputs"]:
@@ -235,6 +245,37 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("  recurrent: " + ", ".join(f"{a} -> {b}" for a, b in sorted(g.back_edges)))
     for r in model.producer.get("retimed", []):
         print(f"  adapted: {r['from_dt_s'] * 1e3:g} ms -> {r['to_dt_s'] * 1e3:g} ms ({r['method']})")
+    _print_provenance(model.producer)
+    return 0
+
+
+def _print_provenance(producer: dict[str, Any]) -> None:
+    """What a model does, how it was made and what it scored, where its producer record says so."""
+    from edgesnn.catalog import DESCRIPTION, MADE_BY, TASK, evaluations
+
+    for key in (TASK, DESCRIPTION, MADE_BY):
+        if producer.get(key):
+            print(f"  {key.replace('_', ' ')}: {producer[key]}")
+    for e in evaluations(producer):
+        print(f"  measured: {e}")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the shipped models: name, size, task and what each scored."""
+    from edgesnn.catalog import models
+
+    shipped = models()
+    if args.json:
+        print(json.dumps([dataclasses.asdict(m) for m in shipped], indent=2))
+        return 0
+    if not shipped:
+        log.warning("this installation ships no models")
+    for m in shipped:
+        print(f"{m.name:<10} {m.size_bytes / 1e6:5.2f} MB  {m.task}")
+        for e in m.evaluation:
+            print(f"{'':<10} measured: {e}")
+    if shipped and not args.quiet:
+        print(f"load one by name: edgesnn info {shipped[0].name}, edgesnn.load({shipped[0].name!r})", file=sys.stderr)
     return 0
 
 
@@ -376,7 +417,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.nir_version is not None and kind != ".nir":
         raise OptionError(f"applies to .nir outputs only, and {dst} is a .esnn bundle", path="--nir-version")
     model = load_model(str(src), args)
-    if file_head(str(src)).startswith(_HDF5) and not args.quiet:
+    if file_head(str(resolve(str(src)))).startswith(_HDF5) and not args.quiet:
         from edgesnn.bundle.nir import describe_assumptions
 
         line = describe_assumptions(model)
@@ -402,7 +443,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     output_kind(args.output, (".esnn",))  # a .nir would lose what adapting recorded: convert the result instead
     dt = parse_duration_s(args.dt, name="--dt")
-    if file_head(args.model).startswith(_HDF5):
+    if file_head(resolve(args.model)).startswith(_HDF5):
         raise OptionError("adapt takes a .esnn bundle; convert the NIR file first (edgesnn convert)", path=args.model)
     model = load_model(args.model, args)
     adapted = retime_model(model, dt, args.method)
@@ -589,6 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", help="comma-separated backends in order of preference (native,numpy)")
     _add_nir_flags(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("models", help="list the models shipped with edgesnn (load them by name)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_models)
 
     from edgesnn.detect.cli import add_detect_command
     from edgesnn.events.cli import add_events_commands

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -112,8 +113,21 @@ def _write_zip(f: IO[bytes], manifest: dict[str, Any], members: dict[str, bytes]
         # The manifest goes first so a streaming reader meets the index before the data.
         zf.writestr(_zip_info(MANIFEST_NAME), encode_json(manifest), zipfile.ZIP_DEFLATED)
         for member, data in members.items():
-            # Stored, not deflated: float weights barely compress, and stored members load faster.
-            zf.writestr(_zip_info(member), data, zipfile.ZIP_STORED)
+            zf.writestr(_zip_info(member), data, _method(data))
+
+
+#: Deflate a member only when that saves at least this share of its bytes.
+_DEFLATE_SAVING = 0.25
+
+
+def _method(data: bytes) -> int:
+    """Stored for members that barely compress (trained float weights), which also load faster; deflate for
+    the rest (per-neuron parameters that repeat one value, sparse or integer arrays)."""
+    if len(data) < 4096:
+        return zipfile.ZIP_STORED
+    return (
+        zipfile.ZIP_DEFLATED if len(zlib.compress(data, 1)) < (1 - _DEFLATE_SAVING) * len(data) else zipfile.ZIP_STORED
+    )
 
 
 def write_bundle(model: Model, target: Target, *, attachments: Mapping[str, bytes] | None = None) -> None:
