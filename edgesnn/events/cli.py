@@ -157,18 +157,10 @@ def _show_progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
-def output_arg(args: argparse.Namespace) -> str:
-    """The output path given as the second positional argument or as ``-o/--out`` (one of them)."""
-    if args.output and args.out:
-        raise OptionError(f"give the output once, as OUTPUT or -o/--out (got {args.output!r} and {args.out!r})",
-                          path="-o/--out")  # fmt: skip
-    if not (args.output or args.out):
-        raise OptionError("no output given: add OUTPUT or -o/--out FILE", path="-o/--out")
-    return args.output or args.out
-
-
 def cmd_convert(args: argparse.Namespace) -> int:
     """Re-encode an event file chunk by chunk: any readable format -> EVT2, EVT3, DAT or npz."""
+    from edgesnn.cli import output_arg
+
     args.output = output_arg(args)
     fmt = output_format(args.output, args.format)
     if Path(args.output).resolve() == Path(args.input).resolve():

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgesnn.bundle import read_bundle, write_bundle
 from edgesnn.catalog import DESCRIPTION, EVALUATION, MADE_BY, TASK, evaluations, models_dir
 from edgesnn.model import Model
@@ -47,3 +49,13 @@ def ship(model: Model, name: str, out_dir: str | os.PathLike[str] | None) -> Pat
     read_bundle(path)
     log.info("wrote %s (%d bytes)", path, path.stat().st_size)
     return path
+
+
+def few_shot_accuracy(model: Model, x: np.ndarray, y: np.ndarray, *, k: int, episodes: int, seed: int) -> tuple:
+    """Mean and 95 % half-width of 5-way k-shot query accuracy, learned by runtime sessions (tools.eval.fewshot)."""
+    from tools.eval.fewshot import interval, runtime_rule_accuracy
+    from tools.metatrain.episodes import fixed_episodes
+
+    eps = fixed_episodes(y, episodes, n_way=5, k_shot=k, n_query=5, seed=[seed, 1000, k])
+    got = interval(np.array([runtime_rule_accuracy(model, x, e)[0] for e in eps]))
+    return got["mean"] / 100.0, got["ci95"] / 100.0

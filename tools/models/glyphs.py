@@ -13,25 +13,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgesnn.bundle import read_bundle
-from tools.models._ship import ensure_dataset, ship, stamped
+from tools.models._ship import ensure_dataset, few_shot_accuracy, ship, stamped
 
 log = logging.getLogger("edgesnn.models")
 
 CONFIG = Path(__file__).parents[1] / "metatrain" / "configs" / "glyphs.json"
 NAME = "glyphs"
-
-
-def few_shot_accuracy(model: Any, x: np.ndarray, y: np.ndarray, *, k: int, episodes: int, seed: int) -> tuple:
-    """Mean and 95 % half-width of 5-way k-shot query accuracy, learned by runtime sessions."""
-    from tools.eval.fewshot import interval, runtime_rule_accuracy
-    from tools.metatrain.episodes import fixed_episodes
-
-    eps = fixed_episodes(y, episodes, n_way=5, k_shot=k, n_query=5, seed=[seed, 1000, k])
-    got = interval(np.array([runtime_rule_accuracy(model, x, e)[0] for e in eps]))
-    return got["mean"] / 100.0, got["ci95"] / 100.0
 
 
 def build(data: Path, work: Path, out_dir: Path | None, *, episodes: int = 300, quiet: bool = False) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgesnn.bundle import read_bundle
 from edgesnn.model import Model
-from tools.models._ship import ensure_dataset, ship, stamped
+from tools.models._ship import ensure_dataset, few_shot_accuracy, ship, stamped
 
 log = logging.getLogger("edgesnn.models")
 
@@ -35,17 +35,6 @@ def readout_accuracy(model: Model, x: np.ndarray, y: np.ndarray, *, batch: int =
         scores = model.session(batch=xb.shape[1]).run(xb, outputs=[out])[out].mean(axis=0)
         hits += int(np.sum(scores.argmax(axis=1) == y[i : i + batch]))
     return hits / len(x)
-
-
-def one_shot_accuracy(model: Model, x: np.ndarray, y: np.ndarray, *, episodes: int, seed: int) -> tuple[float, float]:
-    """Mean and 95 % half-width of 5-way 1-shot query accuracy, learned by runtime sessions."""
-    from tools.eval.fewshot import interval, runtime_rule_accuracy
-    from tools.metatrain.episodes import fixed_episodes
-
-    eps = fixed_episodes(y, episodes, n_way=5, k_shot=1, n_query=5, seed=[seed, 1000, 1])
-    acc = np.array([runtime_rule_accuracy(model, x, e)[0] for e in eps])
-    got = interval(acc)
-    return got["mean"] / 100.0, got["ci95"] / 100.0
 
 
 def build(data: Path, work: Path, out_dir: Path | None, *, episodes: int = 300, quiet: bool = False) -> dict[str, Any]:
@@ -67,7 +56,7 @@ def build(data: Path, work: Path, out_dir: Path | None, *, episodes: int = 300, 
     model = dataclasses.replace(model, labels=tuple(cfg.data.meta_train_classes))
     words = readout_accuracy(model, x, y)
     raw = F.load_raw(cfg.data, cfg.seed)
-    shot, half = one_shot_accuracy(model, raw["test"].x, raw["test"].y, episodes=episodes, seed=cfg.seed)
+    shot, half = few_shot_accuracy(model, raw["test"].x, raw["test"].y, k=1, episodes=episodes, seed=cfg.seed)
     evaluation = [
         {"metric": f"{len(names_of(cfg))}-way accuracy", "value": round(words, 4), "unit": "%", "split": "test",
          "samples": int(len(y)), "dataset": "tools.datasets.keywords full", "note": "speakers never heard"},
