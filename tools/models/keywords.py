@@ -58,8 +58,9 @@ def build(data: Path, work: Path, out_dir: Path | None, *, episodes: int = 300, 
     raw = F.load_raw(cfg.data, cfg.seed)
     shot, half = few_shot_accuracy(model, raw["test"].x, raw["test"].y, k=1, episodes=episodes, seed=cfg.seed)
     evaluation = [
-        {"metric": f"{len(names_of(cfg))}-way accuracy", "value": round(words, 4), "unit": "%", "split": "test",
-         "samples": int(len(y)), "dataset": "tools.datasets.keywords full", "note": "speakers never heard"},
+        {"metric": f"{len(cfg.data.meta_train_classes)}-way accuracy", "value": round(words, 4), "unit": "%",
+         "split": "test", "samples": int(len(y)), "dataset": "tools.datasets.keywords full",
+         "note": "speakers never heard"},
         {"metric": "5-way 1-shot accuracy", "value": round(shot, 4), "unit": "%", "split": "test",
          "samples": int(episodes), "dataset": "tools.datasets.keywords full",
          "note": f"digits learned by session.learn, +-{100 * half:.1f} points (95 %), episodes as samples"},
@@ -74,8 +75,3 @@ def build(data: Path, work: Path, out_dir: Path | None, *, episodes: int = 300, 
     )
     path = ship(shipped, NAME, out_dir)
     return {"name": NAME, "path": str(path), "evaluation": evaluation, "train_seconds": summary["wall_seconds"]}
-
-
-def names_of(cfg: Any) -> tuple[str, ...]:
-    """The words the spotter's read-out knows."""
-    return tuple(cfg.data.meta_train_classes)
