@@ -12,7 +12,9 @@ SYSTEM_PACKAGES := python3-venv python3-dev gcc espeak-ng fonts-noto-core
 
 .PHONY: venv sysdeps bridges demo test bench clean distclean
 
+# The checkout's root goes on the venv's path, so `python -m tools.NAME` runs from any folder.
 venv: $(STAMP)
+	@$(VPY) -c "import os, sysconfig; p = os.path.join(sysconfig.get_paths()['purelib'], 'edgesnn-checkout.pth'); open(p, 'w').write(os.getcwd() + '\\n')"
 
 $(STAMP): $(BUILD_INPUTS)
 	@$(MAKE) --no-print-directory sysdeps

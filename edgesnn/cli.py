@@ -68,7 +68,11 @@ PROFILES = ("nir", "snntorch", "norse", "sinabs", "rockpool", "spyx", "lava-dl")
 #: Exit status when the reader of stdout went away (``edgesnn run ... | head -1``): 128 + SIGPIPE, silently.
 CLOSED_PIPE = 141
 #: Flags every command takes, before or after the subcommand.
-GLOBAL_FLAGS = (("--debug", "show tracebacks and debug logs"), ("--quiet", "only print results and errors"))
+GLOBAL_FLAGS = (
+    ("--debug", "show tracebacks and debug logs"),
+    ("--quiet", "only print results and errors"),
+    ("--progress", "show progress bars on stderr even when it is not a terminal (events convert, detect)"),
+)
 #: NIR import flags (dest -> flag): refused for a .esnn input, which records all of this itself.
 NIR_FLAGS = {"profile": "--from", "dt": "--dt", "reset_mode": "--reset", "reset_timing": "--reset-timing",
              "method": "--method", "max_spikes_per_step": "--max-spikes", "norm_input": "--norm-input"}  # fmt: skip

@@ -24,3 +24,21 @@ def test_generator_reports_an_unwritable_output_in_one_line(tmp_path, capsys):
     assert keywords.main(["--out", str(blocker / "sub"), "--size", "small", "--quiet", "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_set_changes_one_field_of_the_size_and_is_recorded(tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--size", "small", "--quiet", "--workers", "1", "--set", "samples_per_class=3"]
+    assert glyphs.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["set"] == ["samples_per_class=3"] and summary["splits"]["train"]["samples"] == 3 * 4
+    assert summary["config_hash"] != glyphs.SIZES["small"].config_hash()
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [("speaker=[2,2,2]", "FIELD one of"), ("speakers=[2", "not a JSON value"), ("speakers=[2]", "speakers")],
+)
+def test_set_errors_name_the_field(item, message, tmp_path, capsys):
+    assert keywords.main(["--out", str(tmp_path), "--size", "small", "--quiet", "--set", item]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1

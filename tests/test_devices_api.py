@@ -140,3 +140,20 @@ def test_edgesnn_devices_lists_models_by_name_shape_and_labels(capsys) -> None:
         assert demo["model_id"] == demo_id and demo["name"] == "demo" and demo["producer"] == "edgesnn"
         assert demo["inputs"] == [{"name": "spikes", "shape": [32], "dtype": "float32", "unit": "spikes"}]
         assert demo["outputs"][0]["shape"] == [4] and demo["labels"][0] == "sweep_up" and demo["dt_s"] == 1e-3
+
+
+@pytest.mark.parametrize("kind", ["local", "remote"])
+def test_a_nir_file_or_a_model_loads_on_any_device_as_edgesnn_load_reads_it(tmp_path, kind) -> None:
+    pytest.importorskip("nir")
+    nir_file = tmp_path / "exported.nir"
+    shutil.copy(pathlib.Path(__file__).parent / "data" / "nir" / "snntorch_esnn_if.nir", nir_file)
+    want = edgesnn.load(nir_file)
+    with served() as (_, address), connect(address) as remote:
+        dev = LocalDevice() if kind == "local" else remote
+        m = dev.load(str(nir_file))
+        assert m.name == "exported" and m.info.dt_s == want.dt_s
+        x = np.ones((1, *want.inputs[0].shape), np.float32)
+        s, ref = m.session(), want.session()
+        np.testing.assert_array_equal(s.step(x)[want.outputs[0].name], ref.step(x)[want.outputs[0].name])
+        s.close()
+        assert dev.load(want).model_id == m.model_id  # a Model in memory travels as the same bundle

@@ -149,3 +149,16 @@ def test_convert_takes_the_output_as_o_or_out(recording, tmp_path):
     np.testing.assert_array_equal(read_events(tmp_path / "a.npz"), ev)
     with pytest.raises(OptionError, match="no output given"):
         run(["events", "convert", str(path)])
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_progress_shows_a_bar_in_a_log_when_asked_and_leaves_its_count(recording, tmp_path, capsys, where):
+    pytest.importorskip("tqdm")
+    path, ev = recording
+    argv = ["events", "convert", str(path), str(tmp_path / "copy.npz")]
+    argv = ["--progress", *argv] if where == "before" else [*argv, "--progress"]
+    assert edgesnn.cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "rec.npz: 20.0kev" in err  # the last state of the bar stays in the log
+    assert edgesnn.cli.main([a for a in argv if a != "--progress"]) == 0
+    assert "kev" not in capsys.readouterr().err  # without the flag, no bar off a terminal

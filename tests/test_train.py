@@ -287,3 +287,26 @@ def test_cli_writes_checkpoint_bundle_and_summary(tmp_path, capsys) -> None:
     assert main([str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "batch_size: expected a value >= 1" in err
+
+
+def test_a_run_no_longer_than_its_warmup_only_warms_up(caplog):
+    from tools.train.config import OptimizerConfig
+
+    opt = make_optimizer(OptimizerConfig(lr=0.1, schedule="warmup_cosine", warmup_epochs=1), 1, 4)
+    state = opt.init({"w": jnp.ones(3)})
+    updates, _ = opt.update({"w": jnp.ones(3)}, state, {"w": jnp.ones(3)})
+    assert np.all(np.isfinite(np.asarray(updates["w"])))
+    assert "the whole run warms up" in caplog.text
+
+
+def test_configuration_overrides_set_nested_keys_and_name_bad_ones(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"name": "x", "data": {"kind": "synthetic"}, "epochs": 3}))
+    cfg = load_config(path, ["epochs=1", "model/hidden=[8]", "optimizer/schedule=constant"])
+    assert (cfg.epochs, cfg.model.hidden, cfg.optimizer.schedule) == (1, (8,), "constant")
+    with pytest.raises(OptionError, match="--set"):
+        load_config(path, ["epochs"])
+    with pytest.raises(OptionError, match="epochs is not a section"):
+        load_config(path, ["epochs/x=1"])
+    with pytest.raises(OptionError, match="c.json"):
+        load_config(path, ["modle/hidden=[8]"])

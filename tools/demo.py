@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import edgesnn
+from edgesnn.cli import HelpFormatter
 from edgesnn.errors import MissingDependencyError
 
 MODEL = "keywords"
@@ -104,7 +105,9 @@ def story(store: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the story, then the adaptation contrast of edgesnn.demo."""
-    ap = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=HelpFormatter, prog="python -m tools.demo", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--store", help="class store to teach into (default: a fresh temporary folder)")
     ap.add_argument("--recall", nargs="+", metavar="STORE WORD", help=argparse.SUPPRESS)
     ap.add_argument("--skip-adapt", action="store_true", help="leave out step 4")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesnn.bundle import write_bundle
+from edgesnn.cli import HelpFormatter
 from edgesnn.engine import SessionOptions
 from edgesnn.graph import LI, LIF, Graph, Input, Linear, Output
 from edgesnn.model import Model
@@ -124,7 +125,7 @@ def pattern_accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
 
 def main() -> None:
     """Write demo.esnn and demo_input.npz."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "edgesnn" / "data"))
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()

@@ -25,6 +25,7 @@ import numpy as np
 
 from edgesnn.errors import OptionError
 from edgesnn.events._dtype import empty_events
+from edgesnn.events.cli import progress, show_progress
 
 
 def _geometry_arg(text: str) -> tuple[int, int]:
@@ -123,6 +124,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 from edgesnn.events.sources import FileSource
 
                 chunks = iter(FileSource(reader, realtime=True, speed=args.speed, slice_us=cfg.bin_us))
+            chunks = progress(chunks, enabled=show_progress(args), desc=Path(args.recording).name)
             for chunk in chunks:
                 n_events += len(chunk)
                 if args.render:

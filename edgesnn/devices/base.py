@@ -189,11 +189,11 @@ class Device(abc.ABC):
         """Load a bundle (path, bytes or binary file); return its id. Loading it again is a no-op."""
 
     def load(self, source: ModelSource) -> DeviceModel:
-        """Load a bundle (path, shipped model name, bytes or binary file) and return its handle, as ``edgesnn.load``."""
-        from edgesnn.catalog import resolve
+        """Load a model (bundle path, bytes or file, .nir file, shipped name or Model) and return its handle."""
+        from edgesnn.devices._source import bundle_source
         from edgesnn.devices.handle import DeviceModel
 
-        return DeviceModel(self, self.model_info(self.load_model(resolve(source))))
+        return DeviceModel(self, self.model_info(self.load_model(bundle_source(source))))
 
     @abc.abstractmethod
     def unload_model(self, model_id: str) -> None:

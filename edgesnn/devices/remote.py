@@ -219,10 +219,10 @@ class RemoteDevice(Device):
         return self._upload(source).model_id
 
     def load(self, source: ModelSource) -> DeviceModel:
-        """Upload a bundle (path, shipped model name, bytes or binary file); its handle, as ``edgesnn.load``."""
-        from edgesnn.catalog import resolve
+        """Upload a model (bundle path, bytes or file, .nir file, shipped name or Model); its handle."""
+        from edgesnn.devices._source import bundle_source
 
-        return DeviceModel(self, self._upload(resolve(source)))
+        return DeviceModel(self, self._upload(bundle_source(source)))
 
     def load_model_on_device(self, path: str) -> str:
         """Load a bundle file that lies on the device itself; returns its id."""

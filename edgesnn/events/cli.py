@@ -142,7 +142,8 @@ def progress(chunks: Iterable[np.ndarray], *, enabled: bool, desc: str) -> Itera
             # the bar is a nicety: without tqdm the conversion runs the same, silently
             log.debug("tqdm is not installed; no progress bar")
         else:
-            bar = tqdm(desc=desc, unit="ev", unit_scale=True, file=sys.stderr, leave=False)
+            # on a terminal the bar clears itself; in a log its last state stays as the record
+            bar = tqdm(desc=desc, unit="ev", unit_scale=True, file=sys.stderr, leave=not sys.stderr.isatty())
     try:
         for chunk in chunks:
             if bar is not None:
@@ -153,7 +154,10 @@ def progress(chunks: Iterable[np.ndarray], *, enabled: bool, desc: str) -> Itera
             bar.close()
 
 
-def _show_progress(args: argparse.Namespace) -> bool:
+def show_progress(args: argparse.Namespace) -> bool:
+    """A bar when asked (``--progress``), else on a terminal unless ``--quiet``."""
+    if getattr(args, "progress", False):
+        return True
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
@@ -175,7 +179,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     with _open(args, args.input) as reader:
         geometry = reader.geometry
-        chunks = counting(progress(reader.chunks(), enabled=_show_progress(args), desc=Path(args.input).name))
+        chunks = counting(progress(reader.chunks(), enabled=show_progress(args), desc=Path(args.input).name))
         if fmt in _STREAMING_WRITERS:
             write(args.output, chunks, geometry=geometry)
         else:

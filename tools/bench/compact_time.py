@@ -28,6 +28,8 @@ if __package__ in (None, ""):  # run as a script: make `edgesnn` importable from
 
 import numpy as np
 
+from edgesnn.cli import HelpFormatter
+
 INDEX = "https://pypi.org/simple/faery/"
 ARCHIVE = "faery-0.7.1.tar.gz"
 SHA256 = "15ddf16d927d6b7c88c1e8b9adb72fe17dc17d08f6ac81f7404ec4d5e9528e56"
@@ -65,7 +67,7 @@ def timed(fn, repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Convert the recording to each format with edgesnn and with faery; print sizes, times and checks."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "edgesnn-bench"))
     args = ap.parse_args(argv)

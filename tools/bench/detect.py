@@ -32,6 +32,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+from edgesnn.cli import HelpFormatter  # noqa: E402
 from edgesnn.detect import Detector, load_detector  # noqa: E402
 from edgesnn.detect.bridge import BridgeWeights, bridge  # noqa: E402
 from edgesnn.detect.pipeline import STAGES  # noqa: E402
@@ -81,7 +82,7 @@ def default_detector(seed: int) -> tuple[Detector, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure and print JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="detector bundle (default: the hybrid preset, random weights)")
     parser.add_argument("--params", help="the bundle's training parameters (.npz), for the numpy-bridge reference")
     parser.add_argument("--rate", type=float, default=1e6, help="events per second (default 1e6)")

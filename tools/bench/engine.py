@@ -30,6 +30,8 @@ if __package__ in (None, ""):  # run as a script: make `tools.bench` importable 
 
 import numpy as np
 
+from edgesnn.cli import HelpFormatter
+
 #: Targets of issue 2 on the 2-core reference machine, one BLAS thread.
 TARGET_US = {"W1": 10.0, "W2": 20.0, "W3": 100.0}
 TARGET_BATCH32_SAMPLE_STEPS_PER_S = 400_000
@@ -196,7 +198,7 @@ def bench_rss(backend: str, steps: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per workload (>= 5 for the report)")
     ap.add_argument("--quick", action="store_true", help="a fifth of the steps and 5 repeats: a smoke run")
     ap.add_argument(

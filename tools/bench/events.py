@@ -34,6 +34,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYO
 
 import numpy as np  # noqa: E402
 
+from edgesnn.cli import HelpFormatter  # noqa: E402
 from edgesnn.events import dat, evt2, evt3  # noqa: E402
 from edgesnn.events._dtype import EVENT_DTYPE  # noqa: E402
 from edgesnn.events._wordstream import NATIVE  # noqa: E402
@@ -220,7 +221,7 @@ _PEERS = ("faery", "expelliarmus", "evlib")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=4_000_000)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)

@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make `tools.bench` importable 
 
 import numpy as np
 
+from edgesnn.cli import HelpFormatter
 from edgesnn.learn import enable_learning
 from edgesnn.learn.store import ClassStore, StoreRecord, encode_record, write_atomic
 from tools.bench.learn_task import ToyTask
@@ -124,7 +125,7 @@ def step_cost(task: ToyTask, classes: int, repeats: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=51)
     parser.add_argument("--classes", type=int, default=10, help="classes already learned")
     args = parser.parse_args(argv)

@@ -30,6 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import edgesnn  # noqa: E402
+from edgesnn.cli import HelpFormatter  # noqa: E402
 from tests.loihi_helpers import BRIDGE_PYTHON, bernoulli, bundle_bytes, conv_model  # noqa: E402
 from tools.bench.workloads import w1, w2  # noqa: E402
 
@@ -71,7 +72,7 @@ def _bridge(address: str, model, xs) -> float:  # noqa: ANN001
 
 def main() -> int:
     """Print the figures as JSON."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()

@@ -27,6 +27,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+from edgesnn.cli import HelpFormatter  # noqa: E402
 from edgesnn.events._dtype import EVENT_DTYPE  # noqa: E402
 from edgesnn.events.functional.to_event_frame import to_event_frame  # noqa: E402
 from edgesnn.events.functional.to_frame import to_frame  # noqa: E402
@@ -77,7 +78,7 @@ def _tonic_cases(ev: np.ndarray) -> dict[str, Callable[[], object]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print JSON."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=4_000_000)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-tonic", action="store_true", help="skip timing tonic")

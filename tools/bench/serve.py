@@ -46,6 +46,7 @@ import numpy as np
 
 from edgesnn._proto.edgesnn.v1 import device_pb2 as pb
 from edgesnn._proto.edgesnn.v1 import device_pb2_grpc as pb_grpc
+from edgesnn.cli import HelpFormatter
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 2024
@@ -358,7 +359,7 @@ def engine_step_us(model: Any, steps: int, repeats: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print JSON."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="5 s runs and fewer steps")
     ap.add_argument("--duration", type=float, help="seconds of the 8-stream run (default 60; 5 with --quick)")
     ap.add_argument("--throughput-duration", type=float, help="seconds of the throughput run (default 20; 5 quick)")

@@ -35,6 +35,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edgesnn._proto.edgesnn.v1 import device_pb2_grpc as pb_grpc
+from edgesnn.cli import HelpFormatter
 from edgesnn.devices import connect
 from tests.conformance._models import bundle_bytes, small_model, spikes
 
@@ -172,7 +173,7 @@ def sigterm(repeats: int) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     result = {"abandoned": abandoned(args.repeats), "memory": memory(), "sigterm": sigterm(args.repeats),

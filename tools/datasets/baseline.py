@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgesnn.cli import HelpFormatter
 from edgesnn.errors import MissingDependencyError
 from tools.datasets.keywords import load_split
 
@@ -60,7 +61,9 @@ def accuracy(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Fit on train, choose L2 on val, print train/val/test accuracy and chance as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m tools.datasets.baseline", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter, prog="python -m tools.datasets.baseline", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--data", required=True, help="dataset directory with train/val/test.npz")
     parser.add_argument("--bin-ms", type=float, default=100.0)
     args = parser.parse_args(argv)

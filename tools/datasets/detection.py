@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesnn.cli import HelpFormatter
 from edgesnn.events._dtype import EVENT_DTYPE
 from edgesnn.events.simulator import EventSimulator, SimulatorConfig
 from tools.datasets import _det_scene
@@ -205,7 +206,9 @@ def load_split(path_or_dir: str | Path, split: str) -> DetectionSplit:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: generate the train, val and test splits of one size into a directory."""
-    parser = argparse.ArgumentParser(prog="python -m tools.datasets.detection", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter, prog="python -m tools.datasets.detection", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--seed", type=int, default=0)

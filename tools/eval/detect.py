@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from edgesnn.cli import HelpFormatter
 from edgesnn.detect import Detector, DetectorConfig, load_detector
 from edgesnn.errors import MissingDependencyError
 from tools.datasets.detection import DetectionSplit, load_split
@@ -100,7 +101,9 @@ def evaluate(path: str, split: DetectionSplit, *, from_us: int, score_threshold:
 
 def main(argv: list[str] | None = None) -> int:
     """Evaluate bundles; print a Markdown table and write JSON with ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m tools.eval.detect", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter, prog="python -m tools.eval.detect", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("models", nargs="+", help="detector bundles")
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from edgesnn.bundle import read_bundle
+from edgesnn.cli import HelpFormatter
 from edgesnn.errors import EdgeSNNError, OptionError
 from edgesnn.learn.config import learning_config
 from edgesnn.model import Model
@@ -340,7 +341,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=HelpFormatter, prog="python -m tools.eval.fewshot", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("runs", nargs="+", help="meta-training output folders (python -m tools.metatrain)")
     ap.add_argument("--out", required=True, help="output folder for fewshot.json, .md and .png")
     ap.add_argument("--episodes", type=int, default=600)

@@ -25,6 +25,7 @@ import numpy as np
 
 from edgesnn.adapt import METHODS, retime_model
 from edgesnn.bundle import read_bundle
+from edgesnn.cli import HelpFormatter
 from edgesnn.errors import EdgeSNNError, OptionError
 from edgesnn.model import Model
 
@@ -184,7 +185,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=HelpFormatter, prog="python -m tools.eval.timeres", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--data", required=True, help="spoken-keyword dataset folder (tools.datasets.keywords)")
     ap.add_argument("--out", required=True, help="output folder (trained bundles are reused from it)")
     ap.add_argument("--epochs", type=int, default=0, help="override the configs' epochs")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m tools.metatrain CONFIG.json --out DIR [--data FOLDER] [--quiet]``.
+"""Command line: ``python -m tools.metatrain CONFIG.json --out DIR [--data FOLDER] [--set KEY=VALUE ...] [--quiet]``.
 
 Prints the run's JSON summary (without per-iteration history) on stdout; user
 errors are one line on stderr and exit status 2.
@@ -12,15 +12,25 @@ import json
 import logging
 import sys
 
+from edgesnn.cli import HelpFormatter
 from edgesnn.errors import EdgeSNNError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one meta-training configuration; return the process exit status."""
-    parser = argparse.ArgumentParser(prog="python -m tools.metatrain", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter, prog="python -m tools.metatrain", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("config", help="meta-training configuration (JSON)")
     parser.add_argument("--out", required=True, help="output folder (a pre-trained feature network in it is reused)")
     parser.add_argument("--data", help="dataset folder overriding data/path of the configuration")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a configuration key, e.g. epochs=2 or model/hidden=[64] (JSON; repeatable)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-evaluation lines")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s")
@@ -28,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         from tools.metatrain.config import load_config
         from tools.metatrain.run import run
 
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, args.set or ())
         if args.data:
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=args.data))
         summary = run(cfg, args.out, quiet=args.quiet)

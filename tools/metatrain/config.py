@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edgesnn.errors import OptionError
@@ -272,6 +272,6 @@ def config_from_dict(raw: Mapping[str, Any]) -> MetaConfig:
     return _build(MetaConfig, raw, "")
 
 
-def load_config(path: str | os.PathLike[str]) -> MetaConfig:
-    """Read a meta-training configuration from a JSON file."""
-    return load_json_config(path, config_from_dict)
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> MetaConfig:
+    """Read a meta-training configuration from a JSON file, with ``KEY/PATH=VALUE`` overrides."""
+    return load_json_config(path, config_from_dict, overrides)

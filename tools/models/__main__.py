@@ -8,13 +8,15 @@ import logging
 import sys
 from pathlib import Path
 
+from edgesnn.cli import HelpFormatter
+
 BUILDERS = ("keywords", "glyphs", "detector")
 DATA = {"keywords": "data/keywords", "glyphs": "data/glyphs", "detector": "data/detect"}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build the named model into edgesnn/data/models (or ``--out``) and print its summary as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m tools.models", description=__doc__)
+    parser = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python -m tools.models", description=__doc__)
     parser.add_argument("name", choices=BUILDERS)
     parser.add_argument("--data", help="dataset folder, generated when empty (default: data/<dataset>)")
     parser.add_argument("--work", help="folder for training runs (default: runs/models/<name>)")

@@ -7,10 +7,11 @@ key path (``config.json: model/hidden/1``) and what was expected.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from edgesnn.errors import EdgeSNNError, OptionError
@@ -289,8 +290,33 @@ def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
 T = TypeVar("T")
 
 
-def load_json_config(path: str | os.PathLike[str], build: Callable[[Any], T]) -> T:
-    """Read a JSON configuration file and ``build`` it; errors name the file and the key."""
+def apply_overrides(raw: Any, overrides: Sequence[str]) -> Any:
+    """``raw`` with each ``KEY/PATH=VALUE`` set (VALUE parsed as JSON, else kept as a string)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = [p for p in key.strip().split("/") if p]
+        if not sep or not parts:
+            raise OptionError(f"expected KEY=VALUE (e.g. epochs=2 or model/hidden=[64]), got {item!r}", path="--set")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text  # a bare word such as cascade or data/keywords
+        node = raw
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part) if isinstance(node, dict) else None
+            if child is None and isinstance(node, dict):
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = "/".join(parts[: depth + 1])
+                raise OptionError(f"{where} is not a section, cannot set {key!r}", path="--set")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_json_config(path: str | os.PathLike[str], build: Callable[[Any], T], overrides: Sequence[str] = ()) -> T:
+    """Read a JSON configuration file, apply ``overrides`` and ``build`` it; errors name the file and key."""
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as f:
@@ -299,12 +325,13 @@ def load_json_config(path: str | os.PathLike[str], build: Callable[[Any], T]) ->
         raise OptionError(f"cannot read the configuration: {exc.strerror}", path=name) from exc
     except json.JSONDecodeError as exc:
         raise OptionError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=name) from exc
+    raw = apply_overrides(raw, overrides)
     try:
         return build(raw)
     except EdgeSNNError as exc:
         raise exc.with_prefix(name) from None
 
 
-def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
-    """Read an experiment configuration from a JSON file."""
-    return load_json_config(path, config_from_dict)
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read an experiment configuration from a JSON file, with ``KEY/PATH=VALUE`` overrides."""
+    return load_json_config(path, config_from_dict, overrides)

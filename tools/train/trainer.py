@@ -48,7 +48,13 @@ def make_optimizer(o: OptimizerConfig, epochs: int, steps_per_epoch: int) -> opt
     elif o.schedule == "cosine":
         lr = optax.cosine_decay_schedule(o.lr, total)
     else:
-        lr = optax.warmup_cosine_decay_schedule(0.0, o.lr, max(1, o.warmup_epochs * steps_per_epoch), total)
+        warmup = max(1, o.warmup_epochs * steps_per_epoch)
+        if warmup < total:
+            lr = optax.warmup_cosine_decay_schedule(0.0, o.lr, warmup, total)
+        else:  # a run no longer than its warm-up (epochs <= warmup_epochs) only warms up
+            log.warning("optimizer/warmup_epochs %d >= epochs %d: the whole run warms up, no decay", o.warmup_epochs,
+                        epochs)  # fmt: skip
+            lr = optax.linear_schedule(0.0, o.lr, total)
     parts = [optax.clip_by_global_norm(o.clip_norm)] if o.clip_norm is not None else []
     return optax.chain(*parts, optax.adam(lr, b1=o.b1, b2=o.b2))
 

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from edgesnn.cli import HelpFormatter
 from edgesnn.detect import write_detector
 from tools.datasets.detection import load_split
 from tools.train_detect.arch import VARIANTS, preset
@@ -19,7 +20,9 @@ from tools.train_detect.train import TrainConfig, train
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, train, write ``--out`` (.esnn) and ``--out`` + ``.npz`` (the raw parameters)."""
-    parser = argparse.ArgumentParser(prog="python -m tools.train_detect", description=__doc__)
+    parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter, prog="python -m tools.train_detect", description=__doc__
+    )
     parser.add_argument("--data", required=True, help="dataset directory (python -m tools.datasets.detection)")
     parser.add_argument("--variant", choices=VARIANTS, default="hybrid")
     parser.add_argument("--out", required=True, help="output .esnn bundle")
