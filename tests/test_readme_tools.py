@@ -54,7 +54,7 @@ def section_commands(heading: str, *, comments: bool = False) -> list[str]:
         for block in re.findall(r"```sh\n(.*?)```", body, flags=re.S)
         for line in block.splitlines()
     ]
-    return [line for line in lines if line]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def run_as_written(line: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -151,3 +151,43 @@ def test_every_shrunk_command_is_still_in_the_readme():
     ] + [section_commands("Benchmark", comments=True)[0].split("# or:", 1)[1].strip()]
     for prefix in SHRINK:
         assert any(line == prefix or line.startswith(prefix + " ") for line in written), prefix
+
+
+SCALE_OUT = "Training from Python, and on many processes (tools/train)"
+
+
+def test_the_trainer_snippet_runs_as_written(tmp_path, monkeypatch):
+    pytest.importorskip("jax")
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split(f"\n## {SCALE_OUT}\n", 1)[1].split("\n## ")[0]
+    (snippet,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)  # noqa: S102
+    assert scope["model"].labels == ("a", "b", "c") and scope["trainer"].steps_done == 20
+
+
+@pytest.mark.slow
+def test_the_two_host_commands_run_as_two_processes_here(checkout_like):
+    pytest.importorskip("jax")
+    import socket
+
+    commands = section_commands(SCALE_OUT)
+    assert len(commands) == 2 and all("--coordinator hostA:8476" in c for c in commands)
+    run_as_written("python -m tools.datasets.keywords --out data/keywords", checkout_like)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    shrink = ["--set", "epochs=1", "--set", "batch_size=8", "--set", "model/hidden=[16]", "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, *shlex.split(line.replace("hostA:8476", f"127.0.0.1:{port}"))[1:], *shrink],
+            cwd=checkout_like, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for line in commands
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    assert '"processes": 2' in outs[0][0]
+    assert (checkout_like / "runs/lif/model.esnn").exists()

@@ -27,7 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--set",
         action="append",
-        default=[],
         metavar="KEY=VALUE",
         help="override a configuration key, e.g. epochs=2 or model/hidden=[64] (JSON; repeatable)",
     )

@@ -7,11 +7,14 @@ or from Python::
     from tools.train import load_config, train
     summary = train(load_config("tools/train/configs/synthetic_lif.json"), "runs/lif")
 
+or batch by batch from your own data with :class:`tools.train.Trainer` (no dataset section needed).
+
 The discrete dynamics are those of :mod:`edgesnn.neurons.discretise`
 (:mod:`tools.train.neurons`), so the exported bundle runs in an edgesnn
 Session with the outputs the trainer saw.
 """
 
+from tools.train.api import Trainer as Trainer
 from tools.train.config import ExperimentConfig as ExperimentConfig
 from tools.train.config import config_from_dict as config_from_dict
 from tools.train.config import load_config as load_config
@@ -25,6 +28,7 @@ from tools.train.trainer import train as train
 __all__ = [
     "ExperimentConfig",
     "Network",
+    "Trainer",
     "build_network",
     "config_from_dict",
     "forward",

@@ -230,9 +230,9 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole training experiment."""
+    """A whole training experiment (``data`` may be left out where batches come from the caller)."""
 
-    data: DataConfig
+    data: DataConfig | None = None
     name: str = "experiment"
     seed: int = 0
     dt_s: float = 1e-3

@@ -24,11 +24,12 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from edgesnn.errors import StateError
+from edgesnn.errors import OptionError, StateError
 from tools.train import loss as L
 from tools.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from tools.train.config import ExperimentConfig, LossConfig, OptimizerConfig, SurrogateConfig
 from tools.train.data import Dataset, Split, batches, load_dataset
+from tools.train.distributed import DataParallel
 from tools.train.export import export_bundle, producer_info, to_model
 from tools.train.models import Network, Params, build_network, count_params, forward, init_params
 from tools.train.surrogate import make_spike_fn
@@ -72,8 +73,19 @@ class Steps:
 
 
 @functools.lru_cache(maxsize=8)
-def make_steps(net: Network, surrogate: SurrogateConfig, loss: LossConfig, opt: optax.GradientTransformation) -> Steps:
-    """JIT-compile the training and evaluation steps (cached: a resumed run in-process reuses them)."""
+def make_steps(
+    net: Network,
+    surrogate: SurrogateConfig,
+    loss: LossConfig,
+    opt: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh | None = None,
+) -> Steps:
+    """JIT-compile the training and evaluation steps (cached: a resumed run in-process reuses them).
+
+    With a ``mesh`` (data-parallel), each device computes the gradient of its own slice of the batch
+    and one mean over the ``data`` axis combines them: the time loop itself never talks across
+    processes (left to XLA's sharding propagation, the scan exchanged state at every step).
+    """
     spike = make_spike_fn(surrogate.kind, surrogate.scale)
     readout = loss.readout
     penalise = loss.max_rate_hz is not None and loss.rate_weight > 0
@@ -86,11 +98,27 @@ def make_steps(net: Network, surrogate: SurrogateConfig, loss: LossConfig, opt: 
             value = value + loss.rate_weight * L.rate_penalty(spikes, net.dt_s, loss.max_rate_hz)
         return value, lg
 
+    def local_gradients(params: Params, x: jax.Array, y: jax.Array):  # type: ignore[no-untyped-def]
+        (value, lg), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)
+        return grads, value, L.correct(lg, y)
+
+    gradients = local_gradients
+    if mesh is not None:
+        from jax.sharding import PartitionSpec as P
+
+        def shard_gradients(params: Params, x: jax.Array, y: jax.Array):  # type: ignore[no-untyped-def]
+            grads, value, hits = local_gradients(params, x, y)
+            # equal slices: the mean of the slices' mean gradients is the whole batch's
+            return jax.lax.pmean(grads, "data"), jax.lax.pmean(value, "data"), jax.lax.psum(hits, "data")
+
+        gradients = jax.shard_map(shard_gradients, mesh=mesh, in_specs=(P(), P("data"), P("data")),
+                                  out_specs=(P(), P(), P()), check_vma=False)  # fmt: skip
+
     @jax.jit
     def train(params: Params, opt_state: Any, x: jax.Array, y: jax.Array):  # type: ignore[no-untyped-def]
-        (value, lg), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)
+        grads, value, hits = gradients(params, x, y)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value, L.correct(lg, y)
+        return optax.apply_updates(params, updates), opt_state, value, hits
 
     @jax.jit
     def evaluate(params: Params, x: jax.Array, y: jax.Array, mask: jax.Array):  # type: ignore[no-untyped-def]
@@ -162,8 +190,12 @@ def train(
     wall0 = time.perf_counter()
     out = os.fspath(out_dir)
     os.makedirs(out, exist_ok=True)
+    if data is None and cfg.data is None:
+        raise OptionError("no data section: name a dataset, or pass batches to tools.train.Trainer", path="data")
     data = data if data is not None else load_dataset(cfg.data, cfg.dt_s, cfg.seed)
     train_split = data.splits["train"]
+    dp = DataParallel()
+    dp.check_batch(cfg.batch_size)
     if len(train_split) < cfg.batch_size:
         raise StateError(f"the training split has {len(train_split)} samples, fewer than one batch", path="batch_size")
     steps_per_epoch = len(train_split) // cfg.batch_size
@@ -176,10 +208,12 @@ def train(
         log.info("resumed from %s after epoch %d", ckpt, state.epoch)
     elif resume:
         log.info("no checkpoint in %s; starting afresh", out)
-    steps = make_steps(net, cfg.surrogate, cfg.loss, opt)
-    log.info("%s: %d parameters, %d steps of %g s per sample", cfg.name, count_params(state.params),
-             train_split.x.shape[1], cfg.dt_s)  # fmt: skip
-    params, opt_state, history = state.params, state.opt_state, list(state.history)
+    steps = make_steps(net, cfg.surrogate, cfg.loss, opt, dp.mesh)
+    log.info("%s: %d parameters, %d steps of %g s per sample%s", cfg.name, count_params(state.params),
+             train_split.x.shape[1], cfg.dt_s,
+             f", process {dp.index + 1} of {dp.count}" if dp.count > 1 else "")  # fmt: skip
+    quiet = quiet or not dp.writer
+    params, opt_state, history = dp.replicate(state.params), dp.replicate(state.opt_state), list(state.history)
     best_params, best_acc, best_epoch = state.best_params, state.best_val_accuracy, state.best_epoch
     seed = state.rng["seed"]
     samples = 0
@@ -193,7 +227,10 @@ def train(
         order = batches(len(train_split), cfg.batch_size, np.random.default_rng([seed, epoch]))
         bar = tqdm(order, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=quiet, leave=False)
         for idx in bar:
-            params, opt_state, value, ok = steps.train(params, opt_state, train_split.x[idx], train_split.y[idx])
+            mine = dp.shard(idx)  # this process's slice of the global batch
+            x, y = dp.batch(train_split.x[mine], len(idx)), dp.batch(train_split.y[mine], len(idx))
+            params, opt_state, value, ok = steps.train(params, opt_state, x, y)
+            value, ok = dp.local(value), dp.local(ok)
             losses.append(value)
             hits += float(ok)
             seen += len(idx)
@@ -205,16 +242,18 @@ def train(
         epoch_times.append(dt)
         epoch_samples.append(seen)
         samples += seen
-        val = evaluate(steps, params, data.splits["val"], cfg.eval_batch_size)
+        here = dp.local(params)  # every process evaluates the whole split on its own copy
+        val = evaluate(steps, here, data.splits["val"], cfg.eval_batch_size)
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(np.asarray(losses))), "train_accuracy": hits / seen,
                   "val_loss": val["loss"], "val_accuracy": val["accuracy"], "train_s": dt,
                   "samples_per_s": seen / dt}  # fmt: skip
         history.append(record)
         if val["accuracy"] > best_acc:
-            best_params, best_acc, best_epoch = params, val["accuracy"], epoch + 1
-        state = TrainState(epoch + 1, params, opt_state, best_params, best_acc, best_epoch, history, cfg.to_dict(),
-                           data.sha256, {"seed": seed})  # fmt: skip
-        save_checkpoint(ckpt, state)
+            best_params, best_acc, best_epoch = here, val["accuracy"], epoch + 1
+        state = TrainState(epoch + 1, here, dp.local(opt_state), best_params, best_acc, best_epoch, history,
+                           cfg.to_dict(), data.sha256, {"seed": seed})  # fmt: skip
+        if dp.writer:
+            save_checkpoint(ckpt, state)
         log.info("epoch %d: loss %.4f, train acc %.3f, val acc %.3f (%.0f samples/s)", epoch + 1,
                  record["train_loss"], record["train_accuracy"], val["accuracy"], record["samples_per_s"])  # fmt: skip
         if not quiet:
@@ -227,7 +266,8 @@ def train(
         "best_epoch": best_epoch,
         "best_val_accuracy": best_acc,
         "history": history,
-        "parameters": count_params(params),
+        "parameters": count_params(state.params),
+        "processes": dp.count,
         "dataset_sha256": data.sha256,
         "dt_s": cfg.dt_s,
         "method": cfg.method,
@@ -244,10 +284,12 @@ def train(
         test = evaluate(steps, best_params, data.splits["test"], cfg.eval_batch_size)
         accuracy = {"val": best_acc, "test": test["accuracy"]}
         producer = producer_info(cfg.to_dict(), data.sha256, accuracy, best_epoch)
-        export_bundle(to_model(net, best_params, labels=data.labels, producer=producer), os.path.join(out, BUNDLE))
+        if dp.writer:
+            export_bundle(to_model(net, best_params, labels=data.labels, producer=producer), os.path.join(out, BUNDLE))
         summary.update(test_accuracy=test["accuracy"], test_loss=test["loss"], bundle=os.path.join(out, BUNDLE))
     summary["wall_seconds"] = time.perf_counter() - wall0
     summary["peak_rss_mib"] = peak_rss_mib()
-    with open(os.path.join(out, SUMMARY), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+    if dp.writer:
+        with open(os.path.join(out, SUMMARY), "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
     return summary
