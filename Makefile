@@ -8,7 +8,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgesnn-installed
 BUILD_INPUTS := pyproject.toml setup.py $(wildcard edgesnn/*/_*.c)
 PYTEST_ARGS ?=
-SYSTEM_PACKAGES := python3-venv python3-dev gcc espeak-ng fonts-noto-core
+SYSTEM_PACKAGES := python3-venv python3-dev gcc g++ espeak-ng fonts-noto-core
 
 .PHONY: venv sysdeps bridges demo test bench clean distclean
 
@@ -28,8 +28,9 @@ $(STAMP): $(BUILD_INPUTS)
 	@touch $@
 
 # Debian 12's python3 needs python3-venv for `-m venv`; the optional C kernels need the
-# Python headers and a C compiler; the dataset generators need espeak-ng (spoken keywords)
-# and fonts-noto-core (glyphs of many scripts).
+# Python headers and a C compiler, the trainer's spike kernels (tools/train/native.py) g++;
+# the dataset generators need espeak-ng (spoken keywords) and fonts-noto-core (glyphs of many
+# scripts).
 # Installs them only as root with apt-get; otherwise says what is missing.
 sysdeps:
 	@missing=""; \
@@ -38,6 +39,7 @@ sysdeps:
 		|| missing="$$missing python3-dev"; \
 	cc=$$($(PYTHON) -c "import sysconfig; print((sysconfig.get_config_var('CC') or 'cc').split()[0])"); \
 	command -v "$$cc" >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
 	[ -d /usr/share/fonts/truetype/noto ] || missing="$$missing fonts-noto-core"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \

@@ -113,14 +113,14 @@ class ModelConfig:
     # rate then give the same dynamics at any training step.
     weight_dt_s: float | None = None
     readout_scale: float = 1.0
-    # Dense layers fed by spikes (or by sparse input) skip the zeros of their input in the forward
-    # product and the weight gradient (tools/train/sparse.py); false: XLA's dense products.
-    sparse_products: bool = True
+    # The CPU kernels of tools/train/native.py: dense layers skip the zeros of their input in the
+    # forward product and the weight gradient; false: XLA's dense products.
+    native_kernels: bool = True
 
     def __post_init__(self) -> None:
         _choice(self.kind, MODEL_KINDS, "kind")
-        _check(isinstance(self.sparse_products, bool), f"expected true or false, got {self.sparse_products!r}",
-               "sparse_products")  # fmt: skip
+        _check(isinstance(self.native_kernels, bool), f"expected true or false, got {self.native_kernels!r}",
+               "native_kernels")  # fmt: skip
         _choice(self.neuron, NEURON_KINDS, "neuron")
         _choice(self.reset_mode, ("to_value", "subtract"), "reset_mode")
         _choice(self.reset_timing, ("immediate", "next_step"), "reset_timing")

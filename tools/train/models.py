@@ -25,8 +25,10 @@ import numpy as np
 
 from edgesnn.errors import OptionError
 from edgesnn.graph.conv import conv_output_size
+from tools.train import native
 from tools.train import neurons as N
 from tools.train.config import ExperimentConfig
+from tools.train.native import spike_project
 from tools.train.surrogate import SpikeFn
 
 Params = dict[str, Any]
@@ -68,6 +70,7 @@ class Network:
     train_threshold: bool
     train_adaptation: bool
     weight_gain: float = 1.0  # effective synaptic weight = gain * trained weight (ModelConfig.weight_dt_s)
+    native_kernels: bool = False  # products with spike inputs skip zeros (tools.train.native)
 
     @property
     def readout_in(self) -> int:
@@ -115,6 +118,7 @@ def build_network(cfg: ExperimentConfig, input_shape: tuple[int, ...], n_classes
         train_threshold=m.train_threshold,
         train_adaptation=m.train_adaptation,
         weight_gain=1.0 if m.weight_dt_s is None else m.weight_dt_s / cfg.dt_s,
+        native_kernels=m.native_kernels,
     )
 
 
@@ -185,11 +189,24 @@ def neuron_params(net: Network, p: Params, shape: tuple[int, ...]) -> dict[str, 
     return {k: jnp.broadcast_to(v, shape) for k, v in out.items()}
 
 
-def _project(spec: LayerSpec, p: Params, h: jax.Array, gain: float) -> jax.Array:
+def _dense(net: Network, h: jax.Array, w: jax.Array, *, data: bool) -> jax.Array:
+    """(T, B, ...) @ w.T as one product over all steps; ``data``: ``h`` is the input (no gradient to it)."""
+    t, b = h.shape[:2]
+    if not (net.native_kernels and jax.default_backend() == "cpu" and native.available()):
+        return h.reshape(t, b, -1) @ w.T
+    if data:
+        # Rows in (B, T) order: the batch arrives (B, T, C) and its swap to (T, B) cancels here,
+        # so only the narrower result is transposed (a custom call cannot take a strided input).
+        rows = jnp.swapaxes(h, 0, 1).reshape(b * t, -1)
+        return jnp.swapaxes(spike_project(rows, w, input_grad=False).reshape(b, t, -1), 0, 1)
+    return spike_project(h.reshape(t * b, -1), w, input_grad=True).reshape(t, b, -1)
+
+
+def _project(net: Network, spec: LayerSpec, p: Params, h: jax.Array, gain: float, *, data: bool) -> jax.Array:
     """The layer's synapses applied at every step: (T, B, *in_shape) -> (T, B, *out_shape)."""
     t, b = h.shape[:2]
     if spec.kind == "dense":
-        return h.reshape(t, b, -1) @ (gain * p["w"]).T
+        return _dense(net, h, gain * p["w"], data=data)
     y = jax.lax.conv_general_dilated(
         h.reshape(t * b, *spec.in_shape), gain * p["w"], window_strides=spec.stride,
         padding=[(spec.padding[0],) * 2, (spec.padding[1],) * 2], dimension_numbers=("NCHW", "OIHW", "NCHW"),
@@ -224,16 +241,18 @@ def forward(
     t, b = x.shape[:2]
     h = x.reshape(t, b, *net.input_shape)
     spikes: dict[str, jax.Array] = {}
-    for spec, p in zip(net.layers, params["layers"], strict=True):
+    for i, (spec, p) in enumerate(zip(net.layers, params["layers"], strict=True)):
         c = N.coefficients(net.neuron, neuron_params(net, p["neuron"], spec.out_shape), net.dt_s, net.method)
         w_rec = p.get("w_rec")
-        h = _population(net.neuron, spike, c, net.method, _project(spec, p, h, net.weight_gain),
+        drive = _project(net, spec, p, h, net.weight_gain, data=i == 0)
+        h = _population(net.neuron, spike, c, net.method, drive,
                         None if w_rec is None else net.weight_gain * w_rec)  # fmt: skip
         if record:
             spikes[spec.name] = h
     r = params["readout"]
     c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,)), net.dt_s, net.method)
-    y = _population(net.readout, spike, c, net.method, h.reshape(t, b, -1) @ (net.weight_gain * r["w"]).T, None)
+    drive = _dense(net, h, net.weight_gain * r["w"], data=not net.layers)
+    y = _population(net.readout, spike, c, net.method, drive, None)
     return y, spikes
 
 

@@ -3,7 +3,7 @@
 // A layer's input current over a whole sequence is x (R = T*B, C) @ wt (C, N), and its weight
 // gradient x^T @ g; with spikes most of x is zero, so both visit only the non-zeros of x (one scan of
 // each row for its non-zero columns, then one row of wt or of the output per non-zero). Built on
-// first use by tools/train/sparse.py against the headers jaxlib ships (jax.ffi.include_dir()).
+// first use by tools/train/native.py against the headers jaxlib ships (jax.ffi.include_dir()).
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -106,3 +106,4 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SpikeOuter, SpikeOuterImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
+

@@ -9,7 +9,8 @@ jax = pytest.importorskip("jax")
 
 import jax.numpy as jnp  # noqa: E402
 
-from tools.train import config_from_dict, sparse  # noqa: E402
+from tools.train import config_from_dict  # noqa: E402
+from tools.train import native as sparse  # noqa: E402
 from tools.train.models import build_network, forward, init_params  # noqa: E402
 from tools.train.surrogate import make_spike_fn  # noqa: E402
 
@@ -51,7 +52,7 @@ def test_a_network_trains_to_the_same_gradients_with_either_product():
     x = jnp.asarray(_spikes((40, 6, 30), 0.05))
     grads = []
     for flag in (True, False):
-        c = config_from_dict({**cfg, "model": {**cfg["model"], "sparse_products": flag}})
+        c = config_from_dict({**cfg, "model": {**cfg["model"], "native_kernels": flag}})
         net = build_network(c, (30,), 5)
         params = init_params(net, c, jax.random.key(0))
         spike = make_spike_fn("fast_sigmoid", 10.0)
