@@ -187,13 +187,16 @@ def test_serial_evt3_from_a_writer_process_matches_faery_then_reports_the_hang_u
 
 def test_serial_evt2_hand_built_words_end_cleanly_when_the_link_goes_quiet(tmp_path):
     ev = random_stream(np.random.default_rng(5), 5_000, span=10_000_000)
-    pty = PtyWriter(tmp_path, evt2_words(ev), hold=5.0)  # stays connected, silent, long after the data
-    src = SerialSource(pty.name, format="evt2", geometry=(320, 240), timeout=0.02, idle_timeout_s=0.5)
+    pty = PtyWriter(tmp_path, evt2_words(ev), hold=8.0)  # stays connected, silent, long after the data
+    # the idle limit leaves a loaded machine time to start the writer; the hold outlasts it
+    src = SerialSource(pty.name, format="evt2", geometry=(320, 240), timeout=0.02, idle_timeout_s=2.0)
     pty.start()
-    got = np.concatenate(list(src))
-    src.close()
-    pty.proc.kill()
-    pty.proc.wait()
+    try:
+        got = np.concatenate(list(src))
+    finally:
+        src.close()
+        pty.proc.kill()
+        pty.proc.wait()
     np.testing.assert_array_equal(got, ev)
 
 

@@ -81,6 +81,10 @@ CASES = {
     "adlif": {"neuron": "adlif", "reset_timing": "next_step"},
     "recurrent": {"kind": "recurrent", "neuron": "adlif", "hidden": [24]},
     "weights_for_another_step": {"kind": "recurrent", "hidden": [24], "weight_dt_s": 4e-3, "weight_scale": 5.0},
+    # the keyword recipe: two recurrent adaptive layers, bounded parameters, dropout (training only)
+    "bounded_recurrent_adlif": {"kind": "recurrent", "neuron": "adlif", "hidden": [24, 20], "weight_scale": 30.0,
+                                "tau_mem_range_s": [0.005, 0.025], "tau_adapt_range_s": [0.03, 0.35],
+                                "a_coupling_range": [-1.0, 1.0], "b_spike_range": [0.0, 0.5], "dropout": 0.1},
     "conv": {"kind": "conv", "neuron": "lif", "input_shape": [2, 3, 4], "hidden": [16],
              "conv": [{"channels": 4, "kernel": [3, 3], "stride": [1, 2], "padding": [1, 1]}]},
 }  # fmt: skip

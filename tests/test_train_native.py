@@ -40,6 +40,23 @@ def test_the_product_and_its_gradients_equal_the_dense_ones(input_grad):
         assert not np.any(got[0])  # data: no gradient flows to it
 
 
+def test_the_recurrent_product_inside_a_time_loop_has_the_dense_gradients():
+    z = _spikes((50, 8, 33), 0.05)  # (T, B, N): the spikes each step feeds back
+    wt = np.random.default_rng(2).normal(size=(33, 33)).astype(np.float32)
+
+    def loss(fn):
+        def run(z, wt):
+            _, out = jax.lax.scan(lambda c, zt: (c + jnp.tanh(fn(zt, wt)), jnp.sum(c)), jnp.zeros((8, 33)), z)
+            return jnp.sum(out)
+
+        return run
+
+    dense = jax.grad(loss(lambda z, wt: z @ wt), argnums=(0, 1))(z, wt)
+    got = jax.jit(jax.grad(loss(sparse.spike_matmul), argnums=(0, 1)))(z, wt)
+    for a, b in zip(got, dense, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
 def test_nan_counts_and_negative_zero_does_not():
     x = np.zeros((2, 9), np.float32)
     x[0, 8], x[1, 3] = np.nan, -0.0

@@ -72,6 +72,7 @@ def edgesnn_worker(workload: dict, steps: int, warmup: int) -> dict:
     x = (rng.random((workload["batch"], workload["T"], sizes[0])) < workload.get("rate", 0.02)).astype(np.float32)
     y = rng.integers(0, sizes[-1], workload["batch"])
     trainer = Trainer(cfg, input_shape=(sizes[0],), n_classes=sizes[-1], total_steps=10**6)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     trainer.step(x, y)
     first_s = time.perf_counter() - t0
@@ -85,7 +86,9 @@ def edgesnn_worker(workload: dict, steps: int, warmup: int) -> dict:
     med = statistics.median(times)
     return {"framework": "edgesnn", "version": jax.__version__, "steps_per_s": 1 / med,
             "sample_steps_per_s": workload["batch"] * workload["T"] / med, "first_step_s": first_s,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            # what training adds on top of the process with its batch in memory (compilation included)
+            "rss_before_training_mib": rss_before, "input_mib": x.nbytes / 2**20}  # fmt: skip
 
 
 def measure(framework: str, workload: dict, steps: int, warmup: int, threads: int) -> dict:
@@ -134,6 +137,9 @@ def main() -> int:
                        "sample_steps_per_s": statistics.median(r["sample_steps_per_s"] for r in rs),
                        "first_step_s": statistics.median(r["first_step_s"] for r in rs),
                        "peak_rss_mib": max(r["peak_rss_mib"] for r in rs), "version": rs[0]["version"]}  # fmt: skip
+            if "input_mib" in rs[0]:
+                row[fw]["input_mib"] = rs[0]["input_mib"]
+                row[fw]["added_by_training_mib"] = max(r["peak_rss_mib"] - r["rss_before_training_mib"] for r in rs)
         if "edgesnn" in runs:
             for fw in runs:
                 if fw != "edgesnn":

@@ -59,17 +59,11 @@ def accuracy(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((np.hstack([x, np.ones((len(x), 1))]) @ w).argmax(axis=1) == y))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Fit on train, choose L2 on val, print train/val/test accuracy and chance as JSON."""
-    parser = argparse.ArgumentParser(
-        formatter_class=HelpFormatter, prog="python -m tools.datasets.baseline", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--data", required=True, help="dataset directory with train/val/test.npz")
-    parser.add_argument("--bin-ms", type=float, default=100.0)
-    args = parser.parse_args(argv)
+def logistic_baseline(data: str, bin_ms: float = 100.0) -> dict:
+    """Fit on train, choose L2 on val; train/val/test accuracy, chance and the settings as a dict."""
     t0 = time.perf_counter()
-    dt_s = args.bin_ms / 1000.0
-    (xtr, ytr), (xva, yva), (xte, yte) = (load_split(args.data, s, dt_s=dt_s) for s in ("train", "val", "test"))
+    dt_s = bin_ms / 1000.0
+    (xtr, ytr), (xva, yva), (xte, yte) = (load_split(data, s, dt_s=dt_s) for s in ("train", "val", "test"))
     ftr, fva, fte = features(xtr), features(xva), features(xte)
     mean, std = ftr.mean(axis=0), ftr.std(axis=0) + 1e-6
     ftr, fva, fte = ((f - mean) / std for f in (ftr, fva, fte))
@@ -81,8 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if best is None or val > best[1]:
             best = (l2, val, w)
     l2, val, w = best
-    result = {
-        "bin_ms": args.bin_ms,
+    return {
+        "bin_ms": bin_ms,
         "features": ftr.shape[1],
         "samples": {"train": len(ytr), "val": len(yva), "test": len(yte)},
         "l2": l2,
@@ -90,7 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "chance": 1.0 / n_classes,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    print(json.dumps(result, indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Fit on train, choose L2 on val, print train/val/test accuracy and chance as JSON."""
+    parser = argparse.ArgumentParser(
+        formatter_class=HelpFormatter, prog="python -m tools.datasets.baseline", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--data", required=True, help="dataset directory with train/val/test.npz")
+    parser.add_argument("--bin-ms", type=float, default=100.0)
+    args = parser.parse_args(argv)
+    print(json.dumps(logistic_baseline(args.data, args.bin_ms), indent=2))
     return 0
 
 

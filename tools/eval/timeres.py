@@ -8,6 +8,7 @@ Writes ``timeres.json``, ``timeres.md`` and ``timeres.png`` into ``--out``, keep
 tables of networks an earlier invocation reported there (see :func:`merge_runs`).
 
     python -m tools.eval.timeres --data data/keywords --out results/timeres [--epochs 20] [--quiet]
+        [--kinds recurrent-adlif] [--train-dt-ms 4] [--eval-dt-ms 1 2 4]
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ TRAIN_DT_S = (1e-3, 4e-3)
 EVAL_DT_S = (0.25e-3, 0.5e-3, 1e-3, 2e-3, 4e-3)
 
 
+def readout_scores(trace: np.ndarray, readout: str) -> np.ndarray:
+    """Per-class scores (B, K) of a read-out trace (T, B, K), reduced as the trainer's loss reduces it."""
+    if readout == "max":
+        return trace.max(axis=0)
+    if readout == "mean":
+        return trace.mean(axis=0)
+    e = np.exp(trace - trace.max(axis=-1, keepdims=True))  # softmax_mean: every step's class probabilities
+    return (e / e.sum(axis=-1, keepdims=True)).mean(axis=0)
+
+
 def accuracy(model: Model, x: np.ndarray, y: np.ndarray, *, readout: str, batch: int = 64) -> float:
     """Test accuracy of ``model`` on binned samples x (N, T, C), scored as the trainer scores."""
     hits = 0
@@ -48,7 +59,7 @@ def accuracy(model: Model, x: np.ndarray, y: np.ndarray, *, readout: str, batch:
         xb = np.ascontiguousarray(x[start : start + batch].transpose(1, 0, 2))  # (T, B, C)
         session = model.session(batch=xb.shape[1])
         out = session.run(xb)[name]  # (T, B, K)
-        logits = out.max(axis=0) if readout == "max" else out.mean(axis=0)
+        logits = readout_scores(out, readout)
         hits += int((logits.argmax(axis=1) == y[start : start + batch]).sum())
     return hits / len(x)
 
@@ -79,10 +90,12 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
     """Train (or load) every network and evaluate it at every step with every method."""
     from tools.datasets.keywords import load_split
 
-    results: dict[str, Any] = {"eval_dt_s": list(EVAL_DT_S), "methods": list(METHODS), "runs": []}
+    train_dts = tuple(v / 1e3 for v in args.train_dt_ms) if getattr(args, "train_dt_ms", None) else TRAIN_DT_S
+    eval_dts = tuple(v / 1e3 for v in args.eval_dt_ms) if getattr(args, "eval_dt_ms", None) else EVAL_DT_S
+    results: dict[str, Any] = {"eval_dt_s": list(eval_dts), "methods": list(METHODS), "runs": []}
     cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     for kind in args.kinds:
-        for dt_src in TRAIN_DT_S:
+        for dt_src in train_dts:
             model, info = train_or_load(kind, dt_src, args)
             readout = info["config"].get("loss", {}).get("readout", "max")
             run: dict[str, Any] = {
@@ -92,7 +105,7 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
                 "train_peak_rss_mib": info["summary"].get("peak_rss_mib"),
                 "train_test_accuracy_jax": info["summary"].get("test_accuracy"),
             }  # fmt: skip
-            for dt in EVAL_DT_S:
+            for dt in eval_dts:
                 if dt not in cache:
                     cache[dt] = load_split(args.data, "test", dt_s=dt)
                 x, y = cache[dt]
@@ -193,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=0, help="override the configs' epochs")
     ap.add_argument("--batch-size", type=int, default=0, help="override the configs' batch size")
     ap.add_argument("--kinds", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--train-dt-ms", type=float, nargs="+", default=[1e3 * d for d in TRAIN_DT_S],
+                    help="training steps, in ms")  # fmt: skip
+    ap.add_argument("--eval-dt-ms", type=float, nargs="+", default=[1e3 * d for d in EVAL_DT_S],
+                    help="evaluation steps, in ms")  # fmt: skip
     ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N test samples")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -221,4 +238,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["accuracy", "evaluate_all", "main", "markdown", "merge_runs", "plot"]
+__all__ = ["readout_scores", "accuracy", "evaluate_all", "main", "markdown", "merge_runs", "plot"]

@@ -26,10 +26,10 @@ import numpy as np
 from edgesnn.errors import InputError
 from edgesnn.model import Model
 from tools.train.config import ExperimentConfig
-from tools.train.data import Split
+from tools.train.data import Split, aligned_empty
 from tools.train.export import export_bundle, to_model
 from tools.train.models import Params, build_network, count_params, init_params
-from tools.train.trainer import evaluate, make_optimizer, make_steps
+from tools.train.trainer import evaluate, make_optimizer, make_steps, step_key
 
 
 class Trainer:
@@ -58,7 +58,13 @@ class Trainer:
         return f"Trainer({self.config.name!r}, {count_params(self.params)} parameters, {self.steps_done} steps)"
 
     def _check(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        x, y = np.asarray(x, np.float32), np.asarray(y)
+        if not (isinstance(x, np.ndarray) and x.dtype == np.float32):
+            # a conversion copies anyway: into aligned memory, which JAX then reads in place
+            x = np.asarray(x)
+            out = aligned_empty(x.shape, np.float32)
+            out[...] = x
+            x = out
+        y = np.asarray(y)
         want = self.net.input_shape
         if x.ndim < 3 or tuple(x.shape[2:]) not in (want, (int(np.prod(want)),)):
             raise InputError(f"expected (batch, steps, *{want}), got {x.shape}", path="x")
@@ -71,7 +77,8 @@ class Trainer:
     def step(self, x: Any, y: Any) -> dict[str, float]:
         """One optimizer step on a batch: ``x`` (B, T, *input_shape) spikes per step, ``y`` (B,) labels."""
         x, y = self._check(x, y)
-        self.params, self.opt_state, value, hits = self._steps.train(self.params, self.opt_state, x, y)
+        key = step_key(self.config.seed, self.steps_done)
+        self.params, self.opt_state, value, hits = self._steps.train(self.params, self.opt_state, x, y, key)
         self.steps_done += 1
         return {"loss": float(value), "accuracy": float(hits) / len(y)}
 

@@ -18,10 +18,11 @@ from edgesnn.errors import EdgeSNNError, OptionError
 from edgesnn.neurons import METHODS
 from edgesnn.units import check_step_s
 
-MODEL_KINDS = ("feedforward", "recurrent", "conv")
+#: "gru" is the non-spiking reference (tools.train.gru): it trains and evaluates, it does not export.
+MODEL_KINDS = ("feedforward", "recurrent", "conv", "gru")
 NEURON_KINDS = ("lif", "cubalif", "adlif")
 SURROGATES = ("fast_sigmoid", "boxcar")
-READOUTS = ("max", "mean")
+READOUTS = ("max", "mean", "softmax_mean")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 DATA_KINDS = ("synthetic", "keywords")
 
@@ -113,6 +114,14 @@ class ModelConfig:
     # rate then give the same dynamics at any training step.
     weight_dt_s: float | None = None
     readout_scale: float = 1.0
+    # Ranges [low, high] that hidden neurons' parameters start in (uniformly; log-uniformly for
+    # taus) and are clamped to during training (None: tau_min_s..tau_max_s and unbounded a, b).
+    tau_mem_range_s: tuple[float, float] | None = None
+    tau_adapt_range_s: tuple[float, float] | None = None
+    a_coupling_range: tuple[float, float] | None = None
+    b_spike_range: tuple[float, float] | None = None
+    # Probability of zeroing a hidden layer's output during training (inverted dropout).
+    dropout: float = 0.0
     # The CPU kernels of tools/train/native.py: dense layers skip the zeros of their input in the
     # forward product and the weight gradient; false: XLA's dense products.
     native_kernels: bool = True
@@ -135,7 +144,8 @@ class ModelConfig:
         object.__setattr__(self, "conv", conv)
         _check(self.kind == "conv" or not conv, "conv layers are only used by kind 'conv'", "conv")
         _check(self.kind != "conv" or bool(conv), "kind 'conv' needs at least one conv layer", "conv")
-        _check(self.kind != "recurrent" or bool(self.hidden), "kind 'recurrent' needs hidden layers", "hidden")
+        _check(self.kind not in ("recurrent", "gru") or bool(self.hidden), f"kind {self.kind!r} needs hidden layers",
+               "hidden")  # fmt: skip
         if self.input_shape is not None:
             _check(isinstance(self.input_shape, (list, tuple)), f"expected a list, got {self.input_shape!r}",
                    "input_shape")  # fmt: skip
@@ -158,6 +168,19 @@ class ModelConfig:
         if self.weight_dt_s is not None:
             _number(self.weight_dt_s, "weight_dt_s")
             _check(self.weight_dt_s > 0, f"expected a step > 0 s, got {self.weight_dt_s!r}", "weight_dt_s")
+        for name in ("tau_mem_range_s", "tau_adapt_range_s", "a_coupling_range", "b_spike_range"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            _check(isinstance(value, (list, tuple)) and len(value) == 2, f"expected [low, high], got {value!r}", name)
+            for i, v in enumerate(value):
+                _number(v, f"{name}/{i}")
+            _check(value[0] <= value[1], f"expected low <= high, got {list(value)}", name)
+            _check(not name.startswith("tau") or value[0] > 0, f"expected time constants > 0 s, got {list(value)}",
+                   name)  # fmt: skip
+            object.__setattr__(self, name, (float(value[0]), float(value[1])))
+        _number(self.dropout, "dropout", low=0)
+        _check(self.dropout < 1, f"expected a probability in [0, 1), got {self.dropout!r}", "dropout")
         for name in ("a_coupling", "b_spike", "v_threshold"):
             _number(getattr(self, name), name)
         _check(self.v_threshold > 0, "expected a threshold > 0", "v_threshold")
@@ -262,6 +285,10 @@ class ExperimentConfig:
         if self.method in ("euler", "cascade-euler"):
             # Forward Euler is only stable for dt <= tau; the clamp keeps every trained tau there.
             _check(self.tau_min_s >= self.dt_s, "forward Euler needs model/tau_min_s >= dt_s", "model/tau_min_s")
+            for name in ("tau_mem_range_s", "tau_adapt_range_s"):
+                bounds = getattr(self.model, name)
+                _check(bounds is None or bounds[0] >= self.dt_s, "forward Euler needs time constants >= dt_s",
+                       f"model/{name}")  # fmt: skip
 
     @property
     def tau_min_s(self) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 
 import edgesnn
 from edgesnn.bundle import write_bundle
+from edgesnn.errors import OptionError
 from edgesnn.graph import LI, LIF, AdaptiveLIF, Conv2d, CubaLIF, Flatten, Graph, Input, Linear, Output
 from edgesnn.graph._node import Node
 from edgesnn.model import Model
@@ -32,7 +33,7 @@ def _f32(a: jax.Array) -> np.ndarray:
 
 def neuron_node(net: Network, kind: str, p: Params, shape: tuple[int, ...]) -> Node:
     """The runtime node of one population, with the parameters the trainer uses."""
-    cont = {k: _f32(v) for k, v in neuron_params(net, p, shape).items()}
+    cont = {k: _f32(v) for k, v in neuron_params(net, p, shape, hidden=kind != "li").items()}
     if kind == "li":
         return LI(tau_mem_s=cont["tau_mem_s"])
     spec = net.neuron
@@ -49,6 +50,9 @@ def to_model(
     net: Network, params: Params, *, labels: tuple[str, ...] = (), producer: dict[str, Any] | None = None
 ) -> Model:
     """Build the runtime Model of a trained network at the training step and method."""
+    if net.reference:
+        raise OptionError("model/kind gru is the non-spiking reference: it trains and evaluates in JAX, the "
+                          "runtime has no GRU to export it to", path="model/kind")  # fmt: skip
     nodes: dict[str, Node] = {"input": Input(net.input_shape, unit="spikes")}
     edges: list[tuple[str, str]] = []
     prev, prev_shape = "input", net.input_shape

@@ -8,8 +8,16 @@ import optax
 
 
 def logits(trace: jax.Array, readout: str) -> jax.Array:
-    """Reduce a readout membrane trace (T, B, classes) over time: ``"max"`` or ``"mean"``."""
-    return jnp.max(trace, axis=0) if readout == "max" else jnp.mean(trace, axis=0)
+    """Reduce a readout membrane trace (T, B, classes) over time: ``"max"``, ``"mean"`` or ``"softmax_mean"``.
+
+    ``softmax_mean`` is the log of the per-step class probabilities averaged over time (every
+    step votes, as in Bittar and Garner's read-out); as logits it gives those probabilities back.
+    """
+    if readout == "max":
+        return jnp.max(trace, axis=0)
+    if readout == "mean":
+        return jnp.mean(trace, axis=0)
+    return jax.nn.logsumexp(jax.nn.log_softmax(trace, axis=-1), axis=0) - jnp.log(trace.shape[0])
 
 
 def rate_penalty(spikes: dict[str, jax.Array], dt_s: float, max_rate_hz: float) -> jax.Array:

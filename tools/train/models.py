@@ -28,7 +28,8 @@ from edgesnn.graph.conv import conv_output_size
 from tools.train import native
 from tools.train import neurons as N
 from tools.train.config import ExperimentConfig
-from tools.train.native import spike_project
+from tools.train.gru import gru_forward, init_gru
+from tools.train.native import spike_matmul, spike_project
 from tools.train.surrogate import SpikeFn
 
 Params = dict[str, Any]
@@ -71,6 +72,10 @@ class Network:
     train_adaptation: bool
     weight_gain: float = 1.0  # effective synaptic weight = gain * trained weight (ModelConfig.weight_dt_s)
     native_kernels: bool = False  # products with spike inputs skip zeros (tools.train.native)
+    # (parameter name, low, high) of hidden neurons' bounded parameters; taus as log(tau / 1 s)
+    ranges: tuple[tuple[str, float, float], ...] = ()
+    dropout: float = 0.0  # training only: probability of zeroing a hidden layer's output
+    reference: bool = False  # the non-spiking GRU of tools.train.gru (``layers`` give its sizes)
 
     @property
     def readout_in(self) -> int:
@@ -104,6 +109,12 @@ def build_network(cfg: ExperimentConfig, input_shape: tuple[int, ...], n_classes
         layers.append(LayerSpec(f"hidden{i}", "dense", (n_in,), (n,), recurrent=m.kind == "recurrent"))
         n_in = n
     spec = N.NeuronSpec(m.neuron, m.reset_mode, m.reset_timing, m.detach_reset)
+    ranges = tuple(
+        (name, *((math.log(v) for v in bounds) if name.startswith("log_") else bounds))
+        for name, bounds in (("log_tau_mem", m.tau_mem_range_s), ("log_tau_adapt", m.tau_adapt_range_s),
+                             ("a_coupling", m.a_coupling_range), ("b_spike", m.b_spike_range))
+        if bounds is not None
+    )  # fmt: skip
     return Network(
         input_shape=tuple(m.input_shape) if m.input_shape is not None else tuple(input_shape),
         layers=tuple(layers),
@@ -119,6 +130,9 @@ def build_network(cfg: ExperimentConfig, input_shape: tuple[int, ...], n_classes
         train_adaptation=m.train_adaptation,
         weight_gain=1.0 if m.weight_dt_s is None else m.weight_dt_s / cfg.dt_s,
         native_kernels=m.native_kernels,
+        ranges=ranges,
+        dropout=m.dropout,
+        reference=m.kind == "gru",
     )
 
 
@@ -130,9 +144,19 @@ def _log_tau(key: jax.Array, shape: tuple[int, ...], tau_s: float, jitter: float
 def init_params(net: Network, cfg: ExperimentConfig, key: jax.Array) -> Params:
     """Random initial parameters (deterministic for a given ``key``)."""
     m = cfg.model
+    if net.reference:
+        return init_gru(key, math.prod(net.input_shape), m.hidden, net.n_classes)
+    bounded = {name: (lo, hi) for name, lo, hi in net.ranges}
+
+    def start(k: jax.Array, name: str, shape: tuple[int, ...], default: jax.Array) -> jax.Array:
+        # A bounded parameter starts uniformly inside its range (log-uniformly for taus).
+        if name not in bounded:
+            return default
+        return jax.random.uniform(k, shape, jnp.float32, *bounded[name])
+
     layers = []
     for spec in net.layers:
-        key, kw, kr, kt1, kt2, kt3 = jax.random.split(key, 6)
+        key, kw, kr, kt1, kt2, kt3, ka, kb = jax.random.split(key, 8)
         if spec.kind == "conv":
             c_in = spec.in_shape[0]
             fan_in = c_in * spec.kernel[0] * spec.kernel[1]
@@ -150,14 +174,14 @@ def init_params(net: Network, cfg: ExperimentConfig, key: jax.Array) -> Params:
             rec_scale = m.weight_scale if m.recurrent_scale is None else m.recurrent_scale
             layer["w_rec"] = jax.random.normal(kr, (n, n), jnp.float32) * (rec_scale / math.sqrt(n))
         ps = spec.param_shape
-        neuron = {"log_tau_mem": _log_tau(kt1, ps, m.tau_mem_s, m.tau_jitter),
+        neuron = {"log_tau_mem": start(kt1, "log_tau_mem", ps, _log_tau(kt1, ps, m.tau_mem_s, m.tau_jitter)),
                   "v_threshold": jnp.full(ps, m.v_threshold, jnp.float32)}  # fmt: skip
         if net.neuron.has_synapse:
             neuron["log_tau_syn"] = _log_tau(kt2, ps, m.tau_syn_s, m.tau_jitter)
         if net.neuron.has_adaptation:
-            neuron["log_tau_adapt"] = _log_tau(kt3, ps, m.tau_adapt_s, m.tau_jitter)
-            neuron["a_coupling"] = jnp.full(ps, m.a_coupling, jnp.float32)
-            neuron["b_spike"] = jnp.full(ps, m.b_spike, jnp.float32)
+            neuron["log_tau_adapt"] = start(kt3, "log_tau_adapt", ps, _log_tau(kt3, ps, m.tau_adapt_s, m.tau_jitter))
+            neuron["a_coupling"] = start(ka, "a_coupling", ps, jnp.full(ps, m.a_coupling, jnp.float32))
+            neuron["b_spike"] = start(kb, "b_spike", ps, jnp.full(ps, m.b_spike, jnp.float32))
         layer["neuron"] = neuron
         layers.append(layer)
     key, kw, kt = jax.random.split(key, 3)
@@ -168,31 +192,44 @@ def init_params(net: Network, cfg: ExperimentConfig, key: jax.Array) -> Params:
     return {"layers": layers, "readout": readout}
 
 
-def neuron_params(net: Network, p: Params, shape: tuple[int, ...]) -> dict[str, jax.Array]:
-    """Continuous-time neuron parameters (taus in seconds) broadcast to the population ``shape``."""
-    lo, hi = math.log(net.tau_min_s), math.log(net.tau_max_s)
+def neuron_params(net: Network, p: Params, shape: tuple[int, ...], *, hidden: bool = True) -> dict[str, jax.Array]:
+    """Continuous-time neuron parameters (taus in seconds) broadcast to the population ``shape``.
+
+    ``hidden``: a hidden population, whose parameters are clamped to ``net.ranges`` (the
+    read-out keeps tau_min_s..tau_max_s).
+    """
+    default = (math.log(net.tau_min_s), math.log(net.tau_max_s))
+    bounded = {name: (lo, hi) for name, lo, hi in net.ranges} if hidden else {}
 
     def tau(name: str) -> jax.Array:
-        t = jnp.exp(jnp.clip(p[name], lo, hi))
+        t = jnp.exp(jnp.clip(p[name], *bounded.get(name, default)))
         return t if net.train_tau else jax.lax.stop_gradient(t)
 
-    fixed = lambda a, trained: a if trained else jax.lax.stop_gradient(a)  # noqa: E731
+    def fixed(name: str, trained: bool) -> jax.Array:
+        a = jnp.clip(p[name], *bounded[name]) if name in bounded else p[name]
+        return a if trained else jax.lax.stop_gradient(a)
+
     out = {"tau_mem_s": tau("log_tau_mem")}
     if "v_threshold" in p:
-        out["v_threshold"] = fixed(p["v_threshold"], net.train_threshold)
+        out["v_threshold"] = fixed("v_threshold", net.train_threshold)
     if "log_tau_syn" in p:
         out["tau_syn_s"] = tau("log_tau_syn")
     if "log_tau_adapt" in p:
         out["tau_adapt_s"] = tau("log_tau_adapt")
-        out["a_coupling"] = fixed(p["a_coupling"], net.train_adaptation)
-        out["b_spike"] = fixed(p["b_spike"], net.train_adaptation)
+        out["a_coupling"] = fixed("a_coupling", net.train_adaptation)
+        out["b_spike"] = fixed("b_spike", net.train_adaptation)
     return {k: jnp.broadcast_to(v, shape) for k, v in out.items()}
+
+
+def _native(net: Network) -> bool:
+    """Whether products with spikes go to the native kernels."""
+    return net.native_kernels and jax.default_backend() == "cpu" and native.available()
 
 
 def _dense(net: Network, h: jax.Array, w: jax.Array, *, data: bool) -> jax.Array:
     """(T, B, ...) @ w.T as one product over all steps; ``data``: ``h`` is the input (no gradient to it)."""
     t, b = h.shape[:2]
-    if not (net.native_kernels and jax.default_backend() == "cpu" and native.available()):
+    if not _native(net):
         return h.reshape(t, b, -1) @ w.T
     if data:
         # Rows in (B, T) order: the batch arrives (B, T, C) and its swap to (T, B) cancels here,
@@ -215,14 +252,25 @@ def _project(net: Network, spec: LayerSpec, p: Params, h: jax.Array, gain: float
 
 
 def _population(
-    spec: N.NeuronSpec, spike: SpikeFn, c: N.Coefficients, method: str, drive: jax.Array, w_rec: jax.Array | None
+    spec: N.NeuronSpec,
+    spike: SpikeFn,
+    c: N.Coefficients,
+    method: str,
+    drive: jax.Array,
+    w_rec: jax.Array | None,
+    *,
+    sparse: bool = False,
 ) -> jax.Array:
-    """Run one population over time on its input sequence (T, B, *shape); return its outputs."""
+    """Run one population over time on its input sequence (T, B, *shape); return its outputs.
+
+    ``sparse``: the recurrent product skips the zeros of last step's spikes (tools.train.native).
+    """
+    w_rec_t = None if w_rec is None else w_rec.T  # once, outside the loop
 
     def body(state: N.NeuronState, x: jax.Array) -> tuple[N.NeuronState, jax.Array]:
-        if w_rec is not None:
+        if w_rec_t is not None:
             # The recurrent edge is a back edge: it delivers last step's spikes.
-            x = x + state.z @ w_rec.T
+            x = x + (spike_matmul(state.z, w_rec_t) if sparse else state.z @ w_rec_t)
         return N.step(spec, spike, c, state, x, method)
 
     _, out = jax.lax.scan(body, N.initial_state(c, drive.shape[1]), drive)
@@ -230,14 +278,24 @@ def _population(
 
 
 def forward(
-    net: Network, spike: SpikeFn, params: Params, x: jax.Array, *, record: bool = False
+    net: Network,
+    spike: SpikeFn,
+    params: Params,
+    x: jax.Array,
+    *,
+    record: bool = False,
+    dropout_key: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Run the network on ``x`` (T, B, *input_shape).
 
     Returns the readout membrane trace (T, B, classes) and, with ``record``, each
     hidden layer's spikes by node name. Layers run one after the other over the
     whole sequence, which for these graphs equals the runtime's step-by-step order.
+    With ``dropout_key`` (training), each hidden layer's output to the next layer is
+    dropped with probability ``net.dropout``; its own recurrence sees its own spikes.
     """
+    if net.reference:
+        return gru_forward(params, x), {}
     t, b = x.shape[:2]
     h = x.reshape(t, b, *net.input_shape)
     spikes: dict[str, jax.Array] = {}
@@ -245,12 +303,17 @@ def forward(
         c = N.coefficients(net.neuron, neuron_params(net, p["neuron"], spec.out_shape), net.dt_s, net.method)
         w_rec = p.get("w_rec")
         drive = _project(net, spec, p, h, net.weight_gain, data=i == 0)
-        h = _population(net.neuron, spike, c, net.method, drive,
-                        None if w_rec is None else net.weight_gain * w_rec)  # fmt: skip
+        h = _population(net.neuron, spike, c, net.method, drive, None if w_rec is None else net.weight_gain * w_rec,
+                        sparse=_native(net))  # fmt: skip
         if record:
             spikes[spec.name] = h
+        if dropout_key is not None and net.dropout > 0:
+            keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, i), 1.0 - net.dropout, h.shape)
+            # native products skip zeros, and h / keep-probability keeps the expected input
+            h = jnp.where(keep, h / (1.0 - net.dropout), 0.0)
     r = params["readout"]
-    c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,)), net.dt_s, net.method)
+    c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,), hidden=False), net.dt_s,
+                       net.method)  # fmt: skip
     drive = _dense(net, h, net.weight_gain * r["w"], data=not net.layers)
     y = _population(net.readout, spike, c, net.method, drive, None)
     return y, spikes

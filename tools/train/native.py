@@ -122,3 +122,32 @@ def spike_project(x: jax.Array, w: jax.Array, *, input_grad: bool = True) -> jax
     if jax.default_backend() != "cpu" or not available():
         return x @ w.T
     return _project(x.astype(jnp.float32), w.astype(jnp.float32), input_grad)
+
+
+@jax.custom_vjp
+def _matmul_t(x: jax.Array, wt: jax.Array) -> jax.Array:
+    return _matmul(x, wt)
+
+
+def _matmul_t_fwd(x: jax.Array, wt: jax.Array):  # type: ignore[no-untyped-def]
+    return _matmul(x, wt), (x, wt)
+
+
+def _matmul_t_bwd(res, g):  # type: ignore[no-untyped-def]
+    x, wt = res
+    return g @ wt.T, _outer(x, g)
+
+
+_matmul_t.defvjp(_matmul_t_fwd, _matmul_t_bwd)
+
+
+def spike_matmul(x: jax.Array, wt: jax.Array) -> jax.Array:
+    """``x (R, C) @ wt (C, N)`` over the non-zeros of ``x`` (a recurrent edge's spikes, inside the time loop).
+
+    ``wt`` is the transposed weight, made once outside the loop: a custom call takes its
+    operands contiguous, so passing ``w.T`` here would copy the matrix at every step.
+    The gradient to ``x`` is dense (``g @ wt.T``), the weight's skips the zeros of ``x``.
+    """
+    if jax.default_backend() != "cpu" or not available():
+        return x @ wt
+    return _matmul_t(x.astype(jnp.float32), wt.astype(jnp.float32))

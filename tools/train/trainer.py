@@ -28,7 +28,7 @@ from edgesnn.errors import OptionError, StateError
 from tools.train import loss as L
 from tools.train.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from tools.train.config import ExperimentConfig, LossConfig, OptimizerConfig, SurrogateConfig
-from tools.train.data import Dataset, Split, batches, load_dataset
+from tools.train.data import Dataset, Split, batches, load_dataset, take_batch
 from tools.train.distributed import DataParallel
 from tools.train.export import export_bundle, producer_info, to_model
 from tools.train.models import Network, Params, build_network, count_params, forward, init_params
@@ -90,33 +90,35 @@ def make_steps(
     readout = loss.readout
     penalise = loss.max_rate_hz is not None and loss.rate_weight > 0
 
-    def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-        trace, spikes = forward(net, spike, params, jnp.swapaxes(x, 0, 1), record=penalise)
+    def loss_fn(params: Params, x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        trace, spikes = forward(net, spike, params, jnp.swapaxes(x, 0, 1), record=penalise, dropout_key=key)
         lg = L.logits(trace, readout)
         value = L.cross_entropy(lg, y)
         if penalise:
             value = value + loss.rate_weight * L.rate_penalty(spikes, net.dt_s, loss.max_rate_hz)
         return value, lg
 
-    def local_gradients(params: Params, x: jax.Array, y: jax.Array):  # type: ignore[no-untyped-def]
-        (value, lg), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)
+    def local_gradients(params: Params, x: jax.Array, y: jax.Array, key: jax.Array):  # type: ignore[no-untyped-def]
+        (value, lg), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, key)
         return grads, value, L.correct(lg, y)
 
     gradients = local_gradients
     if mesh is not None:
         from jax.sharding import PartitionSpec as P
 
-        def shard_gradients(params: Params, x: jax.Array, y: jax.Array):  # type: ignore[no-untyped-def]
-            grads, value, hits = local_gradients(params, x, y)
+        def shard_gradients(params: Params, x: jax.Array, y: jax.Array, key: jax.Array):  # type: ignore[no-untyped-def]
+            # each slice its own dropout masks
+            grads, value, hits = local_gradients(params, x, y, jax.random.fold_in(key, jax.lax.axis_index("data")))
             # equal slices: the mean of the slices' mean gradients is the whole batch's
             return jax.lax.pmean(grads, "data"), jax.lax.pmean(value, "data"), jax.lax.psum(hits, "data")
 
-        gradients = jax.shard_map(shard_gradients, mesh=mesh, in_specs=(P(), P("data"), P("data")),
+        gradients = jax.shard_map(shard_gradients, mesh=mesh, in_specs=(P(), P("data"), P("data"), P()),
                                   out_specs=(P(), P(), P()), check_vma=False)  # fmt: skip
 
     @jax.jit
-    def train(params: Params, opt_state: Any, x: jax.Array, y: jax.Array):  # type: ignore[no-untyped-def]
-        grads, value, hits = gradients(params, x, y)
+    def train(params: Params, opt_state: Any, x: jax.Array, y: jax.Array, key: jax.Array):  # type: ignore[no-untyped-def]
+        """One optimizer step; ``key`` draws the step's dropout masks (unused without dropout)."""
+        grads, value, hits = gradients(params, x, y, key)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value, hits
 
@@ -127,6 +129,11 @@ def make_steps(
         return L.cross_entropy(lg, y, mask) * jnp.sum(mask), L.correct(lg, y, mask)
 
     return Steps(train, evaluate)
+
+
+def step_key(seed: int, step: int) -> jax.Array:
+    """The random key of optimizer step ``step`` (dropout): a function of the seed and the step alone."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 1), step)
 
 
 def evaluate(steps: Steps, params: Params, split: Split, batch_size: int) -> dict[str, float]:
@@ -226,10 +233,11 @@ def train(
         losses, hits, seen = [], 0.0, 0
         order = batches(len(train_split), cfg.batch_size, np.random.default_rng([seed, epoch]))
         bar = tqdm(order, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=quiet, leave=False)
-        for idx in bar:
+        for i, idx in enumerate(bar):
             mine = dp.shard(idx)  # this process's slice of the global batch
-            x, y = dp.batch(train_split.x[mine], len(idx)), dp.batch(train_split.y[mine], len(idx))
-            params, opt_state, value, ok = steps.train(params, opt_state, x, y)
+            x, y = dp.batch(take_batch(train_split.x, mine), len(idx)), dp.batch(train_split.y[mine], len(idx))
+            key = step_key(seed, epoch * steps_per_epoch + i)
+            params, opt_state, value, ok = steps.train(params, opt_state, x, y, key)
             value, ok = dp.local(value), dp.local(ok)
             losses.append(value)
             hits += float(ok)
@@ -284,9 +292,14 @@ def train(
         test = evaluate(steps, best_params, data.splits["test"], cfg.eval_batch_size)
         accuracy = {"val": best_acc, "test": test["accuracy"]}
         producer = producer_info(cfg.to_dict(), data.sha256, accuracy, best_epoch)
-        if dp.writer:
-            export_bundle(to_model(net, best_params, labels=data.labels, producer=producer), os.path.join(out, BUNDLE))
-        summary.update(test_accuracy=test["accuracy"], test_loss=test["loss"], bundle=os.path.join(out, BUNDLE))
+        summary.update(test_accuracy=test["accuracy"], test_loss=test["loss"], bundle=None)
+        if net.reference:
+            log.info("%s: the GRU reference is evaluated in JAX only (no bundle)", cfg.name)
+        else:
+            if dp.writer:
+                export_bundle(to_model(net, best_params, labels=data.labels, producer=producer),
+                              os.path.join(out, BUNDLE))  # fmt: skip
+            summary["bundle"] = os.path.join(out, BUNDLE)
     summary["wall_seconds"] = time.perf_counter() - wall0
     summary["peak_rss_mib"] = peak_rss_mib()
     if dp.writer:
