@@ -330,3 +330,25 @@ def test_the_matching_method_is_the_exact_discretisation_at_the_new_step(kind, d
     for field in node.array_fields():
         want = np.asarray(getattr(node, field)) * (4.0 if field == gain else 1.0)
         np.testing.assert_allclose(getattr(fine, field), want, rtol=2e-5, atol=1e-9, err_msg=field)
+
+
+@pytest.mark.parametrize("method", ["zoh-rate", "euler-rate", "bilinear-rate"])
+@pytest.mark.parametrize("discretisation", ["cascade", "cascade-euler"])  # zoh refuses such a neuron outright
+def test_an_adaptive_neuron_that_integrates_is_retimed_as_an_integrator(method, discretisation):
+    # a_coupling = -1 (g_adapt 1): the (v, w) system has an eigenvalue at 1 and no steady state, as a
+    # trained network reaches when a is clamped at the bound of its range; the others map as before.
+    a = np.array([-1.0, 0.5, -0.3, 0.0])
+
+    def adaptive(a: np.ndarray) -> AdaptiveLIF:
+        n = len(a)
+        return AdaptiveLIF(tau_mem_s=np.full(n, 0.02), tau_adapt_s=np.full(n, 0.2), a_coupling=a,
+                           b_spike=np.full(n, 0.1), v_threshold=np.ones(n))  # fmt: skip
+
+    node = adaptive(a)
+    out = retime_node(node, 4e-3, 1e-3, method, discretisation=discretisation, counts=True)
+    alone = retime_node(adaptive(a[1:]), 4e-3, 1e-3, method, discretisation=discretisation, counts=True)
+    assert np.all(np.isfinite(out.r)) and np.all(np.isfinite(out.tau_mem_s))
+    np.testing.assert_allclose(out.r[1:], alone.r, rtol=1e-6)
+    src, dst = discretise(node, 4e-3, discretisation), discretise(out, 1e-3, discretisation)
+    # the integrating neuron keeps each input event's jump, as a perfect integrator does with counts
+    np.testing.assert_allclose(dst.g_v[0], src.g_v[0], rtol=1e-5)

@@ -27,6 +27,9 @@ SHRINK: dict[str, list[str]] = {
     "python -m tools.eval.timeres": [
         "--epochs", "1", "--batch-size", "16", "--kinds", "lif", "--limit", "8", "--quiet",
     ],
+    "python -m tools.eval.keywords": [
+        "--epochs", "1", "--batch-size", "16", "--limit", "8", "--quiet",
+    ],
     "python -m tools.datasets.glyphs": ["--size", "small", "--quiet"],
     "python -m tools.metatrain": [
         "--set", "features/train/epochs=1", "--set", "features/train/batch_size=4",
@@ -79,7 +82,7 @@ def checkout_like(tmp_path):
 def test_the_training_section_runs_as_written(checkout_like):
     pytest.importorskip("jax")
     commands = section_commands("Training and time-resolution adaptation (tools/)")
-    assert len(commands) == 3
+    assert len(commands) == 5
     for line in commands:
         run_as_written(line, checkout_like)
     assert (checkout_like / "data/keywords/test.npz").exists()

@@ -112,7 +112,22 @@ def map_input_gain(
     """
     if method == "integral" and counts:
         return g  # every event still moves the state by the same jump
-    if integrating:  # a perfect integrator has no DC gain: match the drive per unit time instead
-        return g if counts else g * rho
-    ratio = dc_gain(h_src) / dc_gain(h_dst)
-    return g * ratio / rho if counts else g * ratio
+    per_time = g if counts else g * rho  # a perfect integrator has no DC gain: match the drive per unit time
+    if integrating:
+        return per_time
+    # A coupled section can integrate too (an adaptive neuron with a_coupling * g_adapt = -1 has a
+    # mode at eigenvalue 1): where either step's steady state does not exist, those neurons
+    # take the integrator's rule rather than a ratio of infinities.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = dc_gain(h_src) / dc_gain(h_dst)
+    mapped = g * ratio / rho if counts else g * ratio
+    marginal = _no_steady_state(h_src) | _no_steady_state(h_dst) | ~np.isfinite(ratio)
+    return np.where(marginal, per_time, mapped) if np.any(marginal) else mapped
+
+
+def _no_steady_state(h: np.ndarray) -> np.ndarray:
+    """Where ``I - H`` is singular to float64 precision (an integrating mode): no DC gain exists."""
+    if h.ndim == 1:
+        return np.abs(1.0 - h) <= 1e-12
+    a, b = (1.0 - h[:, 0, 0]) * (1.0 - h[:, 1, 1]), h[:, 0, 1] * h[:, 1, 0]
+    return np.abs(a - b) <= 1e-9 * (np.abs(a) + np.abs(b))

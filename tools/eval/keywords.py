@@ -83,11 +83,14 @@ def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
             "test_accuracy_jax": s.get("test_accuracy"), "train_seconds": s.get("train_seconds"),
             "samples_per_s": s.get("steady_throughput_samples_per_s"), "peak_rss_mib": s.get("peak_rss_mib"),
         }  # fmt: skip
-        if kind in SPIKING and s.get("bundle"):
+        bundle = Path(args.out) / kind / "model.esnn"
+        if kind in SPIKING and bundle.exists():
             readout = info["config"].get("loss", {}).get("readout", "max")
-            row["test_accuracy"] = engine_accuracy(s["bundle"], args.data, readout, args.limit)
+            row["test_accuracy"] = engine_accuracy(str(bundle), args.data, readout, args.limit)
+            row["scored_by"] = "runtime engine"
         else:
             row["test_accuracy"] = s.get("test_accuracy")
+            row["scored_by"] = "JAX"
         results["networks"][kind] = row
         if not args.quiet:
             print(f"{kind}: test {row['test_accuracy']:.3f}", file=sys.stderr)
@@ -113,7 +116,7 @@ def markdown(results: dict[str, Any]) -> str:
              f"Chance {100 * lr['chance']:.1f} %; test split of {lr['samples']['test']} samples.", "",
              "| model | step | parameters | test accuracy | scored by |", "|---|---|---|---|---|"]  # fmt: skip
     for kind, row in results["networks"].items():
-        by = "runtime engine" if row["spiking"] else "JAX"
+        by = row.get("scored_by", "JAX")
         lines.append(f"| {kind} | {1e3 * (row['dt_s'] or 0):g} ms | {row['parameters']} | "
                      f"{100 * row['test_accuracy']:.1f} % | {by} |")  # fmt: skip
     lines.append(f"| logistic regression, {lr['bin_ms']:g} ms log counts | - | {lr['features'] + 1} x classes | "
