@@ -16,6 +16,7 @@ of conv layers have shape (C, 1, 1) and broadcast over the feature map.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -266,7 +267,21 @@ def _population(
     ``sparse``: the recurrent product skips the zeros of last step's spikes (tools.train.native).
     """
     w_rec_t = None if w_rec is None else w_rec.T  # once, outside the loop
+    if sparse and w_rec_t is not None and spec.spiking:
+        return _sparse_recurrent(spec, spike, method, c, drive, w_rec_t)
+    return _scan(spec, spike, method, c, drive, w_rec_t, sparse=sparse)
 
+
+def _scan(
+    spec: N.NeuronSpec,
+    spike: SpikeFn,
+    method: str,
+    c: N.Coefficients,
+    drive: jax.Array,
+    w_rec_t: jax.Array | None,
+    *,
+    sparse: bool,
+) -> jax.Array:
     def body(state: N.NeuronState, x: jax.Array) -> tuple[N.NeuronState, jax.Array]:
         if w_rec_t is not None:
             # The recurrent edge is a back edge: it delivers last step's spikes.
@@ -275,6 +290,36 @@ def _population(
 
     _, out = jax.lax.scan(body, N.initial_state(c, drive.shape[1]), drive)
     return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _sparse_recurrent(
+    spec: N.NeuronSpec, spike: SpikeFn, method: str, c: N.Coefficients, drive: jax.Array, w_rec_t: jax.Array
+) -> jax.Array:
+    """A recurrent population whose recurrent weight gradient is one product after the loop.
+
+    Differentiated step by step, the time loop would add a full (N, N) weight cotangent at every
+    step. The recurrent current enters the membrane where the drive does, so its cotangent at
+    step t is the drive's, and ``dW^T = sum_t z_{t-1}^T d(drive)_t`` is one sparse product over
+    all steps (tools.train.native), taken once the loop's backward pass is done.
+    """
+    return _scan(spec, spike, method, c, drive, w_rec_t, sparse=True)
+
+
+def _sparse_recurrent_fwd(spec, spike, method, c, drive, w_rec_t):  # type: ignore[no-untyped-def]
+    fixed = jax.lax.stop_gradient(w_rec_t)
+    z, vjp = jax.vjp(lambda c, d: _scan(spec, spike, method, c, d, fixed, sparse=True), c, drive)
+    return z, (vjp, z)
+
+
+def _sparse_recurrent_bwd(spec, spike, method, res, g):  # type: ignore[no-untyped-def]
+    vjp, z = res
+    d_c, d_drive = vjp(g)
+    z_prev = jnp.concatenate([jnp.zeros_like(z[:1]), z[:-1]]).reshape(-1, z.shape[-1])
+    return d_c, d_drive, native.spike_outer(z_prev, d_drive.reshape(-1, d_drive.shape[-1]))
+
+
+_sparse_recurrent.defvjp(_sparse_recurrent_fwd, _sparse_recurrent_bwd)
 
 
 def forward(

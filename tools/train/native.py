@@ -151,3 +151,10 @@ def spike_matmul(x: jax.Array, wt: jax.Array) -> jax.Array:
     if jax.default_backend() != "cpu" or not available():
         return x @ wt
     return _matmul_t(x.astype(jnp.float32), wt.astype(jnp.float32))
+
+
+def spike_outer(x: jax.Array, g: jax.Array) -> jax.Array:
+    """``x (R, C).T @ g (R, N)`` over the non-zeros of ``x`` (a weight gradient; no gradient of its own)."""
+    if jax.default_backend() != "cpu" or not available():
+        return x.T @ g
+    return _outer(x.astype(jnp.float32), g.astype(jnp.float32))
