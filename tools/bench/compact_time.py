@@ -12,15 +12,11 @@ timed the same way in the same run. Prints JSON.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import re
 import statistics
 import sys
-import tarfile
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `edgesnn` importable from the repository root
@@ -29,30 +25,14 @@ if __package__ in (None, ""):  # run as a script: make `edgesnn` importable from
 import numpy as np
 
 from edgesnn.cli import HelpFormatter
+from tools.bench.recordings import RECORDINGS, fetch
 
-INDEX = "https://pypi.org/simple/faery/"
-ARCHIVE = "faery-0.7.1.tar.gz"
-SHA256 = "15ddf16d927d6b7c88c1e8b9adb72fe17dc17d08f6ac81f7404ec4d5e9528e56"
 FORMATS = {"evt3": ("out.raw", []), "evt2": ("out.raw", ["--format", "evt2"]), "dat": ("out.dat", [])}
 
 
 def fetch_recording(cache: Path) -> Path:
     """The DAVIS346 AEDAT4 file of faery's source archive, from the cache or the registry."""
-    cache.mkdir(parents=True, exist_ok=True)
-    archive = cache / ARCHIVE
-    if not archive.exists() or hashlib.sha256(archive.read_bytes()).hexdigest() != SHA256:
-        page = urllib.request.urlopen(INDEX, timeout=60).read().decode()
-        url = re.search(rf'href="([^"]*{re.escape(ARCHIVE)})[^"]*"', page).group(1)
-        data = urllib.request.urlopen(url, timeout=300).read()
-        if hashlib.sha256(data).hexdigest() != SHA256:
-            raise SystemExit(f"{url}: sha256 differs from {SHA256}")
-        archive.write_bytes(data)
-    with tarfile.open(archive) as tar:
-        member = next(m for m in tar.getmembers() if m.name.endswith(".aedat4") and "/tests/data/" in m.name)
-        target = cache / Path(member.name).name
-        if not target.exists():
-            target.write_bytes(tar.extractfile(member).read())
-    return target
+    return fetch(RECORDINGS["aedat4"][0], cache)
 
 
 def timed(fn, repeats: int) -> float:
