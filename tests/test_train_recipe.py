@@ -162,3 +162,19 @@ def test_training_batches_reach_jax_in_place():
     assert batch.ctypes.data % ALIGN_BYTES == 0
     # JAX on the CPU reads aligned memory where it lies: the batch is not copied a second time
     assert jax.device_put(batch).unsafe_buffer_pointer() == batch.ctypes.data
+
+
+def test_the_keyword_evaluation_names_a_missing_dataset(tmp_path, capsys):
+    from tools.eval.keywords import main
+
+    assert main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "python -m tools.datasets.keywords" in err and "Traceback" not in err
+
+
+def test_a_batch_that_is_not_numbers_is_refused_by_name():
+    from edgesnn.errors import InputError
+
+    trainer = Trainer(config_from_dict({"dt_s": 1e-3, "model": {"hidden": [4]}}), input_shape=(3,), n_classes=2)
+    with pytest.raises(InputError, match="x: expected numbers"):
+        trainer.step([[["a", "b", "c"]]], [0])

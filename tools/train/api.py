@@ -60,9 +60,12 @@ class Trainer:
     def _check(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         if not (isinstance(x, np.ndarray) and x.dtype == np.float32):
             # a conversion copies anyway: into aligned memory, which JAX then reads in place
-            x = np.asarray(x)
-            out = aligned_empty(x.shape, np.float32)
-            out[...] = x
+            try:
+                x = np.asarray(x)
+                out = aligned_empty(x.shape, np.float32)
+                out[...] = x
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"expected numbers (batch, steps, *{self.net.input_shape}): {exc}", path="x") from exc
             x = out
         y = np.asarray(y)
         want = self.net.input_shape
