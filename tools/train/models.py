@@ -79,6 +79,11 @@ class Network:
     reference: bool = False  # the non-spiking GRU of tools.train.gru (``layers`` give its sizes)
 
     @property
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """``ranges`` by parameter name."""
+        return {name: (lo, hi) for name, lo, hi in self.ranges}
+
+    @property
     def readout_in(self) -> int:
         """Number of inputs to the readout (the last layer, flattened)."""
         return math.prod(self.layers[-1].out_shape) if self.layers else math.prod(self.input_shape)
@@ -147,7 +152,7 @@ def init_params(net: Network, cfg: ExperimentConfig, key: jax.Array) -> Params:
     m = cfg.model
     if net.reference:
         return init_gru(key, math.prod(net.input_shape), m.hidden, net.n_classes)
-    bounded = {name: (lo, hi) for name, lo, hi in net.ranges}
+    bounded = net.bounds
 
     def start(k: jax.Array, name: str, shape: tuple[int, ...], default: jax.Array) -> jax.Array:
         # A bounded parameter starts uniformly inside its range (log-uniformly for taus).
@@ -200,7 +205,7 @@ def neuron_params(net: Network, p: Params, shape: tuple[int, ...], *, hidden: bo
     read-out keeps tau_min_s..tau_max_s).
     """
     default = (math.log(net.tau_min_s), math.log(net.tau_max_s))
-    bounded = {name: (lo, hi) for name, lo, hi in net.ranges} if hidden else {}
+    bounded = net.bounds if hidden else {}
 
     def tau(name: str) -> jax.Array:
         t = jnp.exp(jnp.clip(p[name], *bounded.get(name, default)))
