@@ -324,3 +324,68 @@ def test_malformed_programs_are_refused():
         _ckernels.Program(np.array([99, 3, 0], np.int64).tobytes(), ())
     with pytest.raises(ValueError, match="int64"):
         _ckernels.Program(b"\x00" * 12, ())
+
+
+# -- whole sequences in one C call ----------------------------------------------------------------
+@pytest.mark.parametrize("batch", [1, 3])
+def test_run_loops_in_c_and_equals_stepping(batch):
+    from tools.bench.workloads import w1, w2, w3
+
+    for build in (w1, w2, w3):
+        wl = build(np.random.default_rng(0))
+        xs = wl.inputs(np.random.default_rng(2), batch=batch, steps=40)
+        looped, stepped = (wl.model.session(batch=batch, options=NATIVE) for _ in range(2))
+        assert looped._run_steps is not None  # one native program: Session.run does not return to Python per step
+        names = [*wl.model.graph.nodes, *looped.recordable]
+        got = looped.run(xs, outputs=names)
+        for t in range(len(xs)):
+            step = stepped.step(xs[t], outputs=names)
+            for name in names:
+                np.testing.assert_array_equal(got[name][t], step[name], err_msg=f"{wl.name} {name} step {t}")
+        # The loop leaves the session where stepping does: the next step agrees too.
+        np.testing.assert_array_equal(looped.step(xs[0])["out"], stepped.step(xs[0])["out"])
+
+
+def test_run_casts_inputs_and_accepts_an_empty_sequence():
+    from tools.bench.workloads import w1
+
+    model = w1(np.random.default_rng(0)).model
+    xs = spikes((25, 1, 700), 0.05, seed=21)
+    want = model.session(options=NATIVE).run(xs)["out"]
+    np.testing.assert_array_equal(model.session(options=NATIVE).run(xs.astype(np.uint8))["out"], want)
+    np.testing.assert_array_equal(model.session(options=NATIVE).run(xs[:, 0])["out"], want)  # batch axis left out
+    assert model.session(options=NATIVE).run(xs[:0])["out"].shape == (0, 1, 20)
+
+
+def test_run_steps_checks_its_tables():
+    s = chain({"x": Input((4,)), "lif": LIF.uniform(4, tau_mem_s=0.01, r=1.0, v_threshold=1.0), "y": Output((4,))})
+    s = s.session(options=NATIVE)
+    run_steps = _native.sequence_runner(s._step)
+    buf = s._plan.buffers["x"]
+    with pytest.raises(ValueError, match="inputs: sequence of 32 bytes for 3 steps of 16"):
+        run_steps(3, [(buf, np.zeros((2, 1, 4), np.float32))], [])
+    with pytest.raises(ValueError, match="outputs: expected C-contiguous"):
+        run_steps(2, [], [(buf, np.zeros((2, 1, 8), np.float32)[:, :, ::2])])
+
+
+def test_run_on_two_threads_splits_the_batch_and_changes_nothing():
+    from tools.bench.workloads import w1, w3
+
+    for build in (w1, w3):
+        wl = build(np.random.default_rng(0))
+        xs = wl.inputs(np.random.default_rng(3), batch=5, steps=30)
+        one = wl.model.session(batch=5, options=NATIVE)
+        two = wl.model.session(batch=5, options=SessionOptions(backends=("native",), num_threads=2))
+        names = [*wl.model.graph.nodes, *one.recordable]
+        got, want = two.run(xs, outputs=names), one.run(xs, outputs=names)
+        for name in names:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=f"{wl.name} {name}")
+        np.testing.assert_array_equal(two.step(xs[0])["out"], one.step(xs[0])["out"])  # same state after
+
+
+def test_a_delay_keeps_the_batch_on_one_thread():
+    model = chain({"x": Input((3,)), "d": Delay(0.002), "y": Output((3,))})
+    s = model.session(batch=4, options=SessionOptions(backends=("native",), num_threads=2))
+    xs = spikes((6, 4, 3), 0.5, seed=22)
+    np.testing.assert_array_equal(s.run(xs)["y"][2:], xs[:-2])
+    assert _native._batch_slices(s._plan.ops, 4, 2) is None

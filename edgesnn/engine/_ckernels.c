@@ -25,10 +25,12 @@
 #include <Python.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
+#include <xmmintrin.h>
 #endif
 
 enum {
@@ -44,7 +46,7 @@ enum {
 };
 
 /* Fixed record lengths (header included); 0 means variable (SUM). */
-static const int64_t RECORD_LEN[] = {0, 0, 5, 13, 32, 18, 7, 7, 8, 27};
+static const int64_t RECORD_LEN[] = {0, 0, 5, 13, 34, 18, 7, 7, 8, 27};
 
 enum { NF_SPIKING = 1, NF_SYNAPSE = 2, NF_ADAPT = 4, NF_SUBTRACT = 8, NF_NEXT_STEP = 16, NF_SCALAR = 32,
        NF_INCLUSIVE = 64, NF_MULTI = 128, NF_HOLD = 256, NF_COUPLED = 512, NF_ADAPT_INPUT = 1024 };
@@ -80,6 +82,26 @@ static inline unsigned nonzero_mask8(const float *x) {
 #endif
 }
 
+/* Bits of x[0:n] (n <= 64) that are non-zero: one word per 64 inputs, so the scans below take
+ * one hard-to-predict branch per word instead of one per 8 inputs. */
+static inline uint64_t nonzero_mask(const float *x, int64_t n) {
+    uint64_t m = 0;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) m |= (uint64_t)nonzero_mask8(x + j) << j;
+    for (; j < n; j++) m |= (uint64_t)nonzero(x[j]) << j;
+    return m;
+}
+
+static inline int lowest_bit64(uint64_t m) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctzll(m);
+#else
+    int j = 0;
+    while (!(m & 1u)) m >>= 1, j++;
+    return j;
+#endif
+}
+
 static inline int lowest_bit(unsigned m) {
 #if defined(__GNUC__) || defined(__clang__)
     return __builtin_ctz(m);
@@ -93,17 +115,11 @@ static inline int lowest_bit(unsigned m) {
 /* Collect indices of non-zero entries of x[0:n] into idx; returns their count, or -1 once
  * the count passes `limit` (the caller then takes the dense path). */
 static int64_t collect_nonzero(const float *x, int64_t n, int32_t *idx, int64_t limit) {
-    int64_t k = 0, i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (unsigned m = nonzero_mask8(x + i); m; m &= m - 1) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i += 64) {
+        for (uint64_t m = nonzero_mask(x + i, n - i < 64 ? n - i : 64); m; m &= m - 1) {
             if (k >= limit) return -1;
-            idx[k++] = (int32_t)(i + lowest_bit(m));
-        }
-    }
-    for (; i < n; i++) {
-        if (nonzero(x[i])) {
-            if (k >= limit) return -1;
-            idx[k++] = (int32_t)i;
+            idx[k++] = (int32_t)(i + lowest_bit64(m));
         }
     }
     return k;
@@ -290,71 +306,107 @@ typedef struct {
     float *val;
     int64_t *group_end;
     int64_t limit, hwc_work;
+    /* Active pixels of the whole batch, four int32 each (ci, iy, ix, first output channel of
+     * ci's group); sample b's run from act_start[b] to act_start[b + 1]. */
+    int32_t *act;
+    int64_t *act_start;
 } Conv;
 
-/* Number of non-zeros of x[0:n] (NaN counts), a loop the compiler vectorises. */
-static int64_t count_nonzero(const float *x, int64_t n) {
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; i += 4096) {
-        int32_t part = 0; /* 32-bit partial counts keep the vectorised loop narrow */
-        int64_t stop = i + 4096 < n ? i + 4096 : n;
-        for (int64_t j = i; j < stop; j++) part += !(x[j] == 0.0f);
-        k += part;
-    }
-    return k;
-}
-
-/* List every (output pixel, tap) an active input pixel of one sample reaches; returns the
- * count and fills group_end[g] with the end of group g's pairs (pairs come in channel order). */
-static int64_t conv_pairs(const Conv *c, const float *x) {
-    int64_t np = 0, c_in_g = c->c_in / c->groups;
-    for (int64_t ci = 0; ci < c->c_in; ci++) {
-        for (int64_t iy = 0; iy < c->h; iy++) {
-            int64_t ny = c->ycount[iy];
-            if (ny == 0) continue;
-            const float *row = x + (ci * c->h + iy) * c->w;
-            const int32_t *yk = c->yk + iy * c->kh, *yo = c->yo + iy * c->kh;
-            for (int64_t i0 = 0; i0 < c->w; i0 += 8) {
-                unsigned m;
-                if (i0 + 8 <= c->w) {
-                    m = nonzero_mask8(row + i0);
-                } else {
-                    m = 0;
-                    for (int64_t j = i0; j < c->w; j++) m |= (unsigned)nonzero(row[j]) << (j - i0);
-                }
-                for (; m; m &= m - 1) {
-                    int64_t ix = i0 + lowest_bit(m);
-                    float a = row[ix];
-                    int64_t nx = c->xcount[ix];
-                    const int32_t *xk = c->xk + ix * c->kw, *xo = c->xo + ix * c->kw;
-                    for (int64_t ty = 0; ty < ny; ty++) {
-                        int64_t tap_row = (ci * c->kh + yk[ty]) * c->kw, pix_row = (int64_t)yo[ty] * c->wo;
-                        for (int64_t tx = 0; tx < nx; tx++) {
-                            c->pix[np] = (int32_t)(pix_row + xo[tx]);
-                            c->tap[np] = (int32_t)(tap_row + xk[tx]);
-                            c->val[np] = a;
-                            np++;
-                        }
+/* List the active pixels of every sample (the input is read once, row by row, so channel and
+ * row come without divisions); returns their count, or -1 once it passes the limit (the batch
+ * then takes the dense path, numpy's rule). Pixels that reach no output are counted, not listed. */
+static int64_t conv_active(const Conv *c) {
+    int64_t k = 0, n_in = c->c_in * c->h * c->w, c_in_g = c->c_in / c->groups, g_out = c->c_out / c->groups;
+    for (int64_t b = 0; b < c->batch; b++) {
+        c->act_start[b] = k;
+        const float *xb = c->x + b * n_in;
+        for (int64_t ci = 0; ci < c->c_in; ci++) {
+            int32_t co0 = (int32_t)((ci / c_in_g) * g_out);
+            for (int64_t iy = 0; iy < c->h; iy++) {
+                const float *row = xb + (ci * c->h + iy) * c->w;
+                int listed = c->ycount[iy] != 0;
+                for (int64_t i0 = 0; i0 < c->w; i0 += 64) {
+                    uint64_t m = nonzero_mask(row + i0, c->w - i0 < 64 ? c->w - i0 : 64);
+                    if (!listed) {
+                        k += __builtin_popcountll(m);
+                        if (k > c->limit) return -1;
+                        continue;
+                    }
+                    for (; m; m &= m - 1) {
+                        if (k >= c->limit) return -1;
+                        int32_t *a = c->act + 4 * k++;
+                        a[0] = (int32_t)ci, a[1] = (int32_t)iy, a[2] = (int32_t)(i0 + lowest_bit64(m)), a[3] = co0;
                     }
                 }
             }
         }
-        if ((ci + 1) % c_in_g == 0) c->group_end[ci / c_in_g] = np;
     }
+    c->act_start[c->batch] = k;
+    return k;
+}
+
+/* Number of (output pixel, tap) pairs the n active pixels at act reach. */
+static int64_t conv_pair_count(const Conv *c, const int32_t *act, int64_t n) {
+    int64_t np = 0;
+    for (int64_t e = 0; e < n; e++) np += (int64_t)c->ycount[act[4 * e + 1]] * c->xcount[act[4 * e + 2]];
     return np;
 }
 
-/* out (C_out, HO, WO) = acc (HO, WO, C_out) transposed, plus bias. */
+/* List every (output pixel, tap) the n active pixels at act reach, in channel order, and
+ * fill group_end[g] with the end of group g's pairs. */
+static void conv_pairs(const Conv *c, const float *x, const int32_t *act, int64_t n) {
+    int64_t np = 0, c_in_g = c->c_in / c->groups, g = 0;
+    for (int64_t e = 0; e < n; e++) {
+        const int32_t *a = act + 4 * e;
+        int64_t ci = a[0], iy = a[1], ix = a[2];
+        while (g < ci / c_in_g) c->group_end[g++] = np; /* groups before this pixel's are complete */
+        float v = x[(ci * c->h + iy) * c->w + ix];
+        int64_t ny = c->ycount[iy], nx = c->xcount[ix];
+        const int32_t *yk = c->yk + iy * c->kh, *yo = c->yo + iy * c->kh;
+        const int32_t *xk = c->xk + ix * c->kw, *xo = c->xo + ix * c->kw;
+        for (int64_t ty = 0; ty < ny; ty++) {
+            int64_t tap_row = (ci * c->kh + yk[ty]) * c->kw, pix_row = (int64_t)yo[ty] * c->wo;
+            for (int64_t tx = 0; tx < nx; tx++) {
+                c->pix[np] = (int32_t)(pix_row + xo[tx]);
+                c->tap[np] = (int32_t)(tap_row + xk[tx]);
+                c->val[np] = v;
+                np++;
+            }
+        }
+    }
+    while (g < c->groups) c->group_end[g++] = np;
+}
+
+/* out (C_out, HO, WO) = acc (HO, WO, C_out) transposed, plus bias; in 4 x 4 blocks where the
+ * sizes allow, so every load and store is a whole vector (a plain copy: values are unchanged). */
 static void conv_hwc_to_chw(const Conv *c, float *out) {
-    int64_t plane = c->ho * c->wo;
-    for (int64_t co = 0; co < c->c_out; co++) {
-        float bb = c->bias[co];
+    int64_t plane = c->ho * c->wo, n = c->c_out;
+    int64_t co = 0;
+#ifdef __SSE2__
+    if (plane % 4 == 0) {
+        for (; co + 4 <= n; co += 4) {
+            for (int64_t p = 0; p < plane; p += 4) {
+                __m128 r0 = _mm_loadu_ps(c->acc + p * n + co), r1 = _mm_loadu_ps(c->acc + (p + 1) * n + co);
+                __m128 r2 = _mm_loadu_ps(c->acc + (p + 2) * n + co), r3 = _mm_loadu_ps(c->acc + (p + 3) * n + co);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(out + co * plane + p, r0);
+                _mm_storeu_ps(out + (co + 1) * plane + p, r1);
+                _mm_storeu_ps(out + (co + 2) * plane + p, r2);
+                _mm_storeu_ps(out + (co + 3) * plane + p, r3);
+            }
+        }
+    }
+#endif
+    for (; co < n; co++) {
         float *o = out + co * plane;
         const float *a = c->acc + co;
-        if (c->has_bias)
-            for (int64_t p = 0; p < plane; p++) o[p] = a[p * c->c_out] + bb;
-        else
-            for (int64_t p = 0; p < plane; p++) o[p] = a[p * c->c_out];
+        for (int64_t p = 0; p < plane; p++) o[p] = a[p * n];
+    }
+    if (c->has_bias) {
+        for (co = 0; co < n; co++) {
+            float bb = c->bias[co], *o = out + co * plane;
+            for (int64_t p = 0; p < plane; p++) o[p] += bb;
+        }
     }
 }
 
@@ -383,24 +435,29 @@ static void conv_scatter_chw(const Conv *c, float *out) {
     }
 }
 
-/* Scatter the pairs into acc (HO, WO, C_out), contiguous over each group's output channels. */
-static void conv_scatter_hwc(const Conv *c) {
+/* Scatter the n active pixels at act through the kernel into acc (HO, WO, C_out), each tap's
+ * weights contiguous over the group's output channels; the pairs in the order conv_pairs lists. */
+static void conv_scatter_hwc(const Conv *c, const float *x, const int32_t *act, int64_t n) {
     int64_t g_out = c->c_out / c->groups;
     memset(c->acc, 0, (size_t)(c->c_out * c->ho * c->wo) * sizeof(float));
-    int64_t start = 0;
-    for (int64_t g = 0; g < c->groups; g++) {
-        int64_t end = c->group_end[g];
-        for (int64_t q = start; q < end; q++) {
-            float *o = c->acc + (int64_t)c->pix[q] * c->c_out + g * g_out;
-            const float *wt = c->wk + (int64_t)c->tap[q] * g_out;
-            if (c->binary) {
-                for (int64_t k = 0; k < g_out; k++) o[k] += wt[k];
-            } else {
-                float a = c->val[q];
-                for (int64_t k = 0; k < g_out; k++) o[k] += a * wt[k];
+    for (int64_t e = 0; e < n; e++) {
+        const int32_t *a = act + 4 * e;
+        int64_t ci = a[0], iy = a[1], ix = a[2], co0 = a[3];
+        float v = x[(ci * c->h + iy) * c->w + ix];
+        int64_t ny = c->ycount[iy], nx = c->xcount[ix];
+        const int32_t *yk = c->yk + iy * c->kh, *yo = c->yo + iy * c->kh;
+        const int32_t *xk = c->xk + ix * c->kw, *xo = c->xo + ix * c->kw;
+        for (int64_t ty = 0; ty < ny; ty++) {
+            int64_t tap_row = (ci * c->kh + yk[ty]) * c->kw, pix_row = (int64_t)yo[ty] * c->wo;
+            for (int64_t tx = 0; tx < nx; tx++) {
+                float *restrict o = c->acc + (pix_row + xo[tx]) * c->c_out + co0;
+                const float *restrict wt = c->wk + (tap_row + xk[tx]) * g_out;
+                if (c->binary)
+                    for (int64_t k = 0; k < g_out; k++) o[k] += wt[k];
+                else
+                    for (int64_t k = 0; k < g_out; k++) o[k] += v * wt[k];
             }
         }
-        start = end;
     }
 }
 
@@ -433,17 +490,16 @@ static void op_conv(const int64_t *r) {
     /* [batch, c_in, h, w, c_out, ho, wo, kh, kw, groups, x, weight, wk, bias, out, binary, has_bias,
      *  acc (float ho*wo*c_out), ycount, yk, yo, xcount, xk, xo (int32 tap tables),
      *  pix, tap (int32), val (float) pair lists, group_end (int64 groups), nnz_limit,
-     *  hwc_work (pair work above which the (HO, WO, C_out) route pays)] */
+     *  hwc_work (pair work above which the (HO, WO, C_out) route pays),
+     *  act (int32 4 * (nnz_limit + 1)), act_start (int64 batch + 1)] */
     Conv c = {r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
               CF32(r[12]), CF32(r[13]), CF32(r[14]), CF32(r[15]), F32(r[16]), F32(r[19]),
               (int)r[17], (int)r[18],
               I32(r[20]), I32(r[21]), I32(r[22]), I32(r[23]), I32(r[24]), I32(r[25]),
-              I32(r[26]), I32(r[27]), F32(r[28]), I64(r[29]), r[30], r[31]};
+              I32(r[26]), I32(r[27]), F32(r[28]), I64(r[29]), r[30], r[31], I32(r[32]), I64(r[33])};
     int64_t n_in = c.c_in * c.h * c.w, n_out = c.c_out * c.ho * c.wo;
     /* Same rule as dense: sparse when the whole batch has at most `limit` non-zeros. */
-    int64_t total = 0;
-    for (int64_t b = 0; b < c.batch; b++) total += count_nonzero(c.x + b * n_in, n_in);
-    int sparse = total <= c.limit;
+    int sparse = conv_active(&c) >= 0;
     for (int64_t b = 0; b < c.batch; b++) {
         const float *x = c.x + b * n_in;
         float *out = c.out + b * n_out;
@@ -452,13 +508,15 @@ static void op_conv(const int64_t *r) {
             conv_hwc_to_chw(&c, out);
             continue;
         }
-        int64_t np = conv_pairs(&c, x);
+        const int32_t *act = c.act + 4 * c.act_start[b];
+        int64_t n = c.act_start[b + 1] - c.act_start[b];
         /* Few pairs: scatter straight into (C_out, HO, WO), one channel plane at a time.
          * Many: scatter vectorised over channels into (HO, WO, C_out) and transpose once. */
-        if (np * c.c_out > c.hwc_work) {
-            conv_scatter_hwc(&c);
+        if (conv_pair_count(&c, act, n) * c.c_out > c.hwc_work) {
+            conv_scatter_hwc(&c, x, act, n);
             conv_hwc_to_chw(&c, out);
         } else {
+            conv_pairs(&c, x, act, n);
             conv_scatter_chw(&c, out);
         }
     }
@@ -680,6 +738,145 @@ static PyObject *Program_run(Program *self, PyObject *Py_UNUSED(ignored)) {
     Py_RETURN_NONE;
 }
 
+/* One copy per step of a whole-sequence run: nbytes between a step buffer and step t of a
+ * sequence, which starts stride bytes after step t - 1 (a batch slice of (steps, batch, ...)). */
+typedef struct {
+    char *buf, *seq;
+    int64_t nbytes, stride;
+} Copy;
+
+static int parse_copies(PyObject *obj, const char *what, Py_buffer *view, Copy **copies, Py_ssize_t *n) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) return -1;
+    if (view->len % (Py_ssize_t)sizeof(Copy)) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "%s: expected int64 rows (buffer, sequence, nbytes, stride)", what);
+        return -1;
+    }
+    *n = view->len / (Py_ssize_t)sizeof(Copy);
+    *copies = (Copy *)view->buf;
+    for (Py_ssize_t q = 0; q < *n; q++) {
+        if ((*copies)[q].nbytes < 0 || (*copies)[q].stride < (*copies)[q].nbytes || !(*copies)[q].buf ||
+            !(*copies)[q].seq) {
+            PyBuffer_Release(view);
+            PyErr_Format(PyExc_ValueError, "%s[%zd]: null address, negative size or stride below size", what, q);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    Program *program;
+    Py_ssize_t steps;
+    Copy *ins;
+    Py_ssize_t n_in;
+    Copy *outs;
+    Py_ssize_t n_out;
+} Job;
+
+static void run_job(const Job *j) {
+    for (Py_ssize_t t = 0; t < j->steps; t++) {
+        for (Py_ssize_t q = 0; q < j->n_in; q++)
+            memcpy(j->ins[q].buf, j->ins[q].seq + t * j->ins[q].stride, (size_t)j->ins[q].nbytes);
+        run_code(j->program->code, j->program->ncode);
+        for (Py_ssize_t q = 0; q < j->n_out; q++)
+            memcpy(j->outs[q].seq + t * j->outs[q].stride, j->outs[q].buf, (size_t)j->outs[q].nbytes);
+    }
+}
+
+static PyTypeObject ProgramType;
+
+/* run_steps(steps, ins, outs): for t < steps, copy step t of every input sequence into its
+ * buffer, run one step, copy every output buffer into step t of its sequence. The caller
+ * (Session.run) checks that every sequence holds steps * nbytes and keeps it alive. */
+static PyObject *Program_run_steps(Program *self, PyObject *args) {
+    Py_ssize_t steps;
+    PyObject *ins_obj, *outs_obj;
+    if (!PyArg_ParseTuple(args, "nOO", &steps, &ins_obj, &outs_obj)) return NULL;
+    if (steps < 0) {
+        PyErr_SetString(PyExc_ValueError, "steps: expected >= 0");
+        return NULL;
+    }
+    Py_buffer in_view, out_view;
+    Copy *ins, *outs;
+    Py_ssize_t n_in, n_out;
+    if (parse_copies(ins_obj, "ins", &in_view, &ins, &n_in) < 0) return NULL;
+    if (parse_copies(outs_obj, "outs", &out_view, &outs, &n_out) < 0) {
+        PyBuffer_Release(&in_view);
+        return NULL;
+    }
+    Job job = {self, steps, ins, n_in, outs, n_out};
+    Py_BEGIN_ALLOW_THREADS
+    run_job(&job);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&in_view);
+    PyBuffer_Release(&out_view);
+    Py_RETURN_NONE;
+}
+
+static void *run_job_thread(void *arg) {
+    run_job((const Job *)arg);
+    return NULL;
+}
+
+#define MAX_JOBS 64
+
+/* run_parallel(steps, jobs): jobs is a sequence of (Program, ins, outs) over disjoint memory
+ * (slices of one batch); each runs run_steps on its own thread, the first on the caller's. */
+static PyObject *run_parallel(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_ssize_t steps;
+    PyObject *seq;
+    if (!PyArg_ParseTuple(args, "nO", &steps, &seq)) return NULL;
+    PyObject *fast = PySequence_Fast(seq, "jobs: expected a sequence of (Program, ins, outs)");
+    if (!fast) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (steps < 0 || n < 1 || n > MAX_JOBS) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "expected steps >= 0 and 1 to %d jobs", MAX_JOBS);
+        return NULL;
+    }
+    Job jobs[MAX_JOBS];
+    Py_buffer views[2 * MAX_JOBS];
+    Py_ssize_t held = 0;
+    int failed = 0;
+    for (Py_ssize_t q = 0; q < n && !failed; q++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, q);
+        PyObject *prog, *ins, *outs;
+        if (!PyArg_ParseTuple(item, "O!OO", &ProgramType, &prog, &ins, &outs)) {
+            failed = 1;
+            break;
+        }
+        jobs[q].program = (Program *)prog;
+        jobs[q].steps = steps;
+        if (parse_copies(ins, "ins", &views[held], &jobs[q].ins, &jobs[q].n_in) < 0) {
+            failed = 1;
+            break;
+        }
+        held++;
+        if (parse_copies(outs, "outs", &views[held], &jobs[q].outs, &jobs[q].n_out) < 0) {
+            failed = 1;
+            break;
+        }
+        held++;
+    }
+    if (!failed) {
+        pthread_t threads[MAX_JOBS];
+        int started[MAX_JOBS] = {0};
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t q = 1; q < n; q++) started[q] = pthread_create(&threads[q], NULL, run_job_thread, &jobs[q]) == 0;
+        run_job(&jobs[0]);
+        for (Py_ssize_t q = 1; q < n; q++) {
+            if (started[q]) pthread_join(threads[q], NULL);
+            else run_job(&jobs[q]); /* no thread to be had: run that slice here */
+        }
+        Py_END_ALLOW_THREADS
+    }
+    for (Py_ssize_t q = 0; q < held; q++) PyBuffer_Release(&views[q]);
+    Py_DECREF(fast);
+    if (failed) return NULL;
+    Py_RETURN_NONE;
+}
+
 static void Program_dealloc(Program *self) {
     PyMem_Free(self->code);
     Py_XDECREF(self->keep);
@@ -741,6 +938,8 @@ static PyObject *Program_get_nops(Program *self, void *Py_UNUSED(closure)) { ret
 
 static PyMethodDef Program_methods[] = {
     {"run", (PyCFunction)Program_run, METH_NOARGS, "Run one step of every op in the program."},
+    {"run_steps", (PyCFunction)Program_run_steps, METH_VARARGS,
+     "run_steps(steps, ins, outs): run steps steps, copying inputs in and outputs out at each."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -760,8 +959,15 @@ static PyTypeObject ProgramType = {
     .tp_new = Program_new,
 };
 
+static PyMethodDef module_methods[] = {
+    {"run_parallel", (PyCFunction)run_parallel, METH_VARARGS,
+     "run_parallel(steps, jobs): run_steps of each (Program, ins, outs) job on its own thread."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef ckernels_module = {
-    PyModuleDef_HEAD_INIT, "_ckernels", "Native step kernels of the edgesnn engine.", -1, NULL, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "_ckernels", "Native step kernels of the edgesnn engine.", -1, module_methods, NULL, NULL,
+    NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__ckernels(void) {

@@ -10,6 +10,7 @@ False and the engine uses numpy alone.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -142,7 +143,7 @@ def _encode_conv(e: _Encoder, op: O.ConvOp) -> None:
         e.ptr(op.out, batch * n_out), int(op.binary), int(bool(np.any(bias != 0))), e.scratch(n_out, np.float32),
         *(e.ptr(t, t.size, np.int32) for t in tables),
         e.scratch(pairs, np.int32), e.scratch(pairs, np.int32), e.scratch(pairs, np.float32), e.scratch(g, np.int64),
-        limit, CONV_HWC_WORK_RATIO * n_out,
+        limit, CONV_HWC_WORK_RATIO * n_out, e.scratch(4 * (limit + 1), np.int32), e.scratch(batch + 1, np.int64),
     ]  # fmt: skip
     e.emit(_C.OP_CONV, fields, batch * n_out * c_in_g * kh * kw // 8)
 
@@ -245,6 +246,95 @@ def _program(parts: list[_Encoder]) -> Callable[[], None]:
     keep = tuple(a for p in parts for a in p.keep)
     work = sum(p.work for p in parts)
     return _C.Program(code.tobytes(), keep, work > GIL_RELEASE_WORK).run
+
+
+Pairs = list[tuple[np.ndarray, np.ndarray]]
+RunSteps = Callable[[int, Pairs, Pairs], None]
+
+# The arrays of each op that hold one row per sample (batch first); ops of other types, and
+# delays (whose ring is (steps, batch, n)), keep the whole batch on one thread.
+_PER_SAMPLE = {
+    O.SumOp: ("srcs", "out"), O.CopyOp: ("x", "out"), O.DenseOp: ("x", "out"), O.ConvOp: ("x", "out"),
+    O.PoolOp: ("x", "out"), O.ScaleOp: ("x", "out"), O.ThresholdOp: ("x", "out"),
+    O.NeuronOp: ("x", "out", "v", "i", "w", "z", "hold"),
+}  # fmt: skip
+
+
+def _slice_op(op: O.Op, start: int, stop: int) -> O.Op:
+    """The same op on samples start:stop of its batch (views, so state is shared with the plan)."""
+    fields = {}
+    for name in _PER_SAMPLE[type(op)]:
+        value = getattr(op, name)
+        if isinstance(value, tuple):
+            fields[name] = tuple(a[start:stop] for a in value)
+        elif value is not None:
+            fields[name] = value[start:stop]
+    return dataclasses.replace(op, **fields)
+
+
+def _batch_slices(ops: tuple[O.Op, ...], batch: int, threads: int) -> list[tuple[int, int, object]] | None:
+    """One (start, stop, Program) per thread over contiguous batch slices, or None if an op cannot split."""
+    if threads < 2 or batch < 2 or any(type(op) not in _PER_SAMPLE for op in ops):
+        return None
+    bounds = np.linspace(0, batch, min(threads, batch) + 1).round().astype(int)
+    slices = []
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        parts = [_try_encode(_slice_op(op, int(start), int(stop))) for op in ops]
+        if any(p is None for p in parts):
+            return None
+        code = np.array([v for p in parts for v in p.code], np.int64)  # type: ignore[union-attr]
+        keep = tuple(a for p in parts for a in p.keep)  # type: ignore[union-attr]
+        slices.append((int(start), int(stop), _C.Program(code.tobytes(), keep, False)))
+    return slices
+
+
+def _table(pairs: Pairs, steps: int, what: str, start: int = 0, stop: int | None = None) -> bytes:
+    """Copy rows (buffer, sequence, nbytes, stride) for samples start:stop of each (buffer, sequence) pair."""
+    rows = []
+    for buf, seq in pairs:
+        if not (buf.flags.c_contiguous and seq.flags.c_contiguous and seq.dtype == buf.dtype):
+            raise ValueError(f"{what}: expected C-contiguous arrays of one dtype")
+        if seq.nbytes != steps * buf.nbytes:
+            raise ValueError(f"{what}: sequence of {seq.nbytes} bytes for {steps} steps of {buf.nbytes}")
+        row_bytes = buf.nbytes // buf.shape[0] if buf.ndim and buf.shape[0] else 0
+        end = buf.shape[0] if stop is None else stop
+        buf_addr = buf.__array_interface__["data"][0] + start * row_bytes
+        seq_addr = seq.__array_interface__["data"][0] + start * row_bytes
+        rows += [buf_addr, seq_addr, (end - start) * row_bytes, buf.nbytes]
+    return np.array(rows, np.int64).tobytes()
+
+
+def sequence_runner(
+    step: Callable[[], None], ops: tuple[O.Op, ...] = (), batch: int = 1, threads: int = 1
+) -> RunSteps | None:
+    """For a step that is one native Program, a function running a whole sequence in C; else None.
+
+    The returned ``run_steps(steps, ins, outs)`` takes ``(buffer, sequence)`` pairs: before step
+    ``t`` every input buffer gets ``sequence[t]``, after it every output buffer is copied to
+    ``sequence[t]``. Buffers are (batch, ...) and sequences (steps, batch, ...), C-contiguous
+    (checked here); the loop runs with the GIL released. With ``threads`` > 1 and the plan's
+    ``ops``, the batch is cut into that many slices, each stepped through the whole sequence on
+    its own thread (samples never interact within a step); a plan with a delay stays on one.
+    """
+    program = getattr(step, "__self__", None)
+    if _C is None or not isinstance(program, _C.Program):
+        return None
+    slices = _batch_slices(ops, batch, threads)
+
+    def run_steps(steps: int, ins: Pairs, outs: Pairs) -> None:
+        if steps <= 0:
+            return
+        if slices is None:
+            program.run_steps(steps, _table(ins, steps, "inputs"), _table(outs, steps, "outputs"))
+            return
+        for buf, _ in (*ins, *outs):
+            if buf.ndim == 0 or buf.shape[0] != batch:
+                raise ValueError(f"expected buffers with {batch} samples first, got shape {buf.shape}")
+        jobs = [(prog, _table(ins, steps, "inputs", a, b), _table(outs, steps, "outputs", a, b))
+                for a, b, prog in slices]  # fmt: skip
+        _C.run_parallel(steps, jobs)
+
+    return run_steps
 
 
 def make_step(ops: tuple[O.Op, ...]) -> Callable[[], None]:

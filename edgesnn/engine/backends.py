@@ -75,3 +75,14 @@ def make_runner(plan: Plan, options: SessionOptions) -> tuple[str, Callable[[], 
         return backend, _native.make_step(plan.ops)
     _limit_blas_threads(options.num_threads)
     return backend, _numpy_kernels.make_step(plan.ops)
+
+
+def sequence_runner(
+    plan: Plan, options: SessionOptions, backend: str, step: Callable[[], None]
+) -> Callable[..., None] | None:
+    """The native whole-sequence loop for ``step``, its batch split over ``options.num_threads``; or None."""
+    if backend != "native":
+        return None
+    from edgesnn.engine import _native
+
+    return _native.sequence_runner(step, plan.ops, plan.batch, options.num_threads)

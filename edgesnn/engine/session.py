@@ -38,7 +38,10 @@ class SessionOptions:
         Execution backends in order of preference; the first available one is
         used (``"native"`` is the compiled kernel, ``"numpy"`` the reference).
     num_threads : int
-        Threads for BLAS and ONNX parts. One is fastest for batch-1 streaming.
+        Threads for BLAS and ONNX parts, and for :meth:`Session.run` on the
+        native backend, which cuts a batch into this many slices, each stepped
+        through the whole sequence on its own thread. One is fastest for
+        batch-1 streaming.
     store : str or None
         Directory of the class store of a model that learns (see
         :mod:`edgesnn.learn`): learned classes are loaded from it when the
@@ -121,6 +124,8 @@ class Session:
         self._rest = dict(self._plan.initial)
         self._initial_values = apply_initial_state(self._plan, self._rest, self._initial_base, self._initial_values)
         self._backend, self._step = backends.make_runner(self._plan, self._options)
+        # The whole-sequence loop in C, when the step is one native program (no learning head).
+        self._run_steps = backends.sequence_runner(self._plan, self._options, self._backend, self._step)
         self._in_names = model.graph.inputs
         self._out_names = model.graph.outputs
         self._in_bufs = [self._plan.buffers[n] for n in self._in_names]
@@ -148,6 +153,7 @@ class Session:
             head.advance()
 
         self._step = step_with_head
+        self._run_steps = None  # the head advances in Python after every step
         self._refresh_scores()
 
     def _refresh_scores(self) -> None:
@@ -287,10 +293,13 @@ class Session:
         bufs = self._named
         result = {n: np.empty((steps, *bufs[n].shape), bufs[n].dtype) for n in names}
         # Each sequence is cast once; then every step moves bytes through memoryviews (see _copies).
+        casts = [np.ascontiguousarray(seq, buf.dtype) for buf, seq in zip(self._in_bufs, feeds, strict=True)]
+        if self._run_steps is not None and all(byte_view(bufs[n], writable=False) is not None for n in names):
+            self._run_steps(steps, list(zip(self._in_bufs, casts, strict=True)), [(bufs[n], result[n]) for n in names])
+            return result
         ins = []
-        for buf, seq in zip(self._in_bufs, feeds, strict=True):
+        for buf, seq in zip(self._in_bufs, casts, strict=True):
             view = byte_view(buf)
-            seq = np.ascontiguousarray(seq, buf.dtype)
             ins.append((buf, view, seq, byte_view(seq, writable=False) if view is not None else None, buf.nbytes))
         outs = []
         for n in names:
