@@ -256,6 +256,49 @@ class DataConfig:
         _check(isinstance(self.options, dict), f"expected an object, got {self.options!r}", "options")
 
 
+CHECKPOINT_SCHEMES = ("none", "standard", "hierarchical", "remote", "double", "auto")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """Gradient checkpointing of the time loop (tools.train.timeloop), planned by tools.train.memplan.
+
+    ``scheme`` "auto" lets the planner pick the scheme and chunks that fit ``budget_mib``; a named
+    scheme with ``chunks`` "auto" gets the planner's chunk sizes (standard: the memory optimum;
+    remote and double: the longest outer chunk that fits the budget). ``remote``: where remote
+    schemes keep chunk states, "host" memory or an "mmap" file in ``directory``.
+    """
+
+    scheme: str = "none"
+    chunks: tuple[int, ...] | str = "auto"
+    budget_mib: float | None = None
+    remote: str = "host"
+    directory: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice(self.scheme, CHECKPOINT_SCHEMES, "scheme")
+        if self.chunks != "auto":
+            _check(isinstance(self.chunks, (list, tuple)), f"expected \"auto\" or a list of steps, got {self.chunks!r}",
+                   "chunks")  # fmt: skip
+            object.__setattr__(self, "chunks", tuple(self.chunks))
+            for i, k in enumerate(self.chunks):
+                _number(k, f"chunks/{i}", low=1, integer=True)
+            _check(self.scheme != "auto", 'scheme "auto" plans its own chunks; give chunks "auto"', "chunks")
+        if self.budget_mib is not None:
+            _number(self.budget_mib, "budget_mib")
+            _check(self.budget_mib > 0, f"expected a positive size in MiB, got {self.budget_mib!r}", "budget_mib")
+        _check(self.scheme != "auto" or self.budget_mib is not None, 'scheme "auto" needs budget_mib', "budget_mib")
+        _choice(self.remote, ("host", "mmap"), "remote")
+        _check(self.directory is None or isinstance(self.directory, str), "expected a directory path", "directory")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How the gradient is computed (not what is learned): checkpointing of the time loop."""
+
+    checkpointing: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """A whole training experiment (``data`` may be left out where batches come from the caller)."""
@@ -272,6 +315,7 @@ class ExperimentConfig:
     surrogate: SurrogateConfig = dataclasses.field(default_factory=SurrogateConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         _check(
@@ -306,6 +350,8 @@ _SECTIONS: dict[tuple[str, str], type] = {
     ("ExperimentConfig", "surrogate"): SurrogateConfig,
     ("ExperimentConfig", "loss"): LossConfig,
     ("ExperimentConfig", "optimizer"): OptimizerConfig,
+    ("ExperimentConfig", "train"): TrainConfig,
+    ("TrainConfig", "checkpointing"): CheckpointConfig,
 }
 
 
@@ -316,6 +362,10 @@ def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
     if isinstance(data, Mapping) and "options" not in data:
         # Convenience: {"kind": "synthetic", "n_classes": 4} means kind plus options.
         raw["data"] = {"kind": data.get("kind"), "options": {k: v for k, v in data.items() if k != "kind"}}
+    train = raw.get("train")
+    if isinstance(train, Mapping) and isinstance(train.get("checkpointing"), str):
+        # Convenience: {"checkpointing": "double"} means that scheme with planned chunks.
+        raw["train"] = {**train, "checkpointing": {"scheme": train["checkpointing"]}}
     return _build(ExperimentConfig, raw, "")
 
 

@@ -20,15 +20,16 @@ def logits(trace: jax.Array, readout: str) -> jax.Array:
     return jax.nn.logsumexp(jax.nn.log_softmax(trace, axis=-1), axis=0) - jnp.log(trace.shape[0])
 
 
-def rate_penalty(spikes: dict[str, jax.Array], dt_s: float, max_rate_hz: float) -> jax.Array:
+def rate_penalty(spikes: dict[str, jax.Array], dt_s: float, max_rate_hz: float, steps: int | None = None) -> jax.Array:
     """Mean over layers of the mean squared excess of each neuron's rate over ``max_rate_hz``.
 
     Rates are per sample and neuron (spikes over the sample's duration, in Hz); the excess
     is relative to the bound, so the penalty is dimensionless and independent of ``dt_s``.
+    ``spikes`` are (T, B, *shape) sequences, or with ``steps`` counts (B, *shape) over that many steps.
     """
     terms = []
-    for z in spikes.values():  # (T, B, *shape)
-        rate_hz = jnp.sum(z, axis=0) / (z.shape[0] * dt_s)
+    for z in spikes.values():
+        rate_hz = jnp.sum(z, axis=0) / (z.shape[0] * dt_s) if steps is None else z / (steps * dt_s)
         terms.append(jnp.mean(jnp.square(jax.nn.relu(rate_hz / max_rate_hz - 1.0))))
     return jnp.mean(jnp.stack(terms)) if terms else jnp.float32(0.0)
 

@@ -26,9 +26,9 @@ import numpy as np
 
 from edgesnn.errors import OptionError
 from edgesnn.graph.conv import conv_output_size
-from tools.train import native
+from tools.train import memplan, native, timeloop
 from tools.train import neurons as N
-from tools.train.config import ExperimentConfig
+from tools.train.config import CheckpointConfig, ExperimentConfig
 from tools.train.gru import gru_forward, init_gru
 from tools.train.native import spike_matmul, spike_project
 from tools.train.surrogate import SpikeFn
@@ -77,6 +77,8 @@ class Network:
     ranges: tuple[tuple[str, float, float], ...] = ()
     dropout: float = 0.0  # training only: probability of zeroing a hidden layer's output
     reference: bool = False  # the non-spiking GRU of tools.train.gru (``layers`` give its sizes)
+    # Gradient checkpointing of the time loop; anything but scheme "none" steps all layers together.
+    checkpointing: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
 
     @property
     def bounds(self) -> dict[str, tuple[float, float]]:
@@ -139,7 +141,20 @@ def build_network(cfg: ExperimentConfig, input_shape: tuple[int, ...], n_classes
         ranges=ranges,
         dropout=m.dropout,
         reference=m.kind == "gru",
+        checkpointing=_checked_checkpointing(cfg),
     )
+
+
+def _checked_checkpointing(cfg: ExperimentConfig) -> CheckpointConfig:
+    ck = cfg.train.checkpointing
+    if ck.scheme != "none" and cfg.model.kind == "gru":
+        raise OptionError("the GRU reference trains with plain BPTT only", path="train/checkpointing/scheme")
+    if ck.scheme not in ("none", "auto") and ck.chunks != "auto":
+        try:
+            timeloop.Checkpointing(ck.scheme, ck.chunks)  # the chunk count and order, checked now
+        except OptionError as exc:
+            raise exc.with_prefix("train/checkpointing") from None
+    return ck
 
 
 def _log_tau(key: jax.Array, shape: tuple[int, ...], tau_s: float, jitter: float) -> jax.Array:
@@ -346,6 +361,9 @@ def forward(
     """
     if net.reference:
         return gru_forward(params, x), {}
+    if net.checkpointing.scheme != "none":
+        return _stepwise(net, spike, params, x, resolve_checkpointing(net, x.shape[0], x.shape[1]),
+                         record=record, dropout_key=dropout_key)  # fmt: skip
     t, b = x.shape[:2]
     h = x.reshape(t, b, *net.input_shape)
     spikes: dict[str, jax.Array] = {}
@@ -372,3 +390,147 @@ def forward(
 def count_params(params: Params) -> int:
     """Number of scalar parameters."""
     return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+# -- the time loop with all layers stepped together (checkpointing) ---------------------------------
+def _loop_params(net: Network, params: Params) -> Params:
+    """Everything one step reads: effective weights and neuron coefficients, computed once."""
+    g = net.weight_gain
+    layers = []
+    for spec, p in zip(net.layers, params["layers"], strict=True):
+        c = N.coefficients(net.neuron, neuron_params(net, p["neuron"], spec.out_shape), net.dt_s, net.method)
+        lp = {"c": c, "w": g * p["w"]}
+        if "b" in p:
+            lp["b"] = p["b"]
+        if "w_rec" in p:
+            lp["w_rec_t"] = (g * p["w_rec"]).T
+        layers.append(lp)
+    r = params["readout"]
+    c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,), hidden=False), net.dt_s,
+                       net.method)  # fmt: skip
+    return {"layers": layers, "readout": {"c": c, "w": g * r["w"]}}
+
+
+def _project_step(spec: LayerSpec, lp: Params, h: jax.Array) -> jax.Array:
+    """One step of a layer's synapses: (B, *in_shape) -> (B, *out_shape)."""
+    if spec.kind == "dense":
+        return h.reshape(h.shape[0], -1) @ lp["w"].T
+    y = jax.lax.conv_general_dilated(
+        h, lp["w"], window_strides=spec.stride, padding=[(spec.padding[0],) * 2, (spec.padding[1],) * 2],
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+    )  # fmt: skip
+    return y + lp["b"][None, :, None, None]
+
+
+def _stepwise(
+    net: Network,
+    spike: SpikeFn,
+    params: Params,
+    x: jax.Array,
+    plan: timeloop.Checkpointing,
+    *,
+    record: bool,
+    dropout_key: jax.Array | None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """:func:`forward` with every layer advanced at each step inside one checkpointed time loop.
+
+    Computes what the layer-by-layer path computes (each layer's input at step t is the layer
+    below's output at step t), but nothing (T, B, N) is kept besides the input and the read-out
+    trace, so the schemes of tools.train.timeloop bound the memory. With ``record`` the spikes
+    come back as counts per neuron over the sequence (B, *shape), what the rate penalty needs.
+    Dropout masks are drawn per step (``fold_in(key, step)``, then the layer).
+    """
+    t, b = x.shape[:2]
+    lp = _loop_params(net, params)
+    dropout = dropout_key is not None and net.dropout > 0
+    states = tuple(N.initial_state(layer["c"], b) for layer in lp["layers"])
+    counts = tuple(jnp.zeros((b, *spec.out_shape), jnp.float32) for spec in net.layers) if record else ()
+    carry0 = (states, N.initial_state(lp["readout"]["c"], b), counts)
+    xs: dict[str, jax.Array] = {"x": x.reshape(t, b, *net.input_shape)}
+    if dropout:
+        # keys travel as float32 bit patterns: the remote schemes' backward pass gives every input a
+        # float cotangent, which integer inputs cannot take
+        keys = jax.vmap(lambda i: jax.random.key_data(jax.random.fold_in(dropout_key, i)))(jnp.arange(t))
+        xs["key"] = jax.lax.bitcast_convert_type(keys, jnp.float32)
+
+    def body(p: Params, carry: Any, inp: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
+        states, r_state, counts = carry
+        h = inp["x"]
+        key = jax.random.wrap_key_data(jax.lax.bitcast_convert_type(inp["key"], jnp.uint32)) if dropout else None
+        new_states, new_counts = [], []
+        for i, (spec, layer, st) in enumerate(zip(net.layers, p["layers"], states, strict=True)):
+            drive = _project_step(spec, layer, h)
+            if "w_rec_t" in layer:
+                drive = drive + st.z @ layer["w_rec_t"]  # last step's spikes: the back edge
+            st, h = N.step(net.neuron, spike, layer["c"], st, drive, net.method)
+            new_states.append(st)
+            if record:
+                new_counts.append(counts[i] + h)
+            if key is not None:
+                keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - net.dropout, h.shape)
+                h = jnp.where(keep, h / (1.0 - net.dropout), 0.0)
+        drive = h.reshape(b, -1) @ p["readout"]["w"].T
+        r_state, y = N.step(net.readout, spike, p["readout"]["c"], r_state, drive, net.method)
+        return (tuple(new_states), r_state, tuple(new_counts)), y
+
+    (_, _, counts), trace = timeloop.scan(body, lp, carry0, xs, plan)
+    return trace, ({spec.name: c for spec, c in zip(net.layers, counts, strict=True)} if record else {})
+
+
+def state_bytes(net: Network) -> int:
+    """Bytes per sample of the state the time loop carries (every population's v, i, w, z)."""
+    per_neuron = 4 * len(N.NeuronState._fields)
+    return per_neuron * (sum(math.prod(s.out_shape) for s in net.layers) + net.n_classes)
+
+
+def memory_model(net: Network, batch: int) -> memplan.MemoryModel:
+    """The planner's model of ``net`` at ``batch``: state by count, residuals calibrated on XLA's buffers."""
+    return _memory_model(net, batch)
+
+
+@functools.lru_cache(maxsize=16)
+def _memory_model(net: Network, batch: int) -> memplan.MemoryModel:
+    from tools.train.surrogate import make_spike_fn
+
+    plain = dataclasses.replace(net, checkpointing=CheckpointConfig("standard", (1 << 30,)))  # one chunk: plain
+    spike = make_spike_fn("fast_sigmoid", 10.0)
+    key = jax.random.key(0)
+    params = jax.eval_shape(lambda: _shape_params(plain, key))
+
+    def temp_bytes(steps: int) -> float:
+        x = jax.ShapeDtypeStruct((steps, batch, math.prod(net.input_shape)), jnp.float32)
+
+        def loss(p: Params, x: jax.Array) -> jax.Array:
+            return jnp.sum(forward(plain, spike, p, x)[0])
+
+        compiled = jax.jit(jax.grad(loss)).lower(params, x).compile()
+        return float(compiled.memory_analysis().temp_size_in_bytes)
+
+    stream = 4.0 * (math.prod(net.input_shape) + net.n_classes)
+    return memplan.MemoryModel(state_bytes(net), memplan.calibrate(temp_bytes, batch), stream)
+
+
+def _shape_params(net: Network, key: jax.Array) -> Params:
+    from tools.train.config import ExperimentConfig
+
+    cfg = ExperimentConfig(dt_s=net.dt_s, method=net.method)
+    return init_params(net, cfg, key)
+
+
+def resolve_checkpointing(net: Network, steps: int, batch: int) -> timeloop.Checkpointing:
+    """The concrete plan of ``net.checkpointing`` for sequences of ``steps`` at ``batch`` (planned if "auto")."""
+    ck = net.checkpointing
+    if ck.scheme != "auto" and ck.chunks != "auto":
+        return timeloop.Checkpointing(ck.scheme, tuple(ck.chunks), ck.remote, ck.directory)
+    model = memory_model(net, batch)
+    if ck.budget_mib is None:
+        plan = timeloop.Checkpointing(ck.scheme, memplan.default_chunks(ck.scheme, steps, model), ck.remote)
+    else:
+        schemes = None if ck.scheme == "auto" else [ck.scheme]
+        plan = memplan.choose(steps, batch, model, ck.budget_mib * memplan.MIB, remote=ck.remote, schemes=schemes).plan
+    return dataclasses.replace(plan, directory=ck.directory)
+
+
+def plan_report(net: Network, steps: int, batch: int) -> memplan.Prediction:
+    """The plan :func:`forward` will run for ``steps`` x ``batch`` and the planner's prediction for it."""
+    return memplan.predict(resolve_checkpointing(net, steps, batch), steps, batch, memory_model(net, batch))

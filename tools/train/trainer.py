@@ -31,7 +31,7 @@ from tools.train.config import ExperimentConfig, LossConfig, OptimizerConfig, Su
 from tools.train.data import Dataset, Split, batches, load_dataset, take_batch
 from tools.train.distributed import DataParallel
 from tools.train.export import export_bundle, producer_info, to_model
-from tools.train.models import Network, Params, build_network, count_params, forward, init_params
+from tools.train.models import Network, Params, build_network, count_params, forward, init_params, plan_report
 from tools.train.surrogate import make_spike_fn
 
 log = logging.getLogger("edgesnn.train")
@@ -88,6 +88,11 @@ def make_steps(
     """
     spike = make_spike_fn(surrogate.kind, surrogate.scale)
     readout = loss.readout
+    if mesh is not None and net.checkpointing.scheme in ("remote", "double", "auto"):
+        raise OptionError(
+            "remote checkpoint stores run in one process; train on one machine, or use standard or hierarchical",
+            path="train/checkpointing/scheme",
+        )
     penalise = loss.max_rate_hz is not None and loss.rate_weight > 0
 
     def loss_fn(params: Params, x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -95,7 +100,8 @@ def make_steps(
         lg = L.logits(trace, readout)
         value = L.cross_entropy(lg, y)
         if penalise:
-            value = value + loss.rate_weight * L.rate_penalty(spikes, net.dt_s, loss.max_rate_hz)
+            counted = x.shape[1] if net.checkpointing.scheme != "none" else None  # the loop returns counts
+            value = value + loss.rate_weight * L.rate_penalty(spikes, net.dt_s, loss.max_rate_hz, counted)
         return value, lg
 
     def local_gradients(params: Params, x: jax.Array, y: jax.Array, key: jax.Array):  # type: ignore[no-untyped-def]
@@ -216,6 +222,8 @@ def train(
     elif resume:
         log.info("no checkpoint in %s; starting afresh", out)
     steps = make_steps(net, cfg.surrogate, cfg.loss, opt, dp.mesh)
+    if net.checkpointing.scheme != "none":
+        log.info("%s", plan_report(net, train_split.x.shape[1], cfg.batch_size // dp.count).describe())
     log.info("%s: %d parameters, %d steps of %g s per sample%s", cfg.name, count_params(state.params),
              train_split.x.shape[1], cfg.dt_s,
              f", process {dp.index + 1} of {dp.count}" if dp.count > 1 else "")  # fmt: skip

@@ -1,0 +1,218 @@
+"""The training time loop under gradient checkpointing: which step states the backward pass keeps where.
+
+Plain backpropagation through time keeps every step's residuals (what the backward pass of one
+step needs), so memory grows with the sequence length T. Each scheme here keeps less and
+recomputes the rest from a saved state (Bencheikh, Finkbeiner and Neftci, arXiv 2412.11810):
+
+- ``standard`` (chunk k): the state at the start of every chunk of k steps; the backward pass
+  recomputes one chunk at a time. Local memory ~ T/k states + k residuals; one extra forward.
+- ``hierarchical`` (k1, k2): chunks of k1 steps, each checkpointed again in chunks of k2:
+  T/k1 + k1/k2 states + k2 residuals; two extra forwards.
+- ``remote`` (chunk k): as standard, but the chunk states leave the compiled computation for host
+  memory (a numpy array, or a memory-mapped file) and come back one at a time in the backward
+  pass, the way an accelerator's off-chip memory holds them: k residuals + two states locally.
+- ``double`` (k1, k2): remote chunk states every k1 steps, and inside each remote chunk the
+  standard scheme with chunks of k2: k1/k2 states + k2 residuals locally; two extra forwards.
+
+:func:`scan` runs ``body(params, carry, x) -> (carry, y)`` over the leading axis of ``xs`` under
+one of them and returns the stacked ``y``; every scheme computes the same values and gradients
+as ``jax.lax.scan`` (only the order of recomputation differs). ``params`` are passed explicitly
+(not closed over) because the remote schemes differentiate the loop with their own backward pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import io_callback
+
+from edgesnn.errors import OptionError
+
+SCHEMES = ("none", "standard", "hierarchical", "remote", "double")
+REMOTE_STORES = ("host", "mmap")
+#: How many chunk sizes each scheme takes (outer first).
+CHUNK_LEVELS = {"none": 0, "standard": 1, "remote": 1, "hierarchical": 2, "double": 2}
+#: Extra forward passes of each scheme's backward pass (recomputation), for the planner.
+RECOMPUTE = {"none": 0, "standard": 1, "remote": 1, "hierarchical": 2, "double": 2}
+
+Body = Callable[[Any, Any, Any], tuple[Any, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+    """A checkpointing scheme with its chunk sizes in steps (outer first); see the module docstring.
+
+    ``remote``: where remote chunk states live, ``"host"`` (a numpy array) or ``"mmap"`` (a
+    memory-mapped file in ``directory``, default the system's temporary directory).
+    """
+
+    scheme: str = "none"
+    chunks: tuple[int, ...] = ()
+    remote: str = "host"
+    directory: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise OptionError(f"expected one of {', '.join(SCHEMES)}, got {self.scheme!r}", path="scheme")
+        object.__setattr__(self, "chunks", tuple(self.chunks))
+        want = CHUNK_LEVELS[self.scheme]
+        if len(self.chunks) != want or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
+                                           for k in self.chunks):  # fmt: skip
+            what = "no chunk sizes" if want == 0 else f"{want} chunk size(s) >= 1 in steps, outer first"
+            raise OptionError(f"{self.scheme} takes {what}, got {list(self.chunks)}", path="chunks")
+        if want == 2 and self.chunks[1] > self.chunks[0]:
+            raise OptionError(f"the inner chunk must not exceed the outer one, got {list(self.chunks)}", path="chunks")
+        if self.remote not in REMOTE_STORES:
+            raise OptionError(f"expected one of {', '.join(REMOTE_STORES)}, got {self.remote!r}", path="remote")
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether chunk states leave the compiled computation."""
+        return self.scheme in ("remote", "double")
+
+
+def _plain(body: Body, params: Any, carry: Any, xs: Any) -> tuple[Any, Any]:
+    return jax.lax.scan(lambda c, x: body(params, c, x), carry, xs)
+
+
+def _length(xs: Any) -> int:
+    return int(jax.tree_util.tree_leaves(xs)[0].shape[0])
+
+
+def _split(xs: Any, k: int) -> tuple[Any, Any, int]:
+    """xs as (n, k, ...) chunks and the remaining tail (r < k steps)."""
+    n = _length(xs) // k
+    head = jax.tree_util.tree_map(lambda a: a[: n * k].reshape(n, k, *a.shape[1:]), xs)
+    tail = jax.tree_util.tree_map(lambda a: a[n * k :], xs)
+    return head, tail, n
+
+
+def _join(head: Any, tail: Any) -> Any:
+    return jax.tree_util.tree_map(lambda h, t: jnp.concatenate([h.reshape(-1, *h.shape[2:]), t]), head, tail)
+
+
+def _chunked(body: Body, params: Any, carry: Any, xs: Any, chunks: tuple[int, ...]) -> tuple[Any, Any]:
+    """Nested checkpointed scans: chunks[0] steps per outer chunk, and so on inward."""
+    if not chunks or chunks[0] >= _length(xs):
+        if chunks[1:]:
+            return _chunked(body, params, carry, xs, chunks[1:])
+        return _plain(body, params, carry, xs)
+    k, inner = chunks[0], chunks[1:]
+    head, tail, _ = _split(xs, k)
+
+    @jax.checkpoint
+    def chunk(p: Any, c: Any, xc: Any) -> tuple[Any, Any]:
+        return _chunked(body, p, c, xc, inner) if inner else _plain(body, p, c, xc)
+
+    carry, ys_head = jax.lax.scan(lambda c, xc: chunk(params, c, xc), carry, head)
+    carry, ys_tail = _plain(body, params, carry, tail)
+    return carry, _join(ys_head, ys_tail)
+
+
+class _Store:
+    """Host-side chunk states of one compiled loop: (n_chunks, *leaf) per carry leaf."""
+
+    def __init__(self, n: int, leaves: list[jax.ShapeDtypeStruct], where: str, directory: str | None) -> None:
+        self.specs = leaves
+        self.arrays: list[np.ndarray] = []
+        self.paths: list[str] = []
+        for leaf in leaves:
+            shape = (n, *leaf.shape)
+            if where == "mmap":
+                fd, path = tempfile.mkstemp(prefix="edgesnn-ckpt-", suffix=".bin", dir=directory)
+                os.close(fd)
+                self.paths.append(path)
+                self.arrays.append(np.lib.format.open_memmap(path, "w+", np.dtype(leaf.dtype), shape))
+            else:
+                self.arrays.append(np.zeros(shape, leaf.dtype))
+        weakref.finalize(self, _remove, list(self.paths))
+
+    def put(self, i: np.ndarray, *values: np.ndarray) -> np.ndarray:
+        for arr, v in zip(self.arrays, values, strict=True):
+            arr[int(i)] = v
+        return np.zeros((), np.int32)
+
+    def get(self, i: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(np.array(arr[int(i)]) for arr in self.arrays)
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def _remote(body: Body, params: Any, carry: Any, xs: Any, plan: Checkpointing) -> tuple[Any, Any]:
+    """Chunks of chunks[0] steps whose start states go to host memory; chunks[1:] checkpoint inside."""
+    k, inner = plan.chunks[0], plan.chunks[1:]
+    if k >= _length(xs):
+        return _chunked(body, params, carry, xs, inner)
+    head, tail, n = _split(xs, k)
+    leaves, treedef = jax.tree_util.tree_flatten(carry)
+    store = _Store(n, [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in leaves], plan.remote, plan.directory)
+    out_spec = jax.ShapeDtypeStruct((), jnp.int32)
+    get_spec = tuple(store.specs)
+
+    def chunk(p: Any, c: Any, xc: Any) -> tuple[Any, Any]:
+        return _chunked(body, p, c, xc, inner)
+
+    @jax.custom_vjp
+    def loop(p: Any, c0: Any, xs_head: Any) -> tuple[Any, Any]:
+        return jax.lax.scan(lambda c, xc: chunk(p, c, xc), c0, xs_head)
+
+    def loop_fwd(p: Any, c0: Any, xs_head: Any) -> tuple[tuple[Any, Any], Any]:
+        def outer(state: tuple[Any, jax.Array], xc: Any) -> tuple[tuple[Any, jax.Array], Any]:
+            c, i = state
+            io_callback(store.put, out_spec, i, *jax.tree_util.tree_leaves(c), ordered=True)
+            c, ys = chunk(p, c, xc)
+            return (c, i + 1), ys
+
+        (c_end, _), ys = jax.lax.scan(outer, (c0, jnp.int32(0)), xs_head)
+        return (c_end, ys), (p, xs_head)
+
+    def loop_bwd(res: Any, cotangents: tuple[Any, Any]) -> tuple[Any, Any, Any]:
+        p, xs_head = res
+        g_end, g_ys = cotangents
+
+        def back(state: tuple[Any, Any, jax.Array], inputs: tuple[Any, Any]) -> tuple[tuple[Any, Any, jax.Array], Any]:
+            g_p, g_c, i = state
+            xc, gy = inputs
+            c = jax.tree_util.tree_unflatten(treedef, io_callback(store.get, get_spec, i, ordered=True))
+            _, vjp = jax.vjp(chunk, p, c, xc)
+            d_p, d_c, d_x = vjp((g_c, gy))
+            return (jax.tree_util.tree_map(jnp.add, g_p, d_p), d_c, i - 1), d_x
+
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, p)
+        (g_p, g_c0, _), g_xs = jax.lax.scan(back, (zeros, g_end, jnp.int32(n - 1)), (xs_head, g_ys), reverse=True)
+        return g_p, g_c0, g_xs
+
+    loop.defvjp(loop_fwd, loop_bwd)
+    carry, ys_head = loop(params, carry, head)
+    carry, ys_tail = _chunked(body, params, carry, tail, inner)
+    return carry, _join(ys_head, ys_tail)
+
+
+def scan(body: Body, params: Any, carry: Any, xs: Any, plan: Checkpointing | None = None) -> tuple[Any, Any]:
+    """``jax.lax.scan(lambda c, x: body(params, c, x), carry, xs)`` under the checkpointing ``plan``."""
+    plan = plan or Checkpointing()
+    if _length(xs) == 0 or plan.scheme == "none":
+        return _plain(body, params, carry, xs)
+    if plan.is_remote:
+        return _remote(body, params, carry, xs, plan)
+    return _chunked(body, params, carry, xs, plan.chunks)
+
+
+def chunk_count(steps: int, k: int) -> int:
+    """Chunks of at most ``k`` steps covering ``steps`` (the tail included)."""
+    return math.ceil(steps / k)
