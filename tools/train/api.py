@@ -26,7 +26,7 @@ import numpy as np
 from edgesnn.errors import InputError
 from edgesnn.model import Model
 from tools.train.config import ExperimentConfig
-from tools.train.data import Split, aligned_empty
+from tools.train.data import Split, aligned_empty, take_batch
 from tools.train.export import export_bundle, to_model
 from tools.train.models import Params, build_network, count_params, init_params
 from tools.train.trainer import evaluate, make_optimizer, make_steps, step_key
@@ -80,6 +80,8 @@ class Trainer:
     def step(self, x: Any, y: Any) -> dict[str, float]:
         """One optimizer step on a batch: ``x`` (B, T, *input_shape) spikes per step, ``y`` (B,) labels."""
         x, y = self._check(x, y)
+        if self._steps.time_major:
+            x = take_batch(x, np.arange(len(x)), time_major=True)
         key = step_key(self.config.seed, self.steps_done)
         self.params, self.opt_state, value, hits = self._steps.train(self.params, self.opt_state, x, y, key)
         self.steps_done += 1

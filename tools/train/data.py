@@ -202,8 +202,17 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray
     return buf[start : start + n].view(dtype).reshape(shape)
 
 
-def take_batch(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``x[idx]`` gathered into aligned memory, which JAX then reads in place: one copy of the batch, not two."""
-    out = aligned_empty((len(idx), *x.shape[1:]), x.dtype)
-    np.take(x, idx, axis=0, out=out)
+def take_batch(x: np.ndarray, idx: np.ndarray, *, time_major: bool = False) -> np.ndarray:
+    """``x[idx]`` gathered into aligned memory, which JAX then reads in place: one copy of the batch, not two.
+
+    ``time_major``: the batch as (T, B, ...) instead of (B, T, ...), for a time loop that reads its
+    steps straight from it (a transpose inside the compiled step would be a second copy).
+    """
+    if not time_major:
+        out = aligned_empty((len(idx), *x.shape[1:]), x.dtype)
+        np.take(x, idx, axis=0, out=out)
+        return out
+    out = aligned_empty((x.shape[1], len(idx), *x.shape[2:]), x.dtype)
+    for j, i in enumerate(idx):
+        out[:, j] = x[i]
     return out

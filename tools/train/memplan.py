@@ -44,6 +44,11 @@ class MemoryModel:
     stream_bytes_per_step: float = 0.0
     fixed_bytes: float = 0.0
     backward_cost: float = 2.0  # one step's backward pass in forward passes
+    # Plain BPTT runs the layers one after the other over the whole sequence (tools.train.models
+    # .forward), which keeps other things per step than a checkpointed block: its own slope and
+    # intercept where calibrated (None: the block's).
+    plain_bytes_per_step: float | None = None
+    plain_fixed_bytes: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +84,7 @@ def _per_sample(plan: Checkpointing, steps: int, m: MemoryModel) -> tuple[float,
     s, r, t = m.state_bytes, m.residual_bytes_per_step, steps
     k = [min(c, t) for c in plan.chunks]
     if plan.scheme == "none":
-        return t * r, 0.0
+        return t * (r if m.plain_bytes_per_step is None else m.plain_bytes_per_step), 0.0
     if plan.scheme == "standard":
         return math.ceil(t / k[0]) * s + k[0] * r, 0.0
     if plan.scheme == "hierarchical":
@@ -92,25 +97,53 @@ def _per_sample(plan: Checkpointing, steps: int, m: MemoryModel) -> tuple[float,
 def predict(plan: Checkpointing, steps: int, batch: int, model: MemoryModel) -> Prediction:
     """What ``plan`` needs for ``steps`` steps of ``batch`` samples under ``model``."""
     local, remote = _per_sample(plan, steps, model)
-    local = batch * (local + steps * model.stream_bytes_per_step) + model.fixed_bytes
+    fixed = model.fixed_bytes
+    if plan.scheme == "none" and model.plain_fixed_bytes is not None:
+        fixed = model.plain_fixed_bytes
+    local = max(0.0, batch * (local + steps * model.stream_bytes_per_step) + fixed)
     extra = RECOMPUTE[plan.scheme]
     base = 1.0 + model.backward_cost
     return Prediction(plan, steps, batch, local, batch * remote, extra, (base + extra) / base)
 
 
+def divisor_near(t: int, k: float) -> int:
+    """``k`` moved to the nearest divisor of ``t`` within a factor 1.5, else 3 (chunks that tile the
+    sequence need no partial chunk, whose slicing would copy the input); else ``k`` rounded."""
+    k = max(1, min(t, round(k)))
+    floor = min(MIN_BLOCK, k)
+    for spread in (1.5, 3.0):  # a partial chunk costs a copy of the input: go further before accepting one
+        near = [d for d in range(max(floor, int(k / spread)), min(t, int(k * spread)) + 1) if t % d == 0]
+        if near:
+            return min(near, key=lambda d: abs(math.log(d / k)))
+    return k
+
+
+#: The shortest innermost chunk the planner picks: a block of one step makes XLA keep a copy of the
+#: input for the backward pass (measured with tools/bench/train_memory.py), two steps do not.
+MIN_BLOCK = 2
+
+
 def _sqrt_chunk(t: int, s: float, r: float) -> int:
-    return max(1, min(t, round(math.sqrt(t * s / max(r, 1e-9)))))
+    return divisor_near(t, max(min(MIN_BLOCK, t), math.sqrt(t * s / max(r, 1e-9))))
 
 
 def _hierarchical(t: int, s: float, r: float) -> tuple[int, int]:
+    """The least-memory (k1, k2); among pairs that tile T (k2 | k1 | T) when one costs at most 1.5x."""
+
+    def cost(k1: int, k2: int) -> float:
+        return math.ceil(t / k1) * s + math.ceil(k1 / k2) * s + k2 * r
+
     best = None
-    for k2 in _grid(t):
+    for k2 in _grid(t)[min(MIN_BLOCK, t) - 1 :]:
         k1 = max(k2, min(t, round(math.sqrt(t * k2))))
-        cost = math.ceil(t / k1) * s + math.ceil(k1 / k2) * s + k2 * r
-        if best is None or cost < best[0]:
-            best = (cost, k1, k2)
+        k1 = max(k2, (k1 // k2) * k2)  # outer chunks of whole inner chunks
+        if best is None or cost(k1, k2) < cost(*best):
+            best = (k1, k2)
     assert best is not None
-    return best[1], best[2]
+    divisors = [d for d in range(1, t + 1) if t % d == 0]
+    tiled = [(k1, k2) for k1 in divisors for k2 in divisors if min(MIN_BLOCK, t) <= k2 <= k1 and k1 % k2 == 0]
+    tile = min(tiled, key=lambda p: cost(*p))
+    return tile if cost(*tile) <= 1.5 * cost(*best) else best
 
 
 def default_chunks(scheme: str, steps: int, model: MemoryModel) -> tuple[int, ...]:
@@ -128,23 +161,35 @@ def default_chunks(scheme: str, steps: int, model: MemoryModel) -> tuple[int, ..
     return (k,)
 
 
-def _candidates(steps: int, m: MemoryModel, per_sample_budget: float, remote: str) -> Iterable[Checkpointing]:
-    s, r, t = m.state_bytes, max(m.residual_bytes_per_step, 1e-9), steps
-    yield Checkpointing()
-    yield Checkpointing("standard", (_sqrt_chunk(t, s, r),))
-    # remote: the longest chunk that fits (fewest transfers)
-    k = int((per_sample_budget - 2 * s) // r) if per_sample_budget > 2 * s else 1
-    yield Checkpointing("remote", (max(1, min(t, k)),), remote=remote)
-    yield Checkpointing("hierarchical", _hierarchical(t, s, r))
-    # double: inner chunks at their optimum for an outer chunk, the longest outer chunk that fits
-    fit = None
-    for k1 in sorted(set(_grid(t)) | {t}, reverse=True):
+def _double(t: int, s: float, r: float, per_sample_budget: float) -> tuple[int, int]:
+    """Double's chunks: the longest outer chunk whose inner optimum fits (a divisor of T if one is
+    not much shorter), the inner chunk at its optimum for it."""
+
+    def local(k1: int) -> float:
         k2 = _sqrt_chunk(k1, s, r)
-        if 2 * s + math.ceil(k1 / k2) * s + k2 * r <= per_sample_budget:
-            fit = (k1, k2)
-            break
-    k1, k2 = fit or (1, 1)
-    yield Checkpointing("double", (k1, k2), remote=remote)
+        return 2 * s + math.ceil(k1 / k2) * s + k2 * r
+
+    longest = next((k for k in sorted(set(_grid(t)) | {t}, reverse=True) if local(k) <= per_sample_budget), 1)
+    divisors = [
+        d for d in range(max(1, int(longest / 1.5)), longest + 1) if t % d == 0 and local(d) <= per_sample_budget
+    ]
+    k1 = max(divisors) if divisors else longest
+    return k1, _sqrt_chunk(k1, s, r)
+
+
+def _candidate(scheme: str, steps: int, batch: int, model: MemoryModel, budget: float, remote: str) -> Checkpointing:
+    """``scheme``'s chunks for ``budget`` bytes: the memory optimum, or for the remote schemes the
+    longest outer chunk that fits (fewest transfers)."""
+    m = model
+    s, r, t = m.state_bytes, max(m.residual_bytes_per_step, 1e-9), steps
+    per_sample = (budget - m.fixed_bytes) / batch - t * m.stream_bytes_per_step
+    if scheme in ("none", "standard", "hierarchical"):
+        return Checkpointing(scheme, default_chunks(scheme, t, m))
+    if scheme == "remote":
+        k = max(1, min(t, int((per_sample - 2 * s) // r) if per_sample > 2 * s else 1))
+        fits = [d for d in range(max(1, int(k / 1.5)), k + 1) if t % d == 0]
+        return Checkpointing("remote", (max(fits) if fits else k,), remote=remote)
+    return Checkpointing("double", _double(t, s, r, per_sample), remote=remote)
 
 
 def _grid(t: int) -> list[int]:
@@ -161,10 +206,8 @@ def choose(
     schemes: Iterable[str] | None = None,
 ) -> Prediction:  # fmt: skip
     """The plan with the fewest extra forwards (then fewest transfers, then least memory) that fits."""
-    allowed = set(schemes) if schemes is not None else None
-    per_sample = (budget_bytes - model.fixed_bytes) / batch - steps * model.stream_bytes_per_step
-    options = [predict(p, steps, batch, model) for p in _candidates(steps, model, per_sample, remote)
-               if allowed is None or p.scheme in allowed]  # fmt: skip
+    allowed = [x for x in ("none", "standard", "remote", "hierarchical", "double") if schemes is None or x in schemes]
+    options = [predict(_candidate(x, steps, batch, model, budget_bytes, remote), steps, batch, model) for x in allowed]
     fitting = [p for p in options if p.local_bytes <= budget_bytes]
     if not fitting:
         least = min(options, key=lambda p: p.local_bytes)
@@ -176,7 +219,13 @@ def choose(
     return min(fitting, key=lambda p: (p.extra_forwards, p.remote_bytes > 0, p.local_bytes))
 
 
-def calibrate(temp_bytes: Callable[[int], float], batch: int, steps: tuple[int, int] = (32, 64)) -> float:
-    """Residual bytes per sample and step of plain BPTT: the slope of ``temp_bytes(T)`` (XLA's buffers)."""
+def calibrate(temp_bytes: Callable[[int], float], batch: int, steps: tuple[int, int] = (32, 64)) -> tuple[float, float]:
+    """(bytes per sample and step, bytes at T = 0) of a loop: a line through ``temp_bytes(T)`` at two T.
+
+    ``temp_bytes`` is XLA's buffer assignment of the compiled gradient (``memory_analysis``), which is
+    what the computation allocates at its peak; the line's intercept holds weights, gradients and state.
+    """
     t1, t2 = steps
-    return max(0.0, (temp_bytes(t2) - temp_bytes(t1)) / ((t2 - t1) * batch))
+    m1, m2 = temp_bytes(t1), temp_bytes(t2)
+    slope = max(0.0, (m2 - m1) / ((t2 - t1) * batch))
+    return slope, max(0.0, m1 - slope * batch * t1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -281,15 +282,19 @@ def _population(
     w_rec: jax.Array | None,
     *,
     sparse: bool = False,
-) -> jax.Array:
-    """Run one population over time on its input sequence (T, B, *shape); return its outputs.
+    init: N.NeuronState | None = None,
+) -> tuple[N.NeuronState, jax.Array]:
+    """Run one population over time on its input sequence (T, B, *shape) from ``init`` (default: rest).
 
-    ``sparse``: the recurrent product skips the zeros of last step's spikes (tools.train.native).
+    Returns the state after the last step and the outputs. ``sparse``: the recurrent product
+    skips the zeros of last step's spikes (tools.train.native).
     """
+    if init is None:
+        init = N.initial_state(c, drive.shape[1])
     w_rec_t = None if w_rec is None else w_rec.T  # once, outside the loop
     if sparse and w_rec_t is not None and spec.spiking:
-        return _sparse_recurrent(spec, spike, method, c, drive, w_rec_t)
-    return _scan(spec, spike, method, c, drive, w_rec_t, sparse=sparse)
+        return _sparse_recurrent(spec, spike, method, c, drive, w_rec_t, init)
+    return _scan(spec, spike, method, c, drive, w_rec_t, init, sparse=sparse)
 
 
 def _scan(
@@ -299,23 +304,29 @@ def _scan(
     c: N.Coefficients,
     drive: jax.Array,
     w_rec_t: jax.Array | None,
+    init: N.NeuronState,
     *,
     sparse: bool,
-) -> jax.Array:
+) -> tuple[N.NeuronState, jax.Array]:
     def body(state: N.NeuronState, x: jax.Array) -> tuple[N.NeuronState, jax.Array]:
         if w_rec_t is not None:
             # The recurrent edge is a back edge: it delivers last step's spikes.
             x = x + (spike_matmul(state.z, w_rec_t) if sparse else state.z @ w_rec_t)
         return N.step(spec, spike, c, state, x, method)
 
-    _, out = jax.lax.scan(body, N.initial_state(c, drive.shape[1]), drive)
-    return out
+    return jax.lax.scan(body, init, drive)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _sparse_recurrent(
-    spec: N.NeuronSpec, spike: SpikeFn, method: str, c: N.Coefficients, drive: jax.Array, w_rec_t: jax.Array
-) -> jax.Array:
+    spec: N.NeuronSpec,
+    spike: SpikeFn,
+    method: str,
+    c: N.Coefficients,
+    drive: jax.Array,
+    w_rec_t: jax.Array,
+    init: N.NeuronState,
+) -> tuple[N.NeuronState, jax.Array]:
     """A recurrent population whose recurrent weight gradient is one product after the loop.
 
     Differentiated step by step, the time loop would add a full (N, N) weight cotangent at every
@@ -323,20 +334,20 @@ def _sparse_recurrent(
     step t is the drive's, and ``dW^T = sum_t z_{t-1}^T d(drive)_t`` is one sparse product over
     all steps (tools.train.native), taken once the loop's backward pass is done.
     """
-    return _scan(spec, spike, method, c, drive, w_rec_t, sparse=True)
+    return _scan(spec, spike, method, c, drive, w_rec_t, init, sparse=True)
 
 
-def _sparse_recurrent_fwd(spec, spike, method, c, drive, w_rec_t):  # type: ignore[no-untyped-def]
+def _sparse_recurrent_fwd(spec, spike, method, c, drive, w_rec_t, init):  # type: ignore[no-untyped-def]
     fixed = jax.lax.stop_gradient(w_rec_t)
-    z, vjp = jax.vjp(lambda c, d: _scan(spec, spike, method, c, d, fixed, sparse=True), c, drive)
-    return z, (vjp, z)
+    (end, z), vjp = jax.vjp(lambda c, d, s: _scan(spec, spike, method, c, d, fixed, s, sparse=True), c, drive, init)
+    return (end, z), (vjp, z, init.z)
 
 
 def _sparse_recurrent_bwd(spec, spike, method, res, g):  # type: ignore[no-untyped-def]
-    vjp, z = res
-    d_c, d_drive = vjp(g)
-    z_prev = jnp.concatenate([jnp.zeros_like(z[:1]), z[:-1]]).reshape(-1, z.shape[-1])
-    return d_c, d_drive, native.spike_outer(z_prev, d_drive.reshape(-1, d_drive.shape[-1]))
+    vjp, z, z0 = res
+    d_c, d_drive, d_init = vjp(g)
+    z_prev = jnp.concatenate([z0[None], z[:-1]]).reshape(-1, z.shape[-1])
+    return d_c, d_drive, native.spike_outer(z_prev, d_drive.reshape(-1, d_drive.shape[-1])), d_init
 
 
 _sparse_recurrent.defvjp(_sparse_recurrent_fwd, _sparse_recurrent_bwd)
@@ -371,8 +382,8 @@ def forward(
         c = N.coefficients(net.neuron, neuron_params(net, p["neuron"], spec.out_shape), net.dt_s, net.method)
         w_rec = p.get("w_rec")
         drive = _project(net, spec, p, h, net.weight_gain, data=i == 0)
-        h = _population(net.neuron, spike, c, net.method, drive, None if w_rec is None else net.weight_gain * w_rec,
-                        sparse=_native(net))  # fmt: skip
+        _, h = _population(net.neuron, spike, c, net.method, drive,
+                           None if w_rec is None else net.weight_gain * w_rec, sparse=_native(net))  # fmt: skip
         if record:
             spikes[spec.name] = h
         if dropout_key is not None and net.dropout > 0:
@@ -383,7 +394,7 @@ def forward(
     c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,), hidden=False), net.dt_s,
                        net.method)  # fmt: skip
     drive = _dense(net, h, net.weight_gain * r["w"], data=not net.layers)
-    y = _population(net.readout, spike, c, net.method, drive, None)
+    _, y = _population(net.readout, spike, c, net.method, drive, None)
     return y, spikes
 
 
@@ -403,7 +414,7 @@ def _loop_params(net: Network, params: Params) -> Params:
         if "b" in p:
             lp["b"] = p["b"]
         if "w_rec" in p:
-            lp["w_rec_t"] = (g * p["w_rec"]).T
+            lp["w_rec"] = g * p["w_rec"]
         layers.append(lp)
     r = params["readout"]
     c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,), hidden=False), net.dt_s,
@@ -411,15 +422,30 @@ def _loop_params(net: Network, params: Params) -> Params:
     return {"layers": layers, "readout": {"c": c, "w": g * r["w"]}}
 
 
-def _project_step(spec: LayerSpec, lp: Params, h: jax.Array) -> jax.Array:
-    """One step of a layer's synapses: (B, *in_shape) -> (B, *out_shape)."""
-    if spec.kind == "dense":
-        return h.reshape(h.shape[0], -1) @ lp["w"].T
-    y = jax.lax.conv_general_dilated(
-        h, lp["w"], window_strides=spec.stride, padding=[(spec.padding[0],) * 2, (spec.padding[1],) * 2],
-        dimension_numbers=("NCHW", "OIHW", "NCHW"),
-    )  # fmt: skip
-    return y + lp["b"][None, :, None, None]
+def _block(
+    net: Network, spike: SpikeFn, p: Params, carry: Any, x: jax.Array, key: jax.Array | None, record: bool
+) -> tuple[Any, jax.Array]:
+    """The network on one block of steps (k, B, *input) from the states in ``carry``, layer by layer."""
+    states, r_state, counts = carry
+    k, b = x.shape[:2]
+    h = x
+    new_states, new_counts = [], []
+    for i, (spec, layer, st) in enumerate(zip(net.layers, p["layers"], states, strict=True)):
+        if spec.kind == "dense" and i == 0 and _native(net):
+            drive = spike_project(h.reshape(k * b, -1), layer["w"], input_grad=False).reshape(k, b, -1)
+        else:
+            drive = _project(net, spec, layer, h, 1.0, data=False)
+        st, h = _population(net.neuron, spike, layer["c"], net.method, drive, layer.get("w_rec"),
+                            sparse=_native(net), init=st)  # fmt: skip
+        new_states.append(st)
+        if record:
+            new_counts.append(counts[i] + jnp.sum(h, axis=0))
+        if key is not None:
+            keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - net.dropout, h.shape)
+            h = jnp.where(keep, h / (1.0 - net.dropout), 0.0)
+    drive = _dense(net, h, p["readout"]["w"], data=False)
+    r_state, y = _population(net.readout, spike, p["readout"]["c"], net.method, drive, None, init=r_state)
+    return (tuple(new_states), r_state, tuple(new_counts)), y
 
 
 def _stepwise(
@@ -432,55 +458,67 @@ def _stepwise(
     record: bool,
     dropout_key: jax.Array | None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """:func:`forward` with every layer advanced at each step inside one checkpointed time loop.
+    """:func:`forward` in blocks of the plan's innermost chunk, carried from block to block.
 
-    Computes what the layer-by-layer path computes (each layer's input at step t is the layer
-    below's output at step t), but nothing (T, B, N) is kept besides the input and the read-out
-    trace, so the schemes of tools.train.timeloop bound the memory. With ``record`` the spikes
-    come back as counts per neuron over the sequence (B, *shape), what the rate penalty needs.
-    Dropout masks are drawn per step (``fold_in(key, step)``, then the layer).
+    Within a block the layers run one after the other over its steps, as :func:`forward` does
+    over the whole sequence (products over all the block's steps at once); between blocks only
+    the states travel. The blocks are the steps of a :func:`tools.train.timeloop.scan` whose
+    outer chunks are the plan's outer chunks in blocks (rounded down to whole blocks), and each
+    block is recomputed in the backward pass, so nothing of length T is kept besides the input
+    and the read-out trace. With ``record`` the spikes come back as counts per neuron over the
+    sequence (B, *shape), what the rate penalty needs. Dropout masks are drawn per block.
     """
     t, b = x.shape[:2]
-    lp = _loop_params(net, params)
+    x = x.reshape(t, b, *net.input_shape)
+    k = min(plan.chunks[-1], t)
+    blocks, tail = t // k, t % k
+    outer = tuple(max(1, c // k) for c in plan.chunks[:-1])
+    # the block-level plan: outer chunks in blocks, and every block checkpointed on its own
+    if plan.scheme == "standard":
+        inner = timeloop.Checkpointing("standard", (1,))
+    elif plan.scheme == "hierarchical":
+        inner = timeloop.Checkpointing("hierarchical", (outer[0], 1))
+    elif plan.scheme == "remote":
+        inner = timeloop.Checkpointing("remote", (1,), plan.remote, plan.directory)
+    else:
+        inner = timeloop.Checkpointing("double", (outer[0], 1), plan.remote, plan.directory)
+    p = _loop_params(net, params)
     dropout = dropout_key is not None and net.dropout > 0
-    states = tuple(N.initial_state(layer["c"], b) for layer in lp["layers"])
+    states = tuple(N.initial_state(layer["c"], b) for layer in p["layers"])
     counts = tuple(jnp.zeros((b, *spec.out_shape), jnp.float32) for spec in net.layers) if record else ()
-    carry0 = (states, N.initial_state(lp["readout"]["c"], b), counts)
-    xs: dict[str, jax.Array] = {"x": x.reshape(t, b, *net.input_shape)}
+    carry = (states, N.initial_state(p["readout"]["c"], b), counts)
+    xs: dict[str, jax.Array] = {"x": x[: blocks * k].reshape(blocks, k, *x.shape[1:])}
     if dropout:
         # keys travel as float32 bit patterns: the remote schemes' backward pass gives every input a
         # float cotangent, which integer inputs cannot take
-        keys = jax.vmap(lambda i: jax.random.key_data(jax.random.fold_in(dropout_key, i)))(jnp.arange(t))
-        xs["key"] = jax.lax.bitcast_convert_type(keys, jnp.float32)
+        keys = jax.vmap(lambda i: jax.random.key_data(jax.random.fold_in(dropout_key, i)))(jnp.arange(blocks + 1))
+        bits = jax.lax.bitcast_convert_type(keys, jnp.float32)
+        xs["key"] = bits[:blocks]
+
+    def key_of(bits: jax.Array | None) -> jax.Array | None:
+        return None if bits is None else jax.random.wrap_key_data(jax.lax.bitcast_convert_type(bits, jnp.uint32))
 
     def body(p: Params, carry: Any, inp: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
-        states, r_state, counts = carry
-        h = inp["x"]
-        key = jax.random.wrap_key_data(jax.lax.bitcast_convert_type(inp["key"], jnp.uint32)) if dropout else None
-        new_states, new_counts = [], []
-        for i, (spec, layer, st) in enumerate(zip(net.layers, p["layers"], states, strict=True)):
-            drive = _project_step(spec, layer, h)
-            if "w_rec_t" in layer:
-                drive = drive + st.z @ layer["w_rec_t"]  # last step's spikes: the back edge
-            st, h = N.step(net.neuron, spike, layer["c"], st, drive, net.method)
-            new_states.append(st)
-            if record:
-                new_counts.append(counts[i] + h)
-            if key is not None:
-                keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - net.dropout, h.shape)
-                h = jnp.where(keep, h / (1.0 - net.dropout), 0.0)
-        drive = h.reshape(b, -1) @ p["readout"]["w"].T
-        r_state, y = N.step(net.readout, spike, p["readout"]["c"], r_state, drive, net.method)
-        return (tuple(new_states), r_state, tuple(new_counts)), y
+        return _block(net, spike, p, carry, inp["x"], key_of(inp.get("key")), record)
 
-    (_, _, counts), trace = timeloop.scan(body, lp, carry0, xs, plan)
+    carry, trace = timeloop.scan(body, p, carry, xs, inner)
+    trace = trace.reshape(blocks * k, *trace.shape[2:])
+    if tail:
+        carry, rest = _block(net, spike, p, carry, x[blocks * k :], key_of(bits[blocks] if dropout else None), record)
+        trace = jnp.concatenate([trace, rest])
+    counts = carry[2]
     return trace, ({spec.name: c for spec, c in zip(net.layers, counts, strict=True)} if record else {})
 
 
 def state_bytes(net: Network) -> int:
-    """Bytes per sample of the state the time loop carries (every population's v, i, w, z)."""
-    per_neuron = 4 * len(N.NeuronState._fields)
-    return per_neuron * (sum(math.prod(s.out_shape) for s in net.layers) + net.n_classes)
+    """Bytes per sample of the state a checkpoint keeps: v and z of every population, i and w where the
+    neuron has them (the others stay constant zeros, which XLA does not store)."""
+
+    def per_neuron(spec: N.NeuronSpec) -> int:
+        return 4 * (2 + int(spec.has_synapse) + int(spec.has_adaptation))
+
+    hidden = sum(math.prod(s.out_shape) for s in net.layers)
+    return per_neuron(net.neuron) * hidden + per_neuron(net.readout) * net.n_classes
 
 
 def memory_model(net: Network, batch: int) -> memplan.MemoryModel:
@@ -492,22 +530,33 @@ def memory_model(net: Network, batch: int) -> memplan.MemoryModel:
 def _memory_model(net: Network, batch: int) -> memplan.MemoryModel:
     from tools.train.surrogate import make_spike_fn
 
-    plain = dataclasses.replace(net, checkpointing=CheckpointConfig("standard", (1 << 30,)))  # one chunk: plain
     spike = make_spike_fn("fast_sigmoid", 10.0)
-    key = jax.random.key(0)
-    params = jax.eval_shape(lambda: _shape_params(plain, key))
+    params = jax.eval_shape(lambda: _shape_params(net, jax.random.key(0)))
+    n_in = math.prod(net.input_shape)
 
-    def temp_bytes(steps: int) -> float:
-        x = jax.ShapeDtypeStruct((steps, batch, math.prod(net.input_shape)), jnp.float32)
+    def temp_bytes(plain: Network, time_major: bool) -> Callable[[int], float]:
+        # the gradient the trainer takes: plain BPTT transposes a (B, T, ...) batch inside the step,
+        # a checkpointed loop reads a time-major one (tools.train.trainer.make_steps)
+        def measure(steps: int) -> float:
+            shape = (steps, batch, n_in) if time_major else (batch, steps, n_in)
+            x = jax.ShapeDtypeStruct(shape, jnp.float32)
 
-        def loss(p: Params, x: jax.Array) -> jax.Array:
-            return jnp.sum(forward(plain, spike, p, x)[0])
+            def loss(p: Params, x: jax.Array) -> jax.Array:
+                return jnp.sum(forward(plain, spike, p, x if time_major else jnp.swapaxes(x, 0, 1))[0])
 
-        compiled = jax.jit(jax.grad(loss)).lower(params, x).compile()
-        return float(compiled.memory_analysis().temp_size_in_bytes)
+            compiled = jax.jit(jax.grad(loss)).lower(params, x).compile()
+            return float(compiled.memory_analysis().temp_size_in_bytes)
 
-    stream = 4.0 * (math.prod(net.input_shape) + net.n_classes)
-    return memplan.MemoryModel(state_bytes(net), memplan.calibrate(temp_bytes, batch), stream)
+        return measure
+
+    one_block = dataclasses.replace(net, checkpointing=CheckpointConfig("standard", (1 << 30,)))
+    block, fixed = memplan.calibrate(temp_bytes(one_block, True), batch)
+    layered = dataclasses.replace(net, checkpointing=CheckpointConfig())
+    plain, plain_fixed = memplan.calibrate(temp_bytes(layered, False), batch)
+    # every scheme keeps the read-out trace and its cotangent whole; the block's slope holds them too
+    stream = 2 * 4 * net.n_classes
+    return memplan.MemoryModel(state_bytes(net), max(0.0, block - stream), stream, fixed,
+                               plain_bytes_per_step=plain - stream, plain_fixed_bytes=plain_fixed)  # fmt: skip
 
 
 def _shape_params(net: Network, key: jax.Array) -> Params:
@@ -524,7 +573,8 @@ def resolve_checkpointing(net: Network, steps: int, batch: int) -> timeloop.Chec
         return timeloop.Checkpointing(ck.scheme, tuple(ck.chunks), ck.remote, ck.directory)
     model = memory_model(net, batch)
     if ck.budget_mib is None:
-        plan = timeloop.Checkpointing(ck.scheme, memplan.default_chunks(ck.scheme, steps, model), ck.remote)
+        chunks = memplan.default_chunks(ck.scheme, steps, model)
+        plan = timeloop.Checkpointing(ck.scheme, chunks, ck.remote)
     else:
         schemes = None if ck.scheme == "auto" else [ck.scheme]
         plan = memplan.choose(steps, batch, model, ck.budget_mib * memplan.MIB, remote=ck.remote, schemes=schemes).plan

@@ -17,7 +17,8 @@ recomputes the rest from a saved state (Bencheikh, Finkbeiner and Neftci, arXiv 
 :func:`scan` runs ``body(params, carry, x) -> (carry, y)`` over the leading axis of ``xs`` under
 one of them and returns the stacked ``y``; every scheme computes the same values and gradients
 as ``jax.lax.scan`` (only the order of recomputation differs). ``params`` are passed explicitly
-(not closed over) because the remote schemes differentiate the loop with their own backward pass.
+(not closed over) because the remote schemes differentiate the loop with their own backward pass,
+which treats ``xs`` as data: under them the loop gives no gradient to its inputs.
 """
 
 from __future__ import annotations
@@ -100,13 +101,29 @@ def _join(head: Any, tail: Any) -> Any:
     return jax.tree_util.tree_map(lambda h, t: jnp.concatenate([h.reshape(-1, *h.shape[2:]), t]), head, tail)
 
 
+def _collapse(chunks: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunk levels without repeats: an inner level as long as its outer one checkpoints nothing more
+    (and a scan of length-one chunks would keep a copy of its inputs)."""
+    out: list[int] = []
+    for k in chunks:
+        if not out or k != out[-1]:
+            out.append(k)
+    return tuple(out)
+
+
 def _chunked(body: Body, params: Any, carry: Any, xs: Any, chunks: tuple[int, ...]) -> tuple[Any, Any]:
     """Nested checkpointed scans: chunks[0] steps per outer chunk, and so on inward."""
+    chunks = _collapse(chunks)
     if not chunks or chunks[0] >= _length(xs):
         if chunks[1:]:
             return _chunked(body, params, carry, xs, chunks[1:])
         return _plain(body, params, carry, xs)
     k, inner = chunks[0], chunks[1:]
+    if k == 1 and not inner:
+        # every step on its own: checkpoint the body itself (a scan of length-1 chunks would keep a
+        # copy of xs for the backward pass, where a scan over xs reads them in place)
+        step = jax.checkpoint(body)
+        return jax.lax.scan(lambda c, x: step(params, c, x), carry, xs)
     head, tail, _ = _split(xs, k)
 
     @jax.checkpoint
@@ -155,17 +172,19 @@ def _remove(paths: list[str]) -> None:
 
 def _remote(body: Body, params: Any, carry: Any, xs: Any, plan: Checkpointing) -> tuple[Any, Any]:
     """Chunks of chunks[0] steps whose start states go to host memory; chunks[1:] checkpoint inside."""
-    k, inner = plan.chunks[0], plan.chunks[1:]
+    chunks = _collapse(plan.chunks)
+    k, inner = chunks[0], chunks[1:]
     if k >= _length(xs):
         return _chunked(body, params, carry, xs, inner)
-    head, tail, n = _split(xs, k)
+    single = k == 1 and not inner  # a chunk is one step: no reshape, the body runs on it directly
+    head, tail, n = (xs, None, _length(xs)) if single else _split(xs, k)
     leaves, treedef = jax.tree_util.tree_flatten(carry)
     store = _Store(n, [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in leaves], plan.remote, plan.directory)
     out_spec = jax.ShapeDtypeStruct((), jnp.int32)
     get_spec = tuple(store.specs)
 
     def chunk(p: Any, c: Any, xc: Any) -> tuple[Any, Any]:
-        return _chunked(body, p, c, xc, inner)
+        return body(p, c, xc) if single else _chunked(body, p, c, xc, inner)
 
     @jax.custom_vjp
     def loop(p: Any, c0: Any, xs_head: Any) -> tuple[Any, Any]:
@@ -189,16 +208,19 @@ def _remote(body: Body, params: Any, carry: Any, xs: Any, plan: Checkpointing) -
             g_p, g_c, i = state
             xc, gy = inputs
             c = jax.tree_util.tree_unflatten(treedef, io_callback(store.get, get_spec, i, ordered=True))
-            _, vjp = jax.vjp(chunk, p, c, xc)
-            d_p, d_c, d_x = vjp((g_c, gy))
-            return (jax.tree_util.tree_map(jnp.add, g_p, d_p), d_c, i - 1), d_x
+            _, vjp = jax.vjp(lambda p, c: chunk(p, c, xc), p, c)
+            d_p, d_c = vjp((g_c, gy))
+            return (jax.tree_util.tree_map(jnp.add, g_p, d_p), d_c, i - 1), None
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, p)
-        (g_p, g_c0, _), g_xs = jax.lax.scan(back, (zeros, g_end, jnp.int32(n - 1)), (xs_head, g_ys), reverse=True)
-        return g_p, g_c0, g_xs
+        (g_p, g_c0, _), _ = jax.lax.scan(back, (zeros, g_end, jnp.int32(n - 1)), (xs_head, g_ys), reverse=True)
+        # xs are data (inputs, keys): no cotangent is computed for them, so none is stored per chunk
+        return g_p, g_c0, None
 
     loop.defvjp(loop_fwd, loop_bwd)
     carry, ys_head = loop(params, carry, head)
+    if single:
+        return carry, ys_head
     carry, ys_tail = _chunked(body, params, carry, tail, inner)
     return carry, _join(ys_head, ys_tail)
 

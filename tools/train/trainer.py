@@ -70,6 +70,7 @@ class Steps:
 
     train: Callable[..., Any]
     evaluate: Callable[..., Any]
+    time_major: bool = False  # train() takes x as (T, B, ...) (checkpointed time loops), else (B, T, ...)
 
 
 @functools.lru_cache(maxsize=8)
@@ -95,12 +96,17 @@ def make_steps(
         )
     penalise = loss.max_rate_hz is not None and loss.rate_weight > 0
 
+    # A checkpointed loop bounds everything but the input, so the input arrives time-major rather
+    # than being transposed (copied) inside the step; sharded batches keep the batch axis first.
+    time_major = mesh is None and net.checkpointing.scheme != "none"
+
     def loss_fn(params: Params, x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        trace, spikes = forward(net, spike, params, jnp.swapaxes(x, 0, 1), record=penalise, dropout_key=key)
+        xt = x if time_major else jnp.swapaxes(x, 0, 1)
+        trace, spikes = forward(net, spike, params, xt, record=penalise, dropout_key=key)
         lg = L.logits(trace, readout)
         value = L.cross_entropy(lg, y)
         if penalise:
-            counted = x.shape[1] if net.checkpointing.scheme != "none" else None  # the loop returns counts
+            counted = xt.shape[0] if net.checkpointing.scheme != "none" else None  # the loop returns counts
             value = value + loss.rate_weight * L.rate_penalty(spikes, net.dt_s, loss.max_rate_hz, counted)
         return value, lg
 
@@ -134,7 +140,7 @@ def make_steps(
         lg = L.logits(trace, readout)
         return L.cross_entropy(lg, y, mask) * jnp.sum(mask), L.correct(lg, y, mask)
 
-    return Steps(train, evaluate)
+    return Steps(train, evaluate, time_major)
 
 
 def step_key(seed: int, step: int) -> jax.Array:
@@ -243,7 +249,8 @@ def train(
         bar = tqdm(order, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=quiet, leave=False)
         for i, idx in enumerate(bar):
             mine = dp.shard(idx)  # this process's slice of the global batch
-            x, y = dp.batch(take_batch(train_split.x, mine), len(idx)), dp.batch(train_split.y[mine], len(idx))
+            x = dp.batch(take_batch(train_split.x, mine, time_major=steps.time_major), len(idx))
+            y = dp.batch(train_split.y[mine], len(idx))
             key = step_key(seed, epoch * steps_per_epoch + i)
             params, opt_state, value, ok = steps.train(params, opt_state, x, y, key)
             value, ok = dp.local(value), dp.local(ok)
