@@ -102,15 +102,6 @@ static inline int lowest_bit64(uint64_t m) {
 #endif
 }
 
-static inline int lowest_bit(unsigned m) {
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_ctz(m);
-#else
-    int j = 0;
-    while (!(m & 1u)) m >>= 1, j++;
-    return j;
-#endif
-}
 
 /* Collect indices of non-zero entries of x[0:n] into idx; returns their count, or -1 once
  * the count passes `limit` (the caller then takes the dense path). */
