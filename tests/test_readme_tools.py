@@ -162,11 +162,14 @@ SCALE_OUT = "Training from Python, and on many processes (tools/train)"
 def test_the_trainer_snippet_runs_as_written(tmp_path, monkeypatch):
     pytest.importorskip("jax")
     text = (ROOT / "README.md").read_text(encoding="utf-8").split(f"\n## {SCALE_OUT}\n", 1)[1].split("\n## ")[0]
-    (snippet,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    trainer, checkpointed = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(snippet, "README.md", "exec"), scope)  # noqa: S102
+    exec(compile(trainer, "README.md", "exec"), scope)  # noqa: S102
     assert scope["model"].labels == ("a", "b", "c") and scope["trainer"].steps_done == 20
+    scope = {}
+    exec(compile(checkpointed, "README.md", "exec"), scope)  # noqa: S102
+    assert scope["trainer"].steps_done == 1 and scope["trainer"].net.checkpointing.scheme == "double"
 
 
 @pytest.mark.slow
