@@ -180,11 +180,10 @@ def _double(t: int, s: float, r: float, per_sample_budget: float) -> tuple[int, 
 def _candidate(scheme: str, steps: int, batch: int, model: MemoryModel, budget: float, remote: str) -> Checkpointing:
     """``scheme``'s chunks for ``budget`` bytes: the memory optimum, or for the remote schemes the
     longest outer chunk that fits (fewest transfers)."""
-    m = model
-    s, r, t = m.state_bytes, max(m.residual_bytes_per_step, 1e-9), steps
-    per_sample = (budget - m.fixed_bytes) / batch - t * m.stream_bytes_per_step
+    s, r, t = model.state_bytes, max(model.residual_bytes_per_step, 1e-9), steps
+    per_sample = (budget - model.fixed_bytes) / batch - t * model.stream_bytes_per_step
     if scheme in ("none", "standard", "hierarchical"):
-        return Checkpointing(scheme, default_chunks(scheme, t, m))
+        return Checkpointing(scheme, default_chunks(scheme, t, model))
     if scheme == "remote":
         k = max(1, min(t, int((per_sample - 2 * s) // r) if per_sample > 2 * s else 1))
         fits = [d for d in range(max(1, int(k / 1.5)), k + 1) if t % d == 0]

@@ -373,7 +373,7 @@ def forward(
     if net.reference:
         return gru_forward(params, x), {}
     if net.checkpointing.scheme != "none":
-        return _stepwise(net, spike, params, x, resolve_checkpointing(net, x.shape[0], x.shape[1]),
+        return _blockwise(net, spike, params, x, resolve_checkpointing(net, x.shape[0], x.shape[1]),
                          record=record, dropout_key=dropout_key)  # fmt: skip
     t, b = x.shape[:2]
     h = x.reshape(t, b, *net.input_shape)
@@ -448,7 +448,7 @@ def _block(
     return (tuple(new_states), r_state, tuple(new_counts)), y
 
 
-def _stepwise(
+def _blockwise(
     net: Network,
     spike: SpikeFn,
     params: Params,

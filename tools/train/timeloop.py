@@ -24,7 +24,6 @@ which treats ``xs`` as data: under them the loop gives no gradient to its inputs
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import tempfile
 import weakref
@@ -233,8 +232,3 @@ def scan(body: Body, params: Any, carry: Any, xs: Any, plan: Checkpointing | Non
     if plan.is_remote:
         return _remote(body, params, carry, xs, plan)
     return _chunked(body, params, carry, xs, plan.chunks)
-
-
-def chunk_count(steps: int, k: int) -> int:
-    """Chunks of at most ``k`` steps covering ``steps`` (the tail included)."""
-    return math.ceil(steps / k)
