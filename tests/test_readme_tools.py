@@ -162,7 +162,7 @@ SCALE_OUT = "Training from Python, and on many processes (tools/train)"
 def test_the_trainer_snippet_runs_as_written(tmp_path, monkeypatch):
     pytest.importorskip("jax")
     text = (ROOT / "README.md").read_text(encoding="utf-8").split(f"\n## {SCALE_OUT}\n", 1)[1].split("\n## ")[0]
-    trainer, checkpointed = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    trainer, checkpointed, sparse = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(compile(trainer, "README.md", "exec"), scope)  # noqa: S102
@@ -170,6 +170,9 @@ def test_the_trainer_snippet_runs_as_written(tmp_path, monkeypatch):
     scope = {}
     exec(compile(checkpointed, "README.md", "exec"), scope)  # noqa: S102
     assert scope["trainer"].steps_done == 1 and scope["trainer"].net.checkpointing.scheme == "double"
+    scope = {}
+    exec(compile(sparse, "README.md", "exec"), scope)  # noqa: S102
+    assert scope["trainer"].steps_done == 1 and scope["trainer"].net.sparse.max_activity == 0.2
 
 
 @pytest.mark.slow

@@ -10,8 +10,17 @@ schemes included), the median time per sample-step, and the planner's prediction
 checkpointing at ten times that length with the planner's chunks for plain BPTT's local memory,
 and compares their measured memory and time per sample-step.
 
+The sparse section (``--activities``) times one training step of the 700-512-512-20 feed-forward
+LIF network at batch 32 and T = ``--sparse-steps`` three ways, at each target activity: XLA's dense
+products (plain BPTT as written in JAX), the zero-skipping spike kernels (model.native_kernels), and
+sparse BPTT (train.sparse: id buffers of ``--headroom`` times the activity plus 2 % of the layer). The activity is set
+by scaling each layer's initial weights until its mean spike rate per step is the target (input
+spikes drawn at the same rate); the measured rates, the second-threshold fraction and every
+buffer's tally (spikes and gradient entries seen and dropped) are reported beside the times.
+
     python tools/bench/train_memory.py [--steps 250 500 1000 2000] [--batch 16] [--repeats 3]
         [--base-steps 250] [--out results/train_memory.json] [--plot results/train_memory.png]
+        [--activities 0.01 0.02 0.05 0.1] [--sparse-steps 100] [--headroom 3] [--sparse-only]
 """
 
 from __future__ import annotations
@@ -101,6 +110,132 @@ def child(checkpointing: dict[str, Any], steps: int, batch: int, repeats: int) -
     }  # fmt: skip
 
 
+SPARSE_HIDDEN, SPARSE_BATCH = (512, 512), 32
+VARIANTS = ("dense", "native", "sparse")
+
+
+def _sparse_config(variant: str, activity: float, headroom: float) -> dict[str, Any]:
+    model = {"kind": "feedforward", "neuron": "lif", "hidden": list(SPARSE_HIDDEN),
+             "native_kernels": variant != "dense"}  # fmt: skip
+    # the buffers hold the spikes and the second threshold's list; a floor of 2 % of the layer keeps the
+    # per-step spread of sparse layers (a few ids either way) from overflowing them
+    sparse = {"enabled": variant == "sparse", "max_activity": min(1.0, headroom * activity + 0.02)}
+    return {"model": model, "loss": {"readout": "mean"}, "train": {"sparse": sparse}}
+
+
+def _calibrated(net, params, x, activity: float):  # type: ignore[no-untyped-def]
+    """``params`` with each hidden layer's weights scaled so that its mean spike rate per step is ``activity``."""
+    import jax
+    import jax.numpy as jnp
+
+    from tools.train.models import forward
+    from tools.train.surrogate import make_spike_fn
+
+    spike = make_spike_fn()
+
+    @jax.jit
+    def rates(p):  # type: ignore[no-untyped-def]
+        _, spikes = forward(net, spike, p, jnp.swapaxes(x, 0, 1), record=True)
+        return jnp.stack([jnp.mean(z) for z in spikes.values()])
+
+    scales = [1.0] * len(net.layers)
+
+    def scaled(s):  # type: ignore[no-untyped-def]
+        layers = [{**layer, "w": layer["w"] * k} for layer, k in zip(params["layers"], s, strict=True)]
+        return {**params, "layers": layers}
+
+    for i in range(len(net.layers)):  # layer by layer: a layer's rate depends on the ones before it
+        lo, hi = 0.01, 100.0
+        for _ in range(20):  # bisection in log scale
+            mid = (lo * hi) ** 0.5
+            scales[i] = mid
+            if float(rates(scaled(scales))[i]) < activity:
+                lo = mid
+            else:
+                hi = mid
+        scales[i] = (lo * hi) ** 0.5
+    return scaled(scales), [float(r) for r in rates(scaled(scales))]
+
+
+def sparse_child(activity: float, steps: int, repeats: int, headroom: float, keep: bool) -> dict[str, Any]:
+    """Time one training step of every variant at ``activity``, in this process.
+
+    ``keep``: glibc keeps freed memory (tools.train.allocator, as ``python -m tools.train`` runs).
+    """
+    import jax
+    import numpy as np
+
+    from tools.train.allocator import keep_freed_memory
+
+    kept = keep_freed_memory() if keep else False
+
+    from tools.train import config_from_dict
+    from tools.train.models import build_network, init_params
+    from tools.train.trainer import TALLY_FIELDS, make_optimizer, make_steps
+
+    rng = np.random.default_rng(1)
+    x = (rng.random((SPARSE_BATCH, steps, N_IN)) < activity).astype(np.float32)
+    y = rng.integers(0, CLASSES, SPARSE_BATCH)
+    key = jax.random.key(2)
+    out: dict[str, Any] = {"activity_target": activity, "steps": steps, "batch": SPARSE_BATCH,
+                           "allocator": "keeps freed memory" if kept else "glibc defaults"}  # fmt: skip
+    params = None
+    for variant in VARIANTS:
+        cfg = config_from_dict(_sparse_config(variant, activity, headroom))
+        net = build_network(cfg, (N_IN,), CLASSES)
+        if params is None:
+            params, measured = _calibrated(net, init_params(net, cfg, jax.random.key(0)), x, activity)
+            out["activity_measured"] = {
+                "input": float(x.mean()),
+                **{s.name: round(r, 5) for s, r in zip(net.layers, measured, strict=True)},
+            }
+        opt = make_optimizer(cfg.optimizer, 1000, 1)
+        opt_state = opt.init(params)
+        fns = make_steps(net, cfg.surrogate, cfg.loss, opt)
+        result = jax.block_until_ready(fns.train(params, opt_state, x, y, key))  # compile and warm
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fns.train(params, opt_state, x, y, key))
+            times.append(time.perf_counter() - t0)
+        out[variant] = {"us_per_sample_step": round(statistics.median(times) / (steps * SPARSE_BATCH) * 1e6, 3),
+                        "step_ms": round(statistics.median(times) * 1e3, 2)}  # fmt: skip
+        if variant == "sparse":
+            out["capacity_fraction"] = cfg.train.sparse.max_activity
+            out["buffers"] = {name: dict(zip(TALLY_FIELDS, map(int, np.asarray(t)), strict=True))
+                              for name, t in result[4].items()}  # fmt: skip
+    out["dense_over_sparse"] = round(out["dense"]["us_per_sample_step"] / out["sparse"]["us_per_sample_step"], 3)
+    out["native_over_sparse"] = round(out["native"]["us_per_sample_step"] / out["sparse"]["us_per_sample_step"], 3)
+    return out
+
+
+def sparse_section(activities: list[float], steps: int, repeats: int, headroom: float) -> dict[str, Any]:
+    """Sparse against dense training time at each activity, with the trainer's allocator setting and
+    with glibc's defaults (one process per activity and setting)."""
+    points = []
+    for keep in (True, False):
+        for a in activities:
+            cmd = [sys.executable, __file__, "--sparse-child", str(a), "--sparse-steps", str(steps), "--repeats",
+                   str(repeats), "--headroom", str(headroom)] + ([] if keep else ["--glibc-defaults"])  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                points.append({"activity_target": a, "error": done.stderr.strip().splitlines()[-1:]})
+            else:
+                points.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    low = [p["dense_over_sparse"] for p in points if "error" not in p and p["activity_target"] <= 0.05
+           and p["allocator"] == "keeps freed memory"]  # fmt: skip
+    return {
+        "network": f"{N_IN}-{SPARSE_HIDDEN[0]}-{SPARSE_HIDDEN[1]}-{CLASSES} feed-forward LIF, batch {SPARSE_BATCH}, "
+                   f"T {steps}, one thread",
+        "variants": {"dense": "XLA's dense products (native_kernels false)",
+                     "native": "zero-skipping spike kernels (native_kernels true)",
+                     "sparse": f"sparse BPTT, buffers of {headroom} x the activity + 2 % of the layer"},
+        "points": points,
+        "min_speedup_at_or_below_5_percent": min(low) if low else None,  # as the trainer runs (kept memory)
+        "meets_2x_target": bool(low) and min(low) >= 2.0,
+    }  # fmt: skip
+
+
 def _run_child(checkpointing: dict[str, Any], steps: int, batch: int, repeats: int) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", json.dumps(checkpointing), "--batch", str(batch),
            "--repeats", str(repeats), "--steps", str(steps)]  # fmt: skip
@@ -182,10 +317,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base-steps", type=int, default=250, help="T of the headline's plain BPTT (double runs 10 T)")
     ap.add_argument("--out", help="also write the JSON here")
     ap.add_argument("--plot", help="draw memory and time against T here (PNG; needs matplotlib)")
+    ap.add_argument(
+        "--activities",
+        type=float,
+        nargs="*",
+        default=[0.01, 0.02, 0.05, 0.1],
+        help="target activities of the sparse section (none: skip it)",
+    )
+    ap.add_argument("--sparse-steps", type=int, default=100, help="T of the sparse section")
+    ap.add_argument("--headroom", type=float, default=3.0, help="sparse buffer capacity / target activity")
+    ap.add_argument("--sparse-only", action="store_true", help="run only the sparse section")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--sparse-child", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--glibc-defaults", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child), args.steps[0], args.batch, args.repeats)))
+        return 0
+    if args.sparse_child is not None:
+        print(
+            json.dumps(
+                sparse_child(args.sparse_child, args.sparse_steps, args.repeats, args.headroom, not args.glibc_defaults)
+            )
+        )
+        return 0
+    sparse = None
+    if args.activities:
+        sparse = sparse_section(args.activities, args.sparse_steps, args.repeats, args.headroom)
+    if args.sparse_only:
+        text = json.dumps({"benchmark": "sparse against dense BPTT (issue 20)", "sparse": sparse}, indent=2)
+        print(text)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text + "\n")
         return 0
     from tools.train import memplan
     from tools.train.models import memory_model
@@ -215,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_prediction_error": round(max(errors), 3) if errors else None,
         "predictions_within_20_percent": bool(errors) and max(errors) <= 0.2,
         "headline": headline(args.base_steps, args.batch, args.repeats, model),
+        "sparse": sparse,
     }  # fmt: skip
     text = json.dumps(doc, indent=2)
     print(text)

@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--process-id", type=int, metavar="I", help="this process's rank, 0 .. N-1 (0 writes the files)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s")
+    from tools.train.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before jax's first computation starts its threads
     try:
         from tools.train.config import load_config
         from tools.train.distributed import cluster_from, initialize

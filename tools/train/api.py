@@ -29,7 +29,7 @@ from tools.train.config import ExperimentConfig
 from tools.train.data import Split, aligned_empty, take_batch
 from tools.train.export import export_bundle, to_model
 from tools.train.models import Params, build_network, count_params, init_params
-from tools.train.trainer import evaluate, make_optimizer, make_steps, step_key
+from tools.train.trainer import TALLY_FIELDS, evaluate, make_optimizer, make_steps, step_key
 
 
 class Trainer:
@@ -77,15 +77,23 @@ class Trainer:
             raise InputError(f"class indices must lie in 0 .. {self.net.n_classes - 1}", path="y")
         return x.reshape(*x.shape[:2], -1), y
 
-    def step(self, x: Any, y: Any) -> dict[str, float]:
-        """One optimizer step on a batch: ``x`` (B, T, *input_shape) spikes per step, ``y`` (B,) labels."""
+    def step(self, x: Any, y: Any) -> dict[str, Any]:
+        """One optimizer step on a batch: ``x`` (B, T, *input_shape) spikes per step, ``y`` (B,) labels.
+
+        Returns the loss and accuracy, and with sparse BPTT ``sparse_buffers``: each layer's buffer
+        tally (spikes, spikes_dropped, gradient_entries, gradient_entries_dropped).
+        """
         x, y = self._check(x, y)
         if self._steps.time_major:
             x = take_batch(x, np.arange(len(x)), time_major=True)
         key = step_key(self.config.seed, self.steps_done)
-        self.params, self.opt_state, value, hits = self._steps.train(self.params, self.opt_state, x, y, key)
+        self.params, self.opt_state, value, hits, tallies = self._steps.train(self.params, self.opt_state, x, y, key)
         self.steps_done += 1
-        return {"loss": float(value), "accuracy": float(hits) / len(y)}
+        out: dict[str, Any] = {"loss": float(value), "accuracy": float(hits) / len(y)}
+        if tallies:
+            out["sparse_buffers"] = {name: dict(zip(TALLY_FIELDS, map(int, np.asarray(t)), strict=True))
+                                     for name, t in tallies.items()}  # fmt: skip
+        return out
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int | None = None) -> dict[str, float]:
         """Mean loss and accuracy over a whole set (in batches; the last one padded and masked)."""

@@ -293,10 +293,40 @@ class CheckpointConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SparseConfig:
+    """Sparse BPTT (tools.train.native.sparse_project): spikes as capacity-bounded id buffers.
+
+    A dense layer's input at each step and sample is a buffer of ``ceil(max_activity * size)`` ids
+    (``input_max_activity`` for the data, default the same): the spikes, then the neurons whose
+    membrane is above ``second_threshold`` times their threshold. Only those get a surrogate
+    gradient (the surrogate is gated there, dense or sparse), so the gradient equals the dense one
+    as long as nothing overflows; what overflows is dropped, counted and logged.
+    """
+
+    enabled: bool = False
+    max_activity: float = 0.1
+    input_max_activity: float | None = None
+    second_threshold: float = 0.9
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.enabled, bool), f"expected true or false, got {self.enabled!r}", "enabled")
+        for name in ("max_activity", "input_max_activity"):
+            value = getattr(self, name)
+            if value is None and name == "input_max_activity":
+                continue
+            _number(value, name)
+            _check(0 < value <= 1, f"expected a fraction of the layer in (0, 1], got {value!r}", name)
+        _number(self.second_threshold, "second_threshold")
+        _check(0 <= self.second_threshold <= 1, f"expected a fraction of the threshold in [0, 1], got "
+               f"{self.second_threshold!r}", "second_threshold")  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """How the gradient is computed (not what is learned): checkpointing of the time loop."""
+    """How the gradient is computed (not what is learned): checkpointing of the time loop, sparse BPTT."""
 
     checkpointing: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    sparse: SparseConfig = dataclasses.field(default_factory=SparseConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,6 +382,7 @@ _SECTIONS: dict[tuple[str, str], type] = {
     ("ExperimentConfig", "optimizer"): OptimizerConfig,
     ("ExperimentConfig", "train"): TrainConfig,
     ("TrainConfig", "checkpointing"): CheckpointConfig,
+    ("TrainConfig", "sparse"): SparseConfig,
 }
 
 
@@ -365,7 +396,10 @@ def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
     train = raw.get("train")
     if isinstance(train, Mapping) and isinstance(train.get("checkpointing"), str):
         # Convenience: {"checkpointing": "double"} means that scheme with planned chunks.
-        raw["train"] = {**train, "checkpointing": {"scheme": train["checkpointing"]}}
+        raw["train"] = train = {**train, "checkpointing": {"scheme": train["checkpointing"]}}
+    if isinstance(train, Mapping) and isinstance(train.get("sparse"), bool):
+        # Convenience: {"sparse": true} means sparse BPTT with the default capacities.
+        raw["train"] = {**train, "sparse": {"enabled": train["sparse"]}}
     return _build(ExperimentConfig, raw, "")
 
 

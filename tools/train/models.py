@@ -29,9 +29,9 @@ from edgesnn.errors import OptionError
 from edgesnn.graph.conv import conv_output_size
 from tools.train import memplan, native, timeloop
 from tools.train import neurons as N
-from tools.train.config import CheckpointConfig, ExperimentConfig
+from tools.train.config import CheckpointConfig, ExperimentConfig, SparseConfig
 from tools.train.gru import gru_forward, init_gru
-from tools.train.native import spike_matmul, spike_project
+from tools.train.native import capacity_of, sparse_project, spike_matmul, spike_project
 from tools.train.surrogate import SpikeFn
 
 Params = dict[str, Any]
@@ -80,6 +80,13 @@ class Network:
     reference: bool = False  # the non-spiking GRU of tools.train.gru (``layers`` give its sizes)
     # Gradient checkpointing of the time loop; anything but scheme "none" steps all layers together.
     checkpointing: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    # Sparse BPTT (spike id buffers into dense layers); None: dense products.
+    sparse: SparseConfig | None = None
+
+    @property
+    def gate(self) -> float | None:
+        """The second threshold (fraction of v_th) that gates the hidden surrogate gradient, with sparse BPTT."""
+        return None if self.sparse is None else self.sparse.second_threshold
 
     @property
     def bounds(self) -> dict[str, tuple[float, float]]:
@@ -143,7 +150,21 @@ def build_network(cfg: ExperimentConfig, input_shape: tuple[int, ...], n_classes
         dropout=m.dropout,
         reference=m.kind == "gru",
         checkpointing=_checked_checkpointing(cfg),
+        sparse=_checked_sparse(cfg),
     )
+
+
+def _checked_sparse(cfg: ExperimentConfig) -> SparseConfig | None:
+    sp = cfg.train.sparse
+    if not sp.enabled:
+        return None
+    if cfg.model.kind == "gru":
+        raise OptionError("the GRU reference has no spikes to keep sparse", path="train/sparse/enabled")
+    if cfg.train.checkpointing.scheme != "none":
+        raise OptionError("sparse BPTT runs with train/checkpointing/scheme none", path="train/sparse/enabled")
+    if not cfg.model.hidden:
+        raise OptionError("sparse BPTT needs a dense hidden layer (model/hidden)", path="train/sparse/enabled")
+    return sp
 
 
 def _checked_checkpointing(cfg: ExperimentConfig) -> CheckpointConfig:
@@ -283,18 +304,20 @@ def _population(
     *,
     sparse: bool = False,
     init: N.NeuronState | None = None,
-) -> tuple[N.NeuronState, jax.Array]:
+    gate: float | None = None,
+) -> tuple[N.NeuronState, Any]:
     """Run one population over time on its input sequence (T, B, *shape) from ``init`` (default: rest).
 
     Returns the state after the last step and the outputs. ``sparse``: the recurrent product
-    skips the zeros of last step's spikes (tools.train.native).
+    skips the zeros of last step's spikes (tools.train.native). ``gate`` (sparse BPTT): the outputs
+    are (spikes, near), ``near`` (uint8) marking where the membrane was above ``gate * v_th``.
     """
     if init is None:
         init = N.initial_state(c, drive.shape[1])
     w_rec_t = None if w_rec is None else w_rec.T  # once, outside the loop
     if sparse and w_rec_t is not None and spec.spiking:
-        return _sparse_recurrent(spec, spike, method, c, drive, w_rec_t, init)
-    return _scan(spec, spike, method, c, drive, w_rec_t, init, sparse=sparse)
+        return _sparse_recurrent(spec, spike, method, gate, c, drive, w_rec_t, init)
+    return _scan(spec, spike, method, c, drive, w_rec_t, init, sparse=sparse, gate=gate)
 
 
 def _scan(
@@ -307,21 +330,29 @@ def _scan(
     init: N.NeuronState,
     *,
     sparse: bool,
-) -> tuple[N.NeuronState, jax.Array]:
-    def body(state: N.NeuronState, x: jax.Array) -> tuple[N.NeuronState, jax.Array]:
+    gate: float | None = None,
+) -> tuple[N.NeuronState, Any]:
+    def body(state: N.NeuronState, x: jax.Array) -> tuple[N.NeuronState, Any]:
         if w_rec_t is not None:
             # The recurrent edge is a back edge: it delivers last step's spikes.
             x = x + (spike_matmul(state.z, w_rec_t) if sparse else state.z @ w_rec_t)
-        return N.step(spec, spike, c, state, x, method)
+        new, z = N.step(spec, spike, c, state, x, method)
+        if gate is None:
+            return new, z
+        # Where no spike reset the membrane, the value after the step is the one the threshold saw,
+        # so this is the gated surrogate's own condition; a spike is always listed.
+        near = (z != 0) | (new.v > gate * c.v_threshold)
+        return new, (z, jax.lax.stop_gradient(near.astype(jnp.uint8)))
 
     return jax.lax.scan(body, init, drive)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
 def _sparse_recurrent(
     spec: N.NeuronSpec,
     spike: SpikeFn,
     method: str,
+    gate: float | None,
     c: N.Coefficients,
     drive: jax.Array,
     w_rec_t: jax.Array,
@@ -334,16 +365,18 @@ def _sparse_recurrent(
     step t is the drive's, and ``dW^T = sum_t z_{t-1}^T d(drive)_t`` is one sparse product over
     all steps (tools.train.native), taken once the loop's backward pass is done.
     """
-    return _scan(spec, spike, method, c, drive, w_rec_t, init, sparse=True)
+    return _scan(spec, spike, method, c, drive, w_rec_t, init, sparse=True, gate=gate)
 
 
-def _sparse_recurrent_fwd(spec, spike, method, c, drive, w_rec_t, init):  # type: ignore[no-untyped-def]
+def _sparse_recurrent_fwd(spec, spike, method, gate, c, drive, w_rec_t, init):  # type: ignore[no-untyped-def]
     fixed = jax.lax.stop_gradient(w_rec_t)
-    (end, z), vjp = jax.vjp(lambda c, d, s: _scan(spec, spike, method, c, d, fixed, s, sparse=True), c, drive, init)
-    return (end, z), (vjp, z, init.z)
+    (end, out), vjp = jax.vjp(lambda c, d, s: _scan(spec, spike, method, c, d, fixed, s, sparse=True, gate=gate),
+                              c, drive, init)  # fmt: skip
+    z = out if gate is None else out[0]
+    return (end, out), (vjp, z, init.z)
 
 
-def _sparse_recurrent_bwd(spec, spike, method, res, g):  # type: ignore[no-untyped-def]
+def _sparse_recurrent_bwd(spec, spike, method, gate, res, g):  # type: ignore[no-untyped-def]
     vjp, z, z0 = res
     d_c, d_drive, d_init = vjp(g)
     z_prev = jnp.concatenate([z0[None], z[:-1]]).reshape(-1, z.shape[-1])
@@ -370,20 +403,46 @@ def forward(
     With ``dropout_key`` (training), each hidden layer's output to the next layer is
     dropped with probability ``net.dropout``; its own recurrence sees its own spikes.
     """
+    trace, spikes, _ = forward_tallies(net, spike, params, x, record=record, dropout_key=dropout_key)
+    return trace, spikes
+
+
+def forward_tallies(
+    net: Network,
+    spike: SpikeFn,
+    params: Params,
+    x: jax.Array,
+    *,
+    record: bool = False,
+    dropout_key: jax.Array | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array], dict[str, jax.Array]]:
+    """:func:`forward`, and with sparse BPTT each dense layer's buffer tally by layer name.
+
+    A tally is (spikes seen, spikes dropped, gradient entries seen, gradient entries dropped)
+    of the layer's input buffers over the batch (int32; "readout" for the read-out's input).
+    """
     if net.reference:
-        return gru_forward(params, x), {}
+        return gru_forward(params, x), {}, {}
     if net.checkpointing.scheme != "none":
-        return _blockwise(net, spike, params, x, resolve_checkpointing(net, x.shape[0], x.shape[1]),
-                         record=record, dropout_key=dropout_key)  # fmt: skip
+        trace, spikes = _blockwise(net, spike, params, x, resolve_checkpointing(net, x.shape[0], x.shape[1]),
+                                   record=record, dropout_key=dropout_key)  # fmt: skip
+        return trace, spikes, {}
     t, b = x.shape[:2]
     h = x.reshape(t, b, *net.input_shape)
+    near: jax.Array | None = None  # where the layer's input has a surrogate gradient (sparse BPTT)
     spikes: dict[str, jax.Array] = {}
+    tallies: dict[str, jax.Array] = {}
     for i, (spec, p) in enumerate(zip(net.layers, params["layers"], strict=True)):
         c = N.coefficients(net.neuron, neuron_params(net, p["neuron"], spec.out_shape), net.dt_s, net.method)
         w_rec = p.get("w_rec")
-        drive = _project(net, spec, p, h, net.weight_gain, data=i == 0)
-        _, h = _population(net.neuron, spike, c, net.method, drive,
-                           None if w_rec is None else net.weight_gain * w_rec, sparse=_native(net))  # fmt: skip
+        if net.sparse is not None and spec.kind == "dense":
+            drive, tallies[spec.name] = _buffered(net, h, near, net.weight_gain * p["w"])
+        else:
+            drive = _project(net, spec, p, h, net.weight_gain, data=i == 0)
+        _, h = _population(net.neuron, spike, c, net.method, drive, None if w_rec is None else net.weight_gain * w_rec,
+                           sparse=_native(net), gate=net.gate)  # fmt: skip
+        if net.sparse is not None:
+            h, near = h
         if record:
             spikes[spec.name] = h
         if dropout_key is not None and net.dropout > 0:
@@ -393,9 +452,27 @@ def forward(
     r = params["readout"]
     c = N.coefficients(net.readout, neuron_params(net, r["neuron"], (net.n_classes,), hidden=False), net.dt_s,
                        net.method)  # fmt: skip
-    drive = _dense(net, h, net.weight_gain * r["w"], data=not net.layers)
+    if net.sparse is not None:
+        drive, tallies["readout"] = _buffered(net, h, near, net.weight_gain * r["w"])
+    else:
+        drive = _dense(net, h, net.weight_gain * r["w"], data=not net.layers)
     _, y = _population(net.readout, spike, c, net.method, drive, None)
-    return y, spikes
+    return y, spikes, tallies
+
+
+def _buffered(net: Network, h: jax.Array, near: jax.Array | None, w: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(T, B, ...) @ w.T through spike buffers (sparse BPTT); ``near`` None: ``h`` is the data."""
+    assert net.sparse is not None
+    t, b = h.shape[:2]
+    size = math.prod(h.shape[2:])
+    if near is None:
+        # rows in (B, T) order, as in _dense: the batch's swap to (T, B) cancels against this one
+        cap = capacity_of(size, net.sparse.input_max_activity or net.sparse.max_activity)
+        y, tally = sparse_project(jnp.swapaxes(h, 0, 1).reshape(b * t, size), w, cap)
+        return jnp.swapaxes(y.reshape(b, t, -1), 0, 1), tally
+    cap = capacity_of(size, net.sparse.max_activity)
+    y, tally = sparse_project(h.reshape(t * b, size), w, cap, near.reshape(t * b, size))
+    return y.reshape(t, b, -1), tally
 
 
 def count_params(params: Params) -> int:

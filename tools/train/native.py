@@ -17,6 +17,14 @@ but at 32x256 neurons and T = 1000 the step is bound by memory traffic (each (T,
 tensor is 32 MB; XLA writing two such outputs takes 15 ms on this machine), and end to end it was
 no faster than XLA's scan (700-256-20 at T = 1000: 5.2 steps/s either way).
 
+Sparse BPTT (:func:`sparse_project`, config ``train.sparse``) goes further, after Finkbeiner et al.
+(AAAI-24): each (step, sample) row of spikes becomes a buffer of at most ``capacity`` neuron ids, the
+spikes first and then the neurons above the second threshold (whose surrogate gradient is non-zero),
+and all three products visit only the listed ids: the current gathers rows of ``w.T``, the weight
+gradient scatters rows of the output gradient, and the input gradient is one dot product per listed
+id (zero elsewhere, where the input's surrogate derivative is zero anyway). What does not fit is
+dropped and counted, never silently.
+
 The kernels are compiled on first use with the C++ compiler (``$CXX``, else ``g++``) against the
 headers jaxlib ships, into ``$XDG_CACHE_HOME/edgesnn`` (default ``~/.cache/edgesnn``), keyed by the
 source and jax's version; without a compiler the products are XLA's dense ones, with one log line.
@@ -28,6 +36,7 @@ import ctypes
 import functools
 import hashlib
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -40,8 +49,22 @@ import jax.numpy as jnp
 log = logging.getLogger("edgesnn.train")
 
 SOURCE = Path(__file__).with_name("kernels") / "spikes.cc"
-TARGETS = {"matmul": "edgesnn_spike_matmul", "outer": "edgesnn_spike_outer"}
-SYMBOLS = {"matmul": "SpikeMatmul", "outer": "SpikeOuter"}
+TARGETS = {
+    "matmul": "edgesnn_spike_matmul",
+    "outer": "edgesnn_spike_outer",
+    "buffer": "edgesnn_spike_buffer",
+    "gather": "edgesnn_gather_accumulate",
+    "scatter": "edgesnn_scatter_outer",
+    "dot": "edgesnn_gather_dot",
+}
+SYMBOLS = {
+    "matmul": "SpikeMatmul",
+    "outer": "SpikeOuter",
+    "buffer": "SpikeBuffer",
+    "gather": "GatherAccumulate",
+    "scatter": "ScatterOuter",
+    "dot": "GatherDot",
+}
 
 
 def _cache_dir() -> Path:
@@ -158,3 +181,111 @@ def spike_outer(x: jax.Array, g: jax.Array) -> jax.Array:
     if jax.default_backend() != "cpu" or not available():
         return x.T @ g
     return _outer(x.astype(jnp.float32), g.astype(jnp.float32))
+
+
+# -- sparse BPTT: capacity-bounded spike buffers ----------------------------------------------------
+def capacity_of(size: int, max_activity: float) -> int:
+    """Ids per (step, sample) buffer of a layer of ``size`` neurons at ``max_activity`` (at least 1)."""
+    return max(1, min(size, math.ceil(max_activity * size)))
+
+
+def _buffer(x: jax.Array, near: jax.Array, capacity: int) -> tuple[jax.Array, ...]:
+    r = x.shape[0]
+    out = (jax.ShapeDtypeStruct((r, capacity), jnp.int32), jax.ShapeDtypeStruct((r, capacity), jnp.float32),
+           jax.ShapeDtypeStruct((r, 2), jnp.int32), jax.ShapeDtypeStruct((4,), jnp.int32))  # fmt: skip
+    return jax.ffi.ffi_call(TARGETS["buffer"], out, vmap_method="sequential")(x, near)
+
+
+def _call(target: str, shape: tuple[int, int], *args: jax.Array) -> jax.Array:
+    out = jax.ShapeDtypeStruct(shape, jnp.float32)
+    return jax.ffi.ffi_call(TARGETS[target], out, vmap_method="sequential")(*args)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _sparse(x: jax.Array, near: jax.Array, w: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
+    (y, tally), _ = _sparse_fwd(x, near, w, capacity)
+    return y, tally
+
+
+def _sparse_fwd(x: jax.Array, near: jax.Array, w: jax.Array, capacity: int):  # type: ignore[no-untyped-def]
+    ids, vals, counts, tally = _buffer(x, near, capacity)
+    y = _call("gather", (x.shape[0], w.shape[0]), ids, vals, counts, w.T)
+    # the residuals are the buffers, not x: (R, capacity) ids and values instead of (R, C) floats
+    return (y, tally), (ids, vals, counts, w, near.ndim == 2)
+
+
+def _sparse_bwd(capacity: int, res, cts):  # type: ignore[no-untyped-def]
+    ids, vals, counts, w, input_grad = res
+    g = cts[0]
+    dwt = _call("scatter", (w.shape[1], w.shape[0]), ids, vals, counts, g)
+    dx = _call("dot", (g.shape[0], w.shape[1]), ids, counts, g, w.T) if input_grad else None
+    return dx, None, dwt.T
+
+
+_sparse.defvjp(_sparse_fwd, _sparse_bwd)
+
+
+def buffer_masks(x: jax.Array, near: jax.Array | None, capacity: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The buffers' selection as dense masks: (spikes kept, entries kept, tally), in pure jax.numpy.
+
+    The same rule as the kernel's: the first ``capacity`` non-zeros of a row by column, then the
+    first gradient-only neurons the spikes leave room for.
+    """
+    nz = x != 0
+    rank = jnp.cumsum(nz, axis=1, dtype=jnp.int32)
+    kept = nz & (rank <= capacity)
+    n_spikes = jnp.sum(nz, axis=1, dtype=jnp.int32)
+    seen = jnp.sum(n_spikes)
+    dropped = jnp.sum(jnp.maximum(n_spikes - capacity, 0))
+    if near is None:
+        zero = jnp.int32(0)
+        return kept, kept, jnp.stack([seen, dropped, zero, zero])
+    only = (near != 0) & ~nz
+    room = capacity - jnp.minimum(n_spikes, capacity)
+    g_rank = jnp.cumsum(only, axis=1, dtype=jnp.int32)
+    g_kept = only & (g_rank <= room[:, None])
+    n_only = jnp.sum(only, axis=1, dtype=jnp.int32)
+    tally = jnp.stack([seen, dropped, jnp.sum(n_only), jnp.sum(jnp.maximum(n_only - room, 0))])
+    return kept, kept | g_kept, tally
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _masked(x: jax.Array, near: jax.Array, w: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
+    (y, tally), _ = _masked_fwd(x, near, w, capacity)
+    return y, tally
+
+
+def _masked_fwd(x: jax.Array, near: jax.Array, w: jax.Array, capacity: int):  # type: ignore[no-untyped-def]
+    gated = near.ndim == 2
+    kept, entries, tally = buffer_masks(x, near if gated else None, capacity)
+    xk = jnp.where(kept, x, 0.0)
+    return (xk @ w.T, tally), (xk, entries, w, gated)
+
+
+def _masked_bwd(capacity: int, res, cts):  # type: ignore[no-untyped-def]
+    xk, entries, w, gated = res
+    g = cts[0]
+    dx = jnp.where(entries, g @ w, 0.0) if gated else None
+    return dx, None, (xk.T @ g).T
+
+
+_masked.defvjp(_masked_fwd, _masked_bwd)
+
+
+def sparse_project(
+    x: jax.Array, w: jax.Array, capacity: int, near: jax.Array | None = None, *, kernels: bool | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """``x (R, C) @ w (N, C).T`` through a buffer of ``capacity`` ids per row; returns (current, tally).
+
+    ``near`` (R, C), non-zero where the input's surrogate gradient is non-zero, lists the ids the
+    input gradient is computed at; without it ``x`` is data and gets no gradient. ``tally`` is
+    (spikes seen, spikes dropped, gradient entries seen, gradient entries dropped), int32.
+    ``kernels=False`` computes the same selection densely in XLA (other backends, and the tests'
+    reference); the default uses the native kernels where they are available.
+    """
+    if kernels is None:
+        kernels = jax.default_backend() == "cpu" and available()
+    x = x.astype(jnp.float32)
+    near = jnp.zeros((0,), jnp.uint8) if near is None else near.astype(jnp.uint8)
+    fn = _sparse if kernels else _masked
+    return fn(x, near, w.astype(jnp.float32), capacity)

@@ -31,7 +31,16 @@ from tools.train.config import ExperimentConfig, LossConfig, OptimizerConfig, Su
 from tools.train.data import Dataset, Split, batches, load_dataset, take_batch
 from tools.train.distributed import DataParallel
 from tools.train.export import export_bundle, producer_info, to_model
-from tools.train.models import Network, Params, build_network, count_params, forward, init_params, plan_report
+from tools.train.models import (
+    Network,
+    Params,
+    build_network,
+    count_params,
+    forward,
+    forward_tallies,
+    init_params,
+    plan_report,
+)
 from tools.train.surrogate import make_spike_fn
 
 log = logging.getLogger("edgesnn.train")
@@ -87,7 +96,7 @@ def make_steps(
     and one mean over the ``data`` axis combines them: the time loop itself never talks across
     processes (left to XLA's sharding propagation, the scan exchanged state at every step).
     """
-    spike = make_spike_fn(surrogate.kind, surrogate.scale)
+    spike = make_spike_fn(surrogate.kind, surrogate.scale, net.gate)
     readout = loss.readout
     if mesh is not None and net.checkpointing.scheme in ("remote", "double", "auto"):
         raise OptionError(
@@ -100,19 +109,19 @@ def make_steps(
     # than being transposed (copied) inside the step; sharded batches keep the batch axis first.
     time_major = mesh is None and net.checkpointing.scheme != "none"
 
-    def loss_fn(params: Params, x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def loss_fn(params: Params, x: jax.Array, y: jax.Array, key: jax.Array):  # type: ignore[no-untyped-def]
         xt = x if time_major else jnp.swapaxes(x, 0, 1)
-        trace, spikes = forward(net, spike, params, xt, record=penalise, dropout_key=key)
+        trace, spikes, tallies = forward_tallies(net, spike, params, xt, record=penalise, dropout_key=key)
         lg = L.logits(trace, readout)
         value = L.cross_entropy(lg, y)
         if penalise:
             counted = xt.shape[0] if net.checkpointing.scheme != "none" else None  # the loop returns counts
             value = value + loss.rate_weight * L.rate_penalty(spikes, net.dt_s, loss.max_rate_hz, counted)
-        return value, lg
+        return value, (lg, tallies)
 
     def local_gradients(params: Params, x: jax.Array, y: jax.Array, key: jax.Array):  # type: ignore[no-untyped-def]
-        (value, lg), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, key)
-        return grads, value, L.correct(lg, y)
+        (value, (lg, tallies)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, key)
+        return grads, value, L.correct(lg, y), tallies
 
     gradients = local_gradients
     if mesh is not None:
@@ -120,27 +129,56 @@ def make_steps(
 
         def shard_gradients(params: Params, x: jax.Array, y: jax.Array, key: jax.Array):  # type: ignore[no-untyped-def]
             # each slice its own dropout masks
-            grads, value, hits = local_gradients(params, x, y, jax.random.fold_in(key, jax.lax.axis_index("data")))
+            grads, value, hits, tallies = local_gradients(
+                params, x, y, jax.random.fold_in(key, jax.lax.axis_index("data"))
+            )
             # equal slices: the mean of the slices' mean gradients is the whole batch's
-            return jax.lax.pmean(grads, "data"), jax.lax.pmean(value, "data"), jax.lax.psum(hits, "data")
+            return (jax.lax.pmean(grads, "data"), jax.lax.pmean(value, "data"), jax.lax.psum(hits, "data"),
+                    jax.lax.psum(tallies, "data"))  # fmt: skip
 
         gradients = jax.shard_map(shard_gradients, mesh=mesh, in_specs=(P(), P("data"), P("data"), P()),
-                                  out_specs=(P(), P(), P()), check_vma=False)  # fmt: skip
+                                  out_specs=(P(), P(), P(), P()), check_vma=False)  # fmt: skip
 
     @jax.jit
     def train(params: Params, opt_state: Any, x: jax.Array, y: jax.Array, key: jax.Array):  # type: ignore[no-untyped-def]
-        """One optimizer step; ``key`` draws the step's dropout masks (unused without dropout)."""
-        grads, value, hits = gradients(params, x, y, key)
+        """One optimizer step; ``key`` draws the step's dropout masks (unused without dropout).
+
+        Returns the new parameters and optimizer state, the loss, the number of correct samples and
+        the sparse buffers' tallies by layer (empty without sparse BPTT).
+        """
+        grads, value, hits, tallies = gradients(params, x, y, key)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value, hits
+        return optax.apply_updates(params, updates), opt_state, value, hits, tallies
+
+    # Evaluation runs the dense network, which is what the exported bundle computes.
+    dense = dataclasses.replace(net, sparse=None)
 
     @jax.jit
     def evaluate(params: Params, x: jax.Array, y: jax.Array, mask: jax.Array):  # type: ignore[no-untyped-def]
-        trace, _ = forward(net, spike, params, jnp.swapaxes(x, 0, 1))
+        trace, _ = forward(dense, spike, params, jnp.swapaxes(x, 0, 1))
         lg = L.logits(trace, readout)
         return L.cross_entropy(lg, y, mask) * jnp.sum(mask), L.correct(lg, y, mask)
 
     return Steps(train, evaluate, time_major)
+
+
+#: The fields of a sparse buffer tally (tools.train.models.forward_tallies), as logged and summarised.
+TALLY_FIELDS = ("spikes", "spikes_dropped", "gradient_entries", "gradient_entries_dropped")
+
+
+def _log_buffers(epoch: int, buffers: dict[str, dict[str, int]]) -> None:
+    """One line per epoch of what the sparse buffers held, and a warning for each one that overflowed."""
+    parts = []
+    for name, t in buffers.items():
+        parts.append(f"{name} {t['spikes_dropped']}/{t['spikes']} spikes, "
+                     f"{t['gradient_entries_dropped']}/{t['gradient_entries']} gradient entries")  # fmt: skip
+        if t["spikes_dropped"] or t["gradient_entries_dropped"]:
+            log.warning(
+                "epoch %d: the sparse buffers of %s overflowed (%d spikes and %d gradient entries dropped); raise "
+                "train/sparse/max_activity (input_max_activity where the input is the data)",
+                epoch, name, t["spikes_dropped"], t["gradient_entries_dropped"],
+            )  # fmt: skip
+    log.info("epoch %d sparse buffers (dropped/seen): %s", epoch, "; ".join(parts))
 
 
 def step_key(seed: int, step: int) -> jax.Array:
@@ -245,6 +283,7 @@ def train(
     for epoch in range(state.epoch, last):
         t0 = time.perf_counter()
         losses, hits, seen = [], 0.0, 0
+        tallies: dict[str, np.ndarray] = {}
         order = batches(len(train_split), cfg.batch_size, np.random.default_rng([seed, epoch]))
         bar = tqdm(order, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=quiet, leave=False)
         for i, idx in enumerate(bar):
@@ -252,8 +291,10 @@ def train(
             x = dp.batch(take_batch(train_split.x, mine, time_major=steps.time_major), len(idx))
             y = dp.batch(train_split.y[mine], len(idx))
             key = step_key(seed, epoch * steps_per_epoch + i)
-            params, opt_state, value, ok = steps.train(params, opt_state, x, y, key)
+            params, opt_state, value, ok, tally = steps.train(params, opt_state, x, y, key)
             value, ok = dp.local(value), dp.local(ok)
+            for name, counts in tally.items():
+                tallies[name] = tallies.get(name, 0) + np.asarray(dp.local(counts), np.int64)
             losses.append(value)
             hits += float(ok)
             seen += len(idx)
@@ -270,6 +311,10 @@ def train(
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(np.asarray(losses))), "train_accuracy": hits / seen,
                   "val_loss": val["loss"], "val_accuracy": val["accuracy"], "train_s": dt,
                   "samples_per_s": seen / dt}  # fmt: skip
+        if tallies:
+            record["sparse_buffers"] = {name: dict(zip(TALLY_FIELDS, map(int, t), strict=True))
+                                        for name, t in tallies.items()}  # fmt: skip
+            _log_buffers(epoch + 1, record["sparse_buffers"])
         history.append(record)
         if val["accuracy"] > best_acc:
             best_params, best_acc, best_epoch = here, val["accuracy"], epoch + 1
