@@ -131,6 +131,28 @@ def test_planner_formulas_and_optimum():
     assert double.remote_bytes == 2 * 10 * 100 and double.extra_forwards == 2
 
 
+def test_nested_schemes_pay_for_inner_checkpoints_and_the_outer_chunks_input():
+    m = memplan.MemoryModel(state_bytes=100.0, residual_bytes_per_step=400.0, inner_state_bytes=250.0,
+                            input_bytes_per_step=30.0, stream_bytes_per_step=8.0, fixed_bytes=500.0)  # fmt: skip
+    h = memplan.predict(timeloop.Checkpointing("hierarchical", (100, 10)), 1000, 3, m)
+    assert h.local_bytes == 3 * (10 * 100 + 10 * 250 + 10 * 400 + 100 * 30 + 1000 * 8) + 500
+    r = memplan.predict(timeloop.Checkpointing("remote", (50,)), 1000, 3, m)
+    assert r.local_bytes == 3 * (2 * 100 + 50 * 400 + 1000 * 8) + 500 and r.remote_bytes == 3 * 20 * 100
+
+
+def test_the_fit_recovers_the_terms_of_a_known_loop():
+    truth = {"inner_state_bytes": 700.0, "residual_bytes_per_step": 3000.0, "input_bytes_per_step": 1200.0,
+             "stream_bytes_per_step": 40.0, "fixed_bytes": 2e5}  # fmt: skip
+    model = memplan.MemoryModel(state_bytes=500.0, **truth)
+
+    def measure(plan, steps):
+        return memplan.predict(plan, steps, 4, model).local_bytes
+
+    got = memplan.fit(measure, 4, 500.0)
+    for name, value in truth.items():
+        assert got[name] == pytest.approx(value, rel=1e-6), name
+
+
 def test_planner_picks_the_cheapest_scheme_that_fits():
     m = memplan.MemoryModel(state_bytes=100.0, residual_bytes_per_step=400.0, fixed_bytes=1000.0)
     t = 10_000

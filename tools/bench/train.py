@@ -6,7 +6,9 @@ at T = 250, 700-256 recurrent-20 at T = 250. Each framework runs in its own proc
 ``tools/bench/.venv-peers``: torch 2.13.0 from this machine's disk, snntorch 1.0.0, norse 1.1.0, made on
 first use), the processes interleaved over ``--repeats``; the figure is the median of the per-process
 median step times. ``--threads 1`` pins every framework to one thread (XLA flags for JAX,
-``torch.set_num_threads`` for torch); ``--threads 0`` leaves each its default.
+``torch.set_num_threads`` for torch); ``--threads 0`` leaves each its default. edgesnn's worker keeps
+freed memory as ``python -m tools.train`` does (tools.train.allocator); ``--same-allocator`` gives the
+peers' processes the same glibc setting.
 
     python tools/bench/train.py [--repeats 3] [--threads 1] [--workloads A B C D] [--frameworks ...]
 """
@@ -57,7 +59,9 @@ def edgesnn_worker(workload: dict, steps: int, warmup: int) -> dict:
     import numpy as np
 
     from tools.train import Trainer, config_from_dict
+    from tools.train.allocator import keep_freed_memory
 
+    kept = keep_freed_memory()  # as python -m tools.train does, before the first computation
     sizes = workload["sizes"]
     cfg = config_from_dict({
         "dt_s": 1e-3, "method": "zoh",
@@ -88,12 +92,21 @@ def edgesnn_worker(workload: dict, steps: int, warmup: int) -> dict:
             "sample_steps_per_s": workload["batch"] * workload["T"] / med, "first_step_s": first_s,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             # what training adds on top of the process with its batch in memory (compilation included)
-            "rss_before_training_mib": rss_before, "input_mib": x.nbytes / 2**20}  # fmt: skip
+            "rss_before_training_mib": rss_before, "input_mib": x.nbytes / 2**20,
+            "keeps_freed_memory": kept}  # fmt: skip
 
 
-def measure(framework: str, workload: dict, steps: int, warmup: int, threads: int) -> dict:
-    """One process of one framework on one workload."""
+#: glibc's settings for tools.train.allocator.keep_freed_memory, as environment variables (for the peers)
+KEPT_MEMORY_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+
+
+def measure(
+    framework: str, workload: dict, steps: int, warmup: int, threads: int, same_allocator: bool = False
+) -> dict:
+    """One process of one framework on one workload (``same_allocator``: the peers keep freed memory too)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if same_allocator and framework != "edgesnn":
+        env.update(KEPT_MEMORY_ENV)
     if framework == "edgesnn":
         if threads == 1:
             env["XLA_FLAGS"] = ONE_THREAD
@@ -118,19 +131,25 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=10, help="timed training steps per process")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first compiles)")
     ap.add_argument("--threads", type=int, default=1, help="threads per framework (0: each one's default)")
+    ap.add_argument(
+        "--same-allocator",
+        action="store_true",
+        help="run the peers with the allocator setting edgesnn's trainer uses (glibc keeps freed memory)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(edgesnn_worker(json.loads(args.worker), args.steps, args.warmup)))
         return 0
     report: dict = {"threads": args.threads or "default", "cpus": os.cpu_count(), "repeats": args.repeats,
-                    "steps": args.steps, "workloads": {}}  # fmt: skip
+                    "steps": args.steps, "peers_keep_freed_memory": args.same_allocator,
+                    "workloads": {}}  # fmt: skip
     for name in args.workloads:
         w = WORKLOADS[name]
         runs: dict[str, list[dict]] = {fw: [] for fw in args.frameworks}
         for _ in range(args.repeats):
             for fw in args.frameworks:  # interleaved, so drift in the machine's load hits all alike
-                runs[fw].append(measure(fw, w, args.steps, args.warmup, args.threads))
+                runs[fw].append(measure(fw, w, args.steps, args.warmup, args.threads, args.same_allocator))
         row: dict = {"workload": w}
         for fw, rs in runs.items():
             row[fw] = {"steps_per_s": statistics.median(r["steps_per_s"] for r in rs),

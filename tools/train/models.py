@@ -626,14 +626,18 @@ def _memory_model(net: Network, batch: int) -> memplan.MemoryModel:
 
         return measure
 
-    one_block = dataclasses.replace(net, checkpointing=CheckpointConfig("standard", (1 << 30,)))
-    block, fixed = memplan.calibrate(temp_bytes(one_block, True), batch)
+    def checkpointed(plan: timeloop.Checkpointing, steps: int) -> float:
+        planned = dataclasses.replace(net, checkpointing=CheckpointConfig(plan.scheme, plan.chunks))
+        return temp_bytes(planned, True)(steps)
+
+    terms = memplan.fit(checkpointed, batch, state_bytes(net))
     layered = dataclasses.replace(net, checkpointing=CheckpointConfig())
     plain, plain_fixed = memplan.calibrate(temp_bytes(layered, False), batch)
-    # every scheme keeps the read-out trace and its cotangent whole; the block's slope holds them too
-    stream = 2 * 4 * net.n_classes
-    return memplan.MemoryModel(state_bytes(net), max(0.0, block - stream), stream, fixed,
-                               plain_bytes_per_step=plain - stream, plain_fixed_bytes=plain_fixed)  # fmt: skip
+    return memplan.MemoryModel(state_bytes(net), terms["residual_bytes_per_step"], terms["stream_bytes_per_step"],
+                               terms["fixed_bytes"], inner_state_bytes=terms["inner_state_bytes"],
+                               input_bytes_per_step=terms["input_bytes_per_step"],
+                               plain_bytes_per_step=plain - terms["stream_bytes_per_step"],
+                               plain_fixed_bytes=plain_fixed)  # fmt: skip
 
 
 def _shape_params(net: Network, key: jax.Array) -> Params:
