@@ -271,7 +271,12 @@ class Model:
         if initial_state is not None:
             options = dataclasses.replace(options or SessionOptions(), initial_state=initial_state)
         model = self if dt is None else _retimed(self, dt)
-        return Session(model, dt_s=model.dt_s, batch=batch, options=options)
+        learner = None
+        if model.learning is not None:  # the engine imports no learner; it is found here, by the rule's name
+            from edgesnn.learn import learner_for
+
+            learner = learner_for(model.learning)
+        return Session(model, dt_s=model.dt_s, batch=batch, options=options, learner=learner)
 
 
 def _retimed(model: Model, dt: float) -> Model:

@@ -20,7 +20,7 @@ from edgesnn.errors import InputError, OptionError, UnsupportedError
 from edgesnn.units import check_step_s
 
 if TYPE_CHECKING:
-    from edgesnn.learn.head import PlasticHead
+    from edgesnn.engine.learner import Learner, LearnerFactory
     from edgesnn.model import Model, TensorSpec
 
 log = logging.getLogger("edgesnn.engine")
@@ -91,14 +91,24 @@ class Session:
     >>> ys = s.run(xs)["out"]                          # xs: (T, 1, 700) -> (T, 1, 20)
     """
 
-    def __init__(self, model: Model, *, dt_s: float, batch: int = 1, options: SessionOptions | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        *,
+        dt_s: float,
+        batch: int = 1,
+        options: SessionOptions | None = None,
+        learner: LearnerFactory | None = None,
+    ) -> None:
         # Runs the model's continuous-time parameters re-discretised at dt_s as they are;
-        # Model.session(dt) adapts the model to dt first (edgesnn.adapt).
+        # Model.session(dt) adapts the model to dt first (edgesnn.adapt) and finds the
+        # learner of a model that learns (the engine imports no learner: edgesnn.engine.learner).
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
         limits.current().check("batch", int(batch), "a batch", path="batch")
         self._options = options or SessionOptions()
-        self._head: PlasticHead | None = None
+        self._head: Learner | None = None
+        self._make_learner = learner
         base, values = check_initial_state(self._options.initial_state)
         self._initial_base: str = base or model.initial_state
         self._initial_values: dict[str, np.ndarray] = values
@@ -108,10 +118,10 @@ class Session:
                 " add one with edgesnn.learn.enable_learning",
                 path="store",
             )
-        if model.learning is not None and self._options.numerics != "float":
+        if model.learning is not None and learner is None:
             raise UnsupportedError(
-                "on-device learning runs with float numerics only; open the session with numerics='float'",
-                path="numerics",
+                "the model learns, but no learner was given; open it with model.session(), which finds one",
+                path="learning",
             )
         self._build(model, check_step_s(dt_s), int(batch))
 
@@ -133,17 +143,15 @@ class Session:
         self._single = self._in_bufs[0] if len(self._in_bufs) == 1 else None
         self._single_bytes = byte_view(self._single) if self._single is not None else None
         self._named = {**self._plan.buffers, **self._plan.records}
-        if model.learning is not None:
-            self._attach_head(model)
+        if self._make_learner is not None and model.learning is not None:
+            self._attach_head(model, self._make_learner)
 
-    # -- learning (edgesnn.learn) ---------------------------------------------
-    def _attach_head(self, model: Model) -> None:
-        # The plastic head advances after every step of the static graph; models
+    # -- learning (a plug-in: edgesnn.engine.learner) ---------------------------
+    def _attach_head(self, model: Model, make: LearnerFactory) -> None:
+        # The learner advances after every step of the static graph; models
         # without learning keep the plain step function and output list.
-        from edgesnn.learn.head import PlasticHead
-
         if self._head is None:
-            self._head = PlasticHead(model, self._plan, self._options, self._options.store)
+            self._head = make(model, self._plan, self._options)
         else:
             self._head.attach(self._plan, model)
         head, step = self._head, self._step
@@ -157,17 +165,16 @@ class Session:
         self._refresh_scores()
 
     def _refresh_scores(self) -> None:
-        from edgesnn.learn.config import SCORES
-
-        scores = self._learner().scores
-        self._set_outputs([(n, self._plan.buffers[n]) for n in self._out_names] + [(SCORES, scores)])
-        self._named = {**self._plan.buffers, **self._plan.records, SCORES: scores}
+        head = self._learner()
+        scores, name = head.scores, head.output_name
+        self._set_outputs([(n, self._plan.buffers[n]) for n in self._out_names] + [(name, scores)])
+        self._named = {**self._plan.buffers, **self._plan.records, name: scores}
 
     def _set_outputs(self, items: list[tuple[str, np.ndarray]]) -> None:
         self._out_items = items
         self._out_views = [(n, b, byte_view(b, writable=False)) for n, b in items]
 
-    def _learner(self) -> PlasticHead:
+    def _learner(self) -> Learner:
         if self._head is None:
             raise UnsupportedError(
                 "the model has no learning configuration; add one with edgesnn.learn.enable_learning", path="learning"
@@ -255,10 +262,10 @@ class Session:
         """Output specs (name, shape without batch, dtype, unit); ``"classes"`` too when the model learns."""
         if self._head is None:
             return self._model.outputs
-        from edgesnn.learn.config import SCORES
         from edgesnn.model import TensorSpec
 
-        return [*self._model.outputs, TensorSpec(SCORES, (len(self._head.classes()),), "float32", "score")]
+        head = self._head
+        return [*self._model.outputs, TensorSpec(head.output_name, (len(head.classes()),), "float32", "score")]
 
     # -- stepping -------------------------------------------------------------
     def step(self, x: ArrayFeed, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgesnn.engine.learner import Learner
+from edgesnn.errors import UnsupportedError
 from edgesnn.learn._recorder import FeatureRecorder
 from edgesnn.learn.config import SCORES, learning_config
 from edgesnn.learn.readout import PlasticReadout
@@ -34,10 +36,17 @@ log = logging.getLogger("edgesnn.learn")
 STATE_KEY = f"{SCORES}/u"
 
 
-class PlasticHead:
+class PlasticHead(Learner):
     """Learned classes of one session; the session calls :meth:`attach` whenever it (re)builds its plan."""
 
+    output_name = SCORES
+
     def __init__(self, model: Model, plan: Plan, options: SessionOptions, store: str | Path | None = None) -> None:
+        if options.numerics != "float":
+            raise UnsupportedError(
+                "on-device learning runs with float numerics only; open the session with numerics='float'",
+                path="numerics",
+            )
         self.config = learning_config(model)
         self._n_features = self.config.feature_size(model)
         self._key = store_key(model, self.config)  # bound to the model as the session opened it
@@ -162,3 +171,8 @@ class PlasticHead:
                 scores[:, j] = self.scores[:, before.index(label)]
         self._set_scores(scores)
         self._refresh_weights()
+
+
+def open_plastic_head(model: Model, plan: Plan, options: SessionOptions) -> PlasticHead:
+    """The learner factory of the three-factor rule: a head with the session's store (if any)."""
+    return PlasticHead(model, plan, options, options.store)
