@@ -36,7 +36,10 @@ from edgesnn.graph import (
     Scale,
     SumPool2d,
     Threshold,
+    ThresholdUnit,
 )
+from edgesnn.graph.attention import SlidingWindowAttention
+from edgesnn.graph.transformer import GELU, LayerNorm, PositionEmbedding, ReLU, TokenEmbedding
 from edgesnn.model import Model
 
 # =============================================================================
@@ -108,7 +111,28 @@ _NODE_BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Shape, Node]]] =
     "CubaLIF": lambda rng: ((4,), _neuron(CubaLIF, rng, 4, reset_mode="subtract")),
     "AdaptiveLIF": lambda rng: ((4,), _neuron(AdaptiveLIF, rng, 4, reset_timing="next_step")),
     "Onnx": _onnx_node,
+    "ThresholdUnit": lambda rng: (
+        (6,),
+        ThresholdUnit(rng.standard_normal(6), (rng.random(6) < 0.5).astype(np.float32), "kwta", 2, 0.5, 7),
+    ),
+    "TokenEmbedding": lambda rng: ((1,), TokenEmbedding(rng.standard_normal((5, 4)))),
+    "PositionEmbedding": lambda rng: ((4,), PositionEmbedding(rng.standard_normal((6, 4)))),
+    "LayerNorm": lambda rng: ((4,), LayerNorm(rng.standard_normal(4), rng.standard_normal(4), 1e-3)),
+    "GELU": lambda rng: ((4,), GELU()),
+    "ReLU": lambda rng: ((4,), ReLU()),
+    "SlidingWindowAttention": lambda rng: ((4,), _attention_node(rng)),
 }
+
+
+def _attention_node(rng: np.random.Generator) -> Node:
+    # Every gain-cell field off its default, so a field the bundle loses shows up.
+    per_head = {f"{k}_{p}": rng.uniform(0.5, 1.5, 2) for k in ("q", "k", "v", "out") for p in ("scale", "offset")}
+    return SlidingWindowAttention(
+        rng.standard_normal((12, 4)), rng.standard_normal(12), rng.standard_normal((4, 4)), rng.standard_normal(4),
+        num_heads=2, window=3, **per_head, q_levels=8, q_max=0.8, kv_levels=4, kv_max_v=0.7, out_levels=16,
+        out_max=0.9, score_saturation=60.0, out_saturation=30.0, decay_per_step=1e-3, mac="linear",
+        mac_coefficients=rng.standard_normal(6), offset_v=0.4, input_v=0.8, linear_gain=18.0, array_width=2,
+    )  # fmt: skip
 
 
 def mock_node_types() -> tuple[str, ...]:

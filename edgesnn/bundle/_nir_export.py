@@ -114,6 +114,8 @@ def _node_to_nir(nir: Any, name: str, node: Node, in_shape: tuple[int, ...]) -> 
         "AdaptiveLIF": "NIR has no neuron with an adaptation state (its LIF outputs spikes only, so the"
         " sub-threshold coupling cannot be wired from NIR nodes); keep this model as .esnn",
         "Onnx": "NIR has no node for an ONNX (ANN) subgraph; keep this model as .esnn",
+        "ThresholdUnit": "NIR has no unit that keeps its last output (its Threshold is stateless) and no"
+        " k-winners-take-all; keep this model (an attractor network, e.g. an edgesnn.fsm machine) as .esnn",
     }.get(kind, "NIR has no such node")
     raise NIRImportError(f"cannot export a {kind} node to NIR: {why}", path=f"nodes/{name}")
 

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from edgesnn.engine import ops as O
+from edgesnn.graph.units import kwta, update_mask
 
 #: Inputs with at most this fraction of non-zeros take the gather path.
 SPARSE_DENSITY = 0.25
@@ -171,6 +172,20 @@ def onnx_op(op: O.OnnxOp) -> None:
     np.copyto(op.out, np.asarray(y, np.float32).reshape(op.out.shape))
 
 
+def unit_op(op: O.UnitOp) -> None:
+    """Threshold units: step (u >= threshold) or k-WTA, taken only where the update mask draws them."""
+    if op.activation == "kwta":
+        new = kwta(op.x, op.k_active)
+    else:
+        new = (op.x >= op.threshold).astype(np.float32)
+    if op.update_probability < 1.0:
+        mask = update_mask(op.seed, int(op.step[0]), op.x.shape[0], op.x.shape[1], op.update_probability)
+        np.copyto(op.out, new, where=mask)
+    else:
+        np.copyto(op.out, new)
+    op.step[0] += 1
+
+
 KERNELS = {
     O.SumOp: sum_op,
     O.CopyOp: copy_op,
@@ -182,6 +197,7 @@ KERNELS = {
     O.DelayOp: delay_op,
     O.NeuronOp: neuron_op,
     O.OnnxOp: onnx_op,
+    O.UnitOp: unit_op,
 }
 
 
@@ -194,6 +210,16 @@ def _register_loihi() -> None:
 
 
 _register_loihi()
+
+
+def _register_transformer() -> None:
+    # Transformer ops (edgesnn.engine._transformer) run on numpy under both backends.
+    from edgesnn.engine import _transformer
+
+    KERNELS.update(_transformer.KERNELS)
+
+
+_register_transformer()
 
 
 def make_step(ops: tuple[O.Op, ...]):

@@ -145,4 +145,23 @@ class OnnxOp:
     runtime: dict[str, Any] = dataclasses.field(default_factory=dict)  # lazily holds the ORT session
 
 
-Op = SumOp | CopyOp | DenseOp | ConvOp | PoolOp | ScaleOp | ThresholdOp | DelayOp | NeuronOp | OnnxOp
+@dataclasses.dataclass(frozen=True, eq=False)
+class UnitOp:
+    """One step of a :class:`~edgesnn.graph.ThresholdUnit` population: x (batch, n) in, out (batch, n) 0/1 held.
+
+    ``out`` is also the units' state (their last output); ``step`` (int64 (1,)) counts the
+    steps since reset, for the asynchronous update mask.
+    """
+
+    node: str
+    x: np.ndarray
+    out: np.ndarray
+    threshold: np.ndarray
+    activation: str
+    k_active: int
+    update_probability: float
+    seed: int
+    step: np.ndarray
+
+
+Op = SumOp | CopyOp | DenseOp | ConvOp | PoolOp | ScaleOp | ThresholdOp | DelayOp | NeuronOp | OnnxOp | UnitOp

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from edgesnn.engine import ops as O
+from edgesnn.engine._transformer import TRANSFORMER_NODES, build_op
 from edgesnn.graph import (
     Affine,
     AvgPool2d,
@@ -24,6 +25,7 @@ from edgesnn.graph import (
     Scale,
     SumPool2d,
     Threshold,
+    ThresholdUnit,
 )  # fmt: skip
 from edgesnn.graph.memory import check_session
 from edgesnn.graph.neurons import NEURON_TYPES
@@ -77,7 +79,7 @@ def _is_binary(graph: Graph, name: str) -> bool:
     return False
 
 
-NUMERICS = ("float", "loihi")
+NUMERICS = ("float", "loihi", "gaincell")
 
 
 def resolve_aliases(graph: Graph, buffers: dict[str, np.ndarray], batch: int) -> None:
@@ -112,6 +114,8 @@ def compile_plan(
     ``numerics="loihi"`` runs Loihi's fixed-point CUBA LIF in integers
     (:mod:`edgesnn.engine._loihi`): ``loihi_network`` (an
     :class:`edgesnn.loihi.LoihiNetwork`) as it is, or else the graph quantised.
+    ``numerics="gaincell"`` runs attention layers on the gain-cell device model
+    (:mod:`edgesnn.engine._gaincell`) and every other node as under ``"float"``.
     """
     check_session(graph, dt_s, batch)  # refuse before allocating: shapes x batch x delays within limits
     if numerics == "loihi":
@@ -228,6 +232,17 @@ def compile_plan(
             for key, arr in (("v", v), ("i", i), ("w", w)):
                 if arr is not None:
                     records[f"{name}/{key}"] = arr.reshape((batch, *node.shape))
+        elif isinstance(node, ThresholdUnit):
+            n = node.size
+            z = out  # (batch, n): the units' output is their state, read back by the recurrent edge
+            step = np.zeros(1, np.int64)
+            state[f"{name}/z"], initial[f"{name}/z"] = z, np.broadcast_to(node.initial, (batch, n)).copy()
+            state[f"{name}/step"], initial[f"{name}/step"] = step, np.zeros_like(step)
+            records[f"{name}/z"] = out
+            ops.append(O.UnitOp(name, _flat2(x), z, node.threshold, node.activation, node.k_active,
+                                node.update_probability, node.seed, step))  # fmt: skip
+        elif isinstance(node, TRANSFORMER_NODES):  # attention runs the gain-cell model under "gaincell"
+            ops.append(build_op(name, node, _flat2(x), _flat2(out), state, initial, numerics))  # type: ignore[arg-type]
         elif isinstance(node, Onnx):
             ops.append(O.OnnxOp(name, x, out, node.model, node.input_name, node.output_name, num_threads))
         elif isinstance(node, Output):
@@ -238,7 +253,7 @@ def compile_plan(
     # Values carried across steps by back edges are state too.
     for src, _dst in sorted(graph.back_edges):
         key = f"{src}/out"
-        if key not in state:
+        if key not in state and not any(arr is buffers[src] for arr in state.values()):  # a unit's own state
             state[key] = buffers[src]
             initial[key] = np.zeros_like(buffers[src])
     plan = Plan(graph, float(dt_s), method, batch, buffers, tuple(ops), state, initial, records)

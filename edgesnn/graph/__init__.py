@@ -1,6 +1,7 @@
 """The graph IR: node types (neurons, synapses, ONNX parts) and the graph itself."""
 
 from edgesnn.graph._node import Node as Node
+from edgesnn.graph.attention import SlidingWindowAttention as SlidingWindowAttention
 from edgesnn.graph.conv import AvgPool2d as AvgPool2d
 from edgesnn.graph.conv import Conv1d as Conv1d
 from edgesnn.graph.conv import Conv2d as Conv2d
@@ -24,18 +25,26 @@ from edgesnn.graph.synapses import Delay as Delay
 from edgesnn.graph.synapses import Linear as Linear
 from edgesnn.graph.synapses import Scale as Scale
 from edgesnn.graph.synapses import Threshold as Threshold
+from edgesnn.graph.transformer import GELU as GELU
+from edgesnn.graph.transformer import LayerNorm as LayerNorm
+from edgesnn.graph.transformer import PositionEmbedding as PositionEmbedding
+from edgesnn.graph.transformer import ReLU as ReLU
+from edgesnn.graph.transformer import TokenEmbedding as TokenEmbedding
+from edgesnn.graph.units import ThresholdUnit as ThresholdUnit
 
 #: Every node type by its serialised ``type`` tag.
 NODE_TYPES: dict[str, type[Node]] = {
     cls.type_name(): cls
     for cls in (
         Input, Output, Affine, Linear, Scale, Threshold, Delay, Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten,
-        Integrator, IF, LI, LIF, CubaLI, CubaLIF, AdaptiveLIF, Onnx,
+        Integrator, IF, LI, LIF, CubaLI, CubaLIF, AdaptiveLIF, Onnx, ThresholdUnit,
+        TokenEmbedding, PositionEmbedding, LayerNorm, GELU, ReLU, SlidingWindowAttention,
     )
 }  # fmt: skip
 
 __all__ = [
     "Node", "Graph", "NODE_TYPES", "Input", "Output", "Affine", "Linear", "Scale", "Threshold", "Delay",
     "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Integrator", "IF", "LI", "LIF", "CubaLI",
-    "CubaLIF", "AdaptiveLIF", "Onnx", "RESET_MODES", "RESET_TIMINGS",
+    "CubaLIF", "AdaptiveLIF", "Onnx", "ThresholdUnit", "TokenEmbedding", "PositionEmbedding", "LayerNorm", "GELU",
+    "ReLU", "SlidingWindowAttention", "RESET_MODES", "RESET_TIMINGS",
 ]  # fmt: skip

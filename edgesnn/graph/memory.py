@@ -22,12 +22,14 @@ import math
 from edgesnn import limits
 from edgesnn.errors import LimitError
 from edgesnn.graph._node import Node, prefixed
+from edgesnn.graph.attention import TRANSFORMER_TYPES, transformer_node_bytes
 from edgesnn.graph.conv import AvgPool2d, Conv1d, Conv2d, Flatten, SumPool2d
 from edgesnn.graph.graph import Graph
 from edgesnn.graph.io_nodes import Input, Output
 from edgesnn.graph.neurons import NEURON_TYPES
 from edgesnn.graph.onnx_node import Onnx
 from edgesnn.graph.synapses import Affine, Delay, Linear, Scale, Threshold
+from edgesnn.graph.units import ThresholdUnit
 
 _F32 = 4
 #: Per-neuron float32 coefficients of the discrete update (edgesnn.neurons.NeuronCoefficients).
@@ -107,8 +109,14 @@ def node_session_bytes(graph: Graph, name: str, dt_s: float, batch: int) -> int:
         total += 2 * steps * batch * n_in * _F32 + 16  # the ring and its reset value, a cursor
     elif isinstance(node, NEURON_TYPES):
         total += _neuron_bytes(node, dt_s, batch)
+    elif isinstance(node, ThresholdUnit):
+        # The reset value of the output, and per step: the new output, the k-WTA sort (int64) and
+        # the asynchronous mask's uint64 hashes and bools.
+        total += batch * n_out * (_F32 + _F32 + 8 + 3 * 8 + 1) + 64
     elif isinstance(node, Onnx):
         total += 2 * len(node.model)
+    elif isinstance(node, TRANSFORMER_TYPES):
+        total += transformer_node_bytes(node, graph.input_shape(name), batch)
     elif not isinstance(node, (Input, Output, Flatten)):  # pragma: no cover - every node type is listed above
         raise TypeError(f"no memory estimate for {type(node).__name__}")
     return total
