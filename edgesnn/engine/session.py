@@ -46,11 +46,13 @@ class SessionOptions:
         Directory of the class store of a model that learns (see
         :mod:`edgesnn.learn`): learned classes are loaded from it when the
         session opens and written to it, durably, by every learn and forget.
-    numerics : {"float", "loihi"}
+    numerics : {"float", "loihi", "gaincell"}
         ``"float"`` runs the model's float32 dynamics; ``"loihi"`` quantises it to
         Loihi 2's fixed-point CUBA LIF (:mod:`edgesnn.loihi`) and steps the same
         integers as Lava's bit-accurate simulation, including its one-step
-        synaptic delay, so the CPU predicts the chip.
+        synaptic delay, so the CPU predicts the chip; ``"gaincell"`` runs every
+        attention layer on the analog gain-cell device model
+        (:mod:`edgesnn.graph.attention`), the rest as ``"float"``.
     initial_state : {"rest", "zero"}, mapping or None
         Where the neurons start (and return to on :meth:`Session.reset`):
         ``"rest"`` puts membranes at ``v_leak``, ``"zero"`` at 0; currents,
