@@ -11,6 +11,7 @@ window as a mirror, so the session's state still saves, restores and moves.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -172,5 +173,29 @@ def attach_cells(session: object, make: object) -> list[AttentionOp]:
     return ops
 
 
+def step_snapshot(session: object) -> Callable[[], None]:
+    """A function that puts the session's state back as it is now: what one step can change, copied cheaply.
+
+    Every state array is copied except the attention windows, of which only the slot
+    the next token overwrites is kept. Call it again after each restore.
+    """
+    plan = session._plan  # type: ignore[attr-defined]
+    rings = {}
+    for op in plan.ops:
+        if type(op).__name__ == "AttentionOp":
+            slot = int(op.count[0]) % op.keys.shape[2]
+            rings[id(op.keys)] = (op.keys, slot, op.keys[:, :, slot].copy())
+            rings[id(op.values)] = (op.values, slot, op.values[:, :, slot].copy())
+    saved = [(arr, arr.copy()) for arr in plan.state.values() if id(arr) not in rings]
+
+    def restore() -> None:
+        for arr, copy in saved:
+            np.copyto(arr, copy)
+        for arr, slot, copy in rings.values():
+            arr[:, :, slot] = copy
+
+    return restore
+
+
 __all__ = ["Cells", "DeviceModel", "LocalCells", "attach_cells", "attend", "cell_product", "cell_voltages",
-           "gaincell_ops", "leakage", "query_pulses", "quantise", "window_ages", "write"]  # fmt: skip
+           "gaincell_ops", "leakage", "query_pulses", "quantise", "step_snapshot", "window_ages", "write"]  # fmt: skip
