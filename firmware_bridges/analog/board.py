@@ -30,6 +30,7 @@ MAX_CELLS = 1 << 24
 _CONFIG_NUMBERS = ("q_max", "kv_max_v", "out_max", "score_saturation", "out_saturation", "decay_per_step",
                    "offset_v")  # fmt: skip
 _CONFIG_INTS = ("streams", "heads", "head_dim", "window", "array_width", "q_levels", "kv_levels", "out_levels")
+COMMANDS = ("caps", "load", "unload", "reset", "write", "query", "read", "restore")
 SCALERS = tuple(f"{k}_{p}" for k in ("q", "k", "v", "out") for p in ("scale", "offset"))
 
 
@@ -227,6 +228,8 @@ class Board:
 
     def _run(self, p: dict[str, Any]) -> dict[str, Any]:
         cmd = p.get("cmd")
+        if cmd not in COMMANDS:
+            raise BoardError("bad_request", f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}")
         if cmd == "caps":
             used = sum(layer.cells for layer in self.layers.values())
             return {"name": self.name, "version": VERSION, "simulated": True, "max_cells": self.max_cells,
@@ -263,13 +266,11 @@ class Board:
             keys, values = layer.read()
             return {"keys": keys.astype("<f8").tobytes(), "values": values.astype("<f8").tobytes(),
                     "count": layer.count}  # fmt: skip
-        if cmd == "restore":
-            count = p.get("count")
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise BoardError("bad_request", f"restore: count must be an integer >= 0, got {count!r}")
-            layer.restore(_array(p, "keys", ring, "<f8"), _array(p, "values", ring, "<f8"), count)
-            return {}
-        raise BoardError("bad_request", f"unknown command {cmd!r}")
+        count = p.get("count")  # restore
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise BoardError("bad_request", f"restore: count must be an integer >= 0, got {count!r}")
+        layer.restore(_array(p, "keys", ring, "<f8"), _array(p, "values", ring, "<f8"), count)
+        return {}
 
 
-__all__ = ["Board", "BoardError", "Layer", "SCALERS", "Tile", "VERSION"]
+__all__ = ["COMMANDS", "Board", "BoardError", "Layer", "SCALERS", "Tile", "VERSION"]

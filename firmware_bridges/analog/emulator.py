@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import tty
 
@@ -35,8 +36,8 @@ class Faults:
         self.stall_until = 0.0
 
 
-def serve(fd: int, board: Board, faults: Faults) -> None:
-    """Answer requests on ``fd`` (the pty's board end) until the process is told to stop."""
+def serve(fd: int, board: Board, faults: Faults, stop: threading.Event | None = None) -> None:
+    """Answer requests on ``fd`` (the pty's board end) until the process is told to stop, or ``stop`` is set."""
 
     def read(n: int) -> bytes:
         ready, _, _ = select.select([fd], [], [], 0.05)
@@ -44,9 +45,9 @@ def serve(fd: int, board: Board, faults: Faults) -> None:
 
     reader = FrameReader(read)
     received = 0
-    while True:
+    while stop is None or not stop.is_set():
         try:
-            payload = reader.next(time.monotonic() + 1.0)
+            payload = reader.next(time.monotonic() + 0.1)
         except FrameTimeout:
             continue
         except FrameError as exc:
