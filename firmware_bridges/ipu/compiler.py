@@ -193,6 +193,7 @@ class _Layout:
             buffers += batch * self.received_bytes(syn)
             sources += max(1, src_tiles.get(syn.source, 1))
         states = npt * batch * pop.state_words * vb
+        states += sum(syn.delay_steps for syn in pop.synapses) * npt * batch * vb
         cap = self.capacity.get(pop.name)
         if cap is not None:  # its own list, and its share of the per-sample combine vertices
             local = min(npt, cap) * cfg.spike_id_bytes + cfg.count_bytes
@@ -201,7 +202,9 @@ class _Layout:
             buffers += combines * (tiles * local + cap * cfg.spike_id_bytes + cfg.count_bytes)
             vertices += 1 + combines
             sources += tiles if combines else 0
-        code = cfg.code_bytes_per_tile + vertices * cfg.vertex_state_bytes + sources * cfg.exchange_code_bytes_per_source
+        code = (
+            cfg.code_bytes_per_tile + vertices * cfg.vertex_state_bytes + sources * cfg.exchange_code_bytes_per_source
+        )
         return {"weights": weights, "states": states, "buffers": buffers, "code": code}
 
 
@@ -257,14 +260,17 @@ def compile_program(spec: NetSpec, options: CompileOptions | None = None, config
         if not fit:
             need, have = sum(one.values()), cfg.tile_memory_bytes
             raise CapacityError(
-                f"population {pop.name!r} fits no tile at any number of neurons per tile; at one it needs {need:,} bytes"
+                f"population {pop.name!r} fits no tile at any number of neurons per tile; at one it needs {need:,}"
+                f" bytes"
                 f" ({_describe(one)}), a tile has {have:,}: {need - have:,} bytes missing",
                 path=f"graph/{pop.name}",
             )
         fits[pop.name] = fit
         src_tiles[pop.name] = math.ceil(pop.size / max(fit))
     ranges: list[tuple[str, int, int]] = []
-    for g in range(max(1, cfg.min_neurons_per_tile), cfg.max_neurons_per_tile + 1):  # fewest neurons per tile that fits: the most tiles at work
+    for g in range(
+        max(1, cfg.min_neurons_per_tile), cfg.max_neurons_per_tile + 1
+    ):  # fewest neurons per tile that fits: the most tiles at work
         npts = {p.name: _choose(fits[p.name], g) for p in spec.populations}
         ranges, failed = _pack(spec, cfg, opt.ipus, npts)
         if not failed:

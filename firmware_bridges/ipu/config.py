@@ -87,41 +87,66 @@ GSNN = "jrfinkbeiner/graphcore_snn@0d81a25"
 
 #: field -> (tag, where the value comes from).
 SOURCES: dict[str, tuple[str, str]] = {
-    "tiles_per_ipu": ("READ", "Graphcore, Hot Chips 2021 post on the Colossus Mk2: 1,472 processing cores (" + R2 + ")"),
-    "reserved_tiles_first_ipu": ("CODE", GSNN + " benchmarking/keras_train_util_ipu.py: TILE_OFFSET = [1] + [0]*(n-1)"
-                                 " (1,471 tiles on the first IPU, 1,472 on the others)"),
+    "tiles_per_ipu": (
+        "READ",
+        "Graphcore, Hot Chips 2021 post on the Colossus Mk2: 1,472 processing cores (" + R2 + ")",
+    ),
+    "reserved_tiles_first_ipu": (
+        "CODE",
+        GSNN + " benchmarking/keras_train_util_ipu.py: TILE_OFFSET = [1] + [0]*(n-1)"
+        " (1,471 tiles on the first IPU, 1,472 on the others)",
+    ),
     "workers_per_tile": ("2nd", "6 hardware worker threads per tile, 8,832 per chip (" + R2 + ")"),
-    "tile_memory_bytes": ("INF", "624 KiB per tile: 1,472 x 624 KiB = 897 MiB, the '900 MiB' of the Hot Chips post"
-                          " [READ]; the per-tile figure is recalled, not verified (" + R2 + ")"),
-    "clock_hz": ("INF", "about 1.33 GHz: 4 B/cycle x 1,472 tiles x 1.33 GHz = 7.8 TB/s, the quoted 8 TB/s exchange;"
-                 " no primary source found (" + R2 + ")"),
+    "tile_memory_bytes": (
+        "INF",
+        "624 KiB per tile: 1,472 x 624 KiB = 897 MiB, the '900 MiB' of the Hot Chips post"
+        " [READ]; the per-tile figure is recalled, not verified (" + R2 + ")",
+    ),
+    "clock_hz": (
+        "INF",
+        "about 1.33 GHz: 4 B/cycle x 1,472 tiles x 1.33 GHz = 7.8 TB/s, the quoted 8 TB/s exchange;"
+        " no primary source found (" + R2 + ")",
+    ),
     "max_ipus": ("CODE", GSNN + " benchmarking/runfile_multi_ipu.sh: runs on 1, 2, 4, 8 and 16 IPUs"),
-    "min_neurons_per_tile": ("CODE", GSNN + " keras_train_util_ipu.py: min_neurons_per_tile=2 with transposed weights;"
-                             " a population whose tile holds only one neuron gets one"),
-    "max_neurons_per_tile": ("CODE", GSNN + " benchmarking_script.py: 2-32 neurons per tile"
-                             " (papers_a.md section 3)"),
-    "code_bytes_per_tile": ("ASSUMED", "code of the LIF, selection and gather vertices plus Poplar's runtime on a"
-                            " tile; no public figure (PopVision reports it per program)"),
+    "min_neurons_per_tile": (
+        "CODE",
+        GSNN + " keras_train_util_ipu.py: min_neurons_per_tile=2 with transposed weights;"
+        " a population whose tile holds only one neuron gets one",
+    ),
+    "max_neurons_per_tile": ("CODE", GSNN + " benchmarking_script.py: 2-32 neurons per tile (papers_a.md section 3)"),
+    "code_bytes_per_tile": (
+        "ASSUMED",
+        "code of the LIF, selection and gather vertices plus Poplar's runtime on a"
+        " tile; no public figure (PopVision reports it per program)",
+    ),
     "vertex_state_bytes": ("ASSUMED", "one vertex's fields (pointers, sizes) per compute set on a tile"),
     "exchange_code_bytes_per_source": ("ASSUMED", "exchange instructions a tile holds per source it receives from"),
     "value_bytes": ("CODE", GSNN + ": float32 weights, states and gradients (FPType float)"),
     "spike_id_bytes": ("CODE", GSNN + " custom_lif_layer_baseline/custom_codelet.cpp: spike ids as unsigned"),
     "count_bytes": ("CODE", GSNN + ": one unsigned spike count per (step, sample) buffer"),
-    "accumulate_instructions_per_synapse": ("ASSUMED", "one float32 add per gathered weight, loads paired (the"
-                                            " row gather-accumulate of dyn_dense_binary_sparse_matmul)"),
+    "accumulate_instructions_per_synapse": (
+        "ASSUMED",
+        "one float32 add per gathered weight, loads paired (the"
+        " row gather-accumulate of dyn_dense_binary_sparse_matmul)",
+    ),
     "instructions_per_received_spike": ("ASSUMED", "read the id, form the row address, loop overhead"),
     "dense_instructions_per_mac": ("ASSUMED", "f32v2 multiply-accumulate: two MACs per instruction"),
     "neuron_instructions_per_op": ("ASSUMED", "one instruction per float32 operation of the neuron update"),
     "select_instructions_per_neuron": ("ASSUMED", "two threshold compares and a conditional append per neuron"),
     "vertex_launch_cycles": ("CODE", "supervisor launch 11 cycles, an IPU21 cost model (" + R2 + ", approximate)"),
-    "exchange_bytes_per_cycle": ("CODE", "Target::getExchangeBytesPerCycle() = 4, graphcore/poplibs"
-                                 " lib/poplin/ExchangeEstimator.hpp (" + R2 + ")"),
+    "exchange_bytes_per_cycle": (
+        "CODE",
+        "Target::getExchangeBytesPerCycle() = 4, graphcore/poplibs lib/poplin/ExchangeEstimator.hpp (" + R2 + ")",
+    ),
     "exchange_setup_cycles": ("ASSUMED", "fixed cost of one exchange phase beyond its bytes"),
     "sync_cycles": ("CODE", "getGlobalSyncCycles = 600, an IPU21 cost model (" + R2 + ", approximate)"),
     "ipu_link_bytes_per_s": ("2nd", "10 IPU-Links, 320 GB/s chip to chip (" + R2 + ")"),
     "ipu_link_latency_s": ("ASSUMED", "one crossing of an IPU-Link and the sync between chips"),
     "host_link_bytes_per_s": ("2nd", "PCIe Gen4 x16, 64 GB/s (" + R2 + ")"),
-    "streaming_memory_bytes_per_s": ("ASSUMED", "Streaming Memory bandwidth per IPU: not found in public sources;"
-                                     " DDR4 gives tens of GB/s (" + R2 + ", a parameter by design)"),
+    "streaming_memory_bytes_per_s": (
+        "ASSUMED",
+        "Streaming Memory bandwidth per IPU: not found in public sources;"
+        " DDR4 gives tens of GB/s (" + R2 + ", a parameter by design)",
+    ),
     "streaming_memory_bytes_per_ipu": ("2nd", "up to 448 GB per IPU-M2000 of 4 IPUs (" + R2 + ")"),
 }

@@ -155,8 +155,9 @@ def step_cycles(program: Program, work: Work) -> StepCycles:
             instr = combines * place.tiles * cfg.instructions_per_received_spike + per_tile
             compute.append(cfg.vertex_launch_cycles + cfg.workers_per_tile * instr)
             buf = place.capacity * cfg.spike_id_bytes + cfg.count_bytes
-            exchange.append(np.full(t, _exchange_cycles(program, batch * buf * _max_readers(program, pop.name),
-                                                        combines * buf, _link_bytes(program, pop.name, buf))))  # fmt: skip
+            recv = batch * buf * _max_readers(program, pop.name)
+            link = _link_bytes(program, pop.name, buf)
+            exchange.append(np.full(t, _exchange_cycles(program, recv, combines * buf, link)))
         else:  # values straight to the readers
             sent = batch * place.neurons_per_tile * cfg.value_bytes
             recv = batch * pop.size * cfg.value_bytes * _max_readers(program, pop.name) if outs else 0

@@ -15,7 +15,7 @@ import math
 from edgesnn.engine import ops as O
 from edgesnn.engine.plan import Plan
 from edgesnn.errors import UnsupportedError
-from edgesnn.graph import Flatten, Input, Output
+from edgesnn.graph import Delay, Flatten, Input, Output
 
 #: Float32 operations of one neuron update per state it carries (the order of
 #: edgesnn.neurons.discretise's update: decay, input, threshold, reset).
@@ -55,6 +55,7 @@ class Synapse:
     binary: bool
     has_bias: bool
     conv: ConvGeometry | None = None
+    delay_steps: int = 0  # a Delay between the weights and the neurons: a ring of currents on their tiles
 
     @property
     def taps_per_neuron(self) -> int:
@@ -131,7 +132,7 @@ def _neuron(op: O.NeuronOp, synapses: tuple[Synapse, ...]) -> Population:
 
 _COEFFS = ("a_syn", "g_syn", "a_w", "c_w", "b_w", "a_v", "k_v", "g_v", "g_w", "g_x", "h_w", "v_leak", "v_threshold",
            "v_reset")  # fmt: skip
-_PLACED = (O.DenseOp, O.ConvOp, O.NeuronOp, O.SumOp, O.CopyOp)
+_PLACED = (O.DenseOp, O.ConvOp, O.NeuronOp, O.SumOp, O.CopyOp, O.DelayOp)
 
 
 def from_plan(plan: Plan) -> NetSpec:
@@ -145,12 +146,19 @@ def from_plan(plan: Plan) -> NetSpec:
                                    f" is a {kind}", path=f"graph/{op.node}")  # fmt: skip
         if isinstance(op, (O.DenseOp, O.ConvOp)):
             synapses[op.node] = _synapse(graph, op)
+    rings = {op.node: op.ring.shape[0] for op in plan.ops if isinstance(op, O.DelayOp)}
     fed: set[str] = set()
     pops = []
     for op in plan.ops:
         if isinstance(op, O.NeuronOp):
             incoming = []
             for p in graph.predecessors(op.node):
+                steps = 0
+                if isinstance(graph.nodes[p], Delay) and len(graph.predecessors(p)) == 1:
+                    steps = rings.get(p, 0)
+                    (p,) = graph.predecessors(p)
+                    if p in synapses:
+                        synapses[p] = dataclasses.replace(synapses[p], delay_steps=steps)
                 if p not in synapses:
                     raise UnsupportedError(f"{op.node!r} reads {p!r} without weights between; the IPU compiler"
                                            " places neurons fed through synapses", path=f"graph/{op.node}")  # fmt: skip

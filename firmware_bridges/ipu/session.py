@@ -112,7 +112,8 @@ class IPUSession(DeviceSession):
                     "cycles_per_step_max": float(cyc.per_step.max()) if self._sim.steps else 0.0,
                     "seconds_per_step_mean": float(sec.mean()) if self._sim.steps else 0.0,
                     "breakdown": cyc.breakdown() if self._sim.steps else {},
-                    "dropped_spikes": dict(self._sim.dropped), "overflow_steps": dict(self._sim.overflow_steps)}  # fmt: skip
+                    "dropped_spikes": dict(self._sim.dropped),
+                    "overflow_steps": dict(self._sim.overflow_steps)}  # fmt: skip
 
     def clear_stats(self) -> None:
         """Start the work and overflow records afresh."""

@@ -168,7 +168,8 @@ class Simulator:
                 ci = g * c_in_g + cl
                 for ky in range(kh):
                     for kx in range(kw):
-                        win = xp[:, ci, ky * dh : ky * dh + sh * (ho - 1) + 1 : sh, kx * dw : kx * dw + sw * (wo - 1) + 1 : sw]
+                        y0, x0 = ky * dh, kx * dw
+                        win = xp[:, ci, y0 : y0 + sh * (ho - 1) + 1 : sh, x0 : x0 + sw * (wo - 1) + 1 : sw]
                         dst += win[:, None] * op.weight[g * g_out : (g + 1) * g_out, cl, ky, kx][None, :, None, None]
                         field[:, g] += win != 0
         if op.bias is not None:

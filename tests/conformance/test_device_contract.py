@@ -16,12 +16,20 @@ from edgesnn.devices import Device, LocalDevice
 from edgesnn.errors import InputError, NotFoundError, OptionError, StateError, UnsupportedError
 from tests.conformance._models import N_IN, bundle_bytes, learning_model, remote, served, small_model, spikes
 
-DEVICES = ("local", "remote")
+DEVICES = ("local", "remote", "ipu")
 
 
 @pytest.fixture(scope="module")
 def server_address() -> Iterator[str]:
     with served(LocalDevice(), max_sessions=64) as (_, address):
+        yield address
+
+
+@pytest.fixture(scope="module")
+def ipu_address() -> Iterator[str]:
+    from firmware_bridges.ipu.launch import bridge  # the simulated IPU bridge, its own process
+
+    with bridge("--max-sessions", "64") as address:
         yield address
 
 
@@ -32,7 +40,8 @@ def device(request: pytest.FixtureRequest, server_address: str) -> Iterator[Devi
         yield dev
         dev.close()
     else:
-        with remote(server_address) as dev:
+        address = request.getfixturevalue("ipu_address") if request.param == "ipu" else server_address
+        with remote(address) as dev:
             yield dev
 
 
@@ -291,6 +300,8 @@ def test_device_sessions_have_every_session_name(device: Device, model_bytes: by
                 got, want = getattr(s, name), getattr(ref, name)
                 if name == "model":  # the handle of the loaded model, as the engine's is the Model
                     assert got.model_id == m.model_id and got.inputs == want.inputs
+                elif name == "backend" and device.capabilities().device_kind != "cpu":  # a chip names its own
+                    assert got in device.capabilities().backends, name
                 else:
                     assert got == want, name
             else:
