@@ -240,7 +240,10 @@ class AnalogDevice(Device):
         self._lock = threading.Lock()
 
     def capabilities(self) -> Capabilities:
-        """The board's numerics and whether it is emulated; every neuron model and learning run on the host."""
+        """The board's numerics and whether it is emulated; every neuron model and learning run on the host.
+
+        Backends: ``<engine>+gaincell-board`` for models with attention, the engine's own for the others.
+        """
         from edgesnn.adapt import METHODS
         from edgesnn.engine import available_backends
         from edgesnn.graph.neurons import NEURON_TYPES
@@ -250,7 +253,7 @@ class AnalogDevice(Device):
             neuron_models=tuple(t.__name__ for t in NEURON_TYPES), max_neurons=0,
             max_synapses=int(self._board.get("max_cells", 0)), learning=True, adaptation_methods=tuple(METHODS),
             numerics="gaincell", version=__version__,
-            backends=tuple(f"{b}+gaincell-board" for b in available_backends()),
+            backends=(*(f"{b}+gaincell-board" for b in available_backends()), *available_backends()),
         )  # fmt: skip
 
     def load_model(self, source: ModelSource) -> str:
