@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,6 +31,8 @@ from firmware_bridges.ipu.netspec import NetSpec, Population, Synapse
 
 EXCHANGES = ("sparse", "dense")
 CATEGORIES = ("weights", "states", "buffers", "code")
+#: More bytes per tile by category for a population at (neurons per tile, tiles): what training adds.
+Extra = Callable[["Population", int, int], dict[str, int]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +124,7 @@ class Program:
     @property
     def tile_bytes(self) -> np.ndarray:
         """Bytes in use on every tile of the chips used (ipus x tiles_per_ipu)."""
-        return sum(self.memory[c] for c in CATEGORIES)
+        return sum(self.memory.values())
 
     @property
     def used(self) -> np.ndarray:
@@ -156,8 +159,8 @@ def _source_size(spec: NetSpec, name: str) -> int:
 class _Layout:
     """Capacities and send formats, fixed before placement (they set every receiver's buffers)."""
 
-    def __init__(self, spec: NetSpec, cfg: IPUConfig, opt: CompileOptions) -> None:
-        self.spec, self.cfg, self.opt = spec, cfg, opt
+    def __init__(self, spec: NetSpec, cfg: IPUConfig, opt: CompileOptions, extra: Extra | None = None) -> None:
+        self.spec, self.cfg, self.opt, self.extra = spec, cfg, opt, extra
         self.capacity: dict[str, int] = {}
         for name, n in spec.inputs.items():
             if opt.input_capacity is not None and opt.exchange == "sparse":
@@ -205,7 +208,10 @@ class _Layout:
         code = (
             cfg.code_bytes_per_tile + vertices * cfg.vertex_state_bytes + sources * cfg.exchange_code_bytes_per_source
         )
-        return {"weights": weights, "states": states, "buffers": buffers, "code": code}
+        parts = {"weights": weights, "states": states, "buffers": buffers, "code": code}
+        if self.extra is not None:
+            parts.update(self.extra(pop, npt, tiles))
+        return parts
 
 
 def _describe(parts: dict[str, int]) -> str:
@@ -247,12 +253,18 @@ def _pack(spec: NetSpec, cfg: IPUConfig, ipus: int, npts: dict[str, int]) -> tup
     return out, ""
 
 
-def compile_program(spec: NetSpec, options: CompileOptions | None = None, config: IPUConfig | None = None) -> Program:
-    """Place ``spec`` on ``options.ipus`` chips; CapacityError names the population and the bytes missing."""
+def compile_program(
+    spec: NetSpec, options: CompileOptions | None = None, config: IPUConfig | None = None, extra: Extra | None = None
+) -> Program:
+    """Place ``spec`` on ``options.ipus`` chips; CapacityError names the population and the bytes missing.
+
+    ``extra(population, neurons_per_tile, tiles)`` adds bytes per tile by category (the training plans'
+    gradients and checkpoints), so placement fits them too.
+    """
     opt, cfg = options or CompileOptions(), config or IPUConfig()
     if opt.ipus > cfg.max_ipus:
         raise OptionError(f"expected at most {cfg.max_ipus} IPUs (ipu/max_ipus), got {opt.ipus}", path="ipus")
-    layout = _Layout(spec, cfg, opt)
+    layout = _Layout(spec, cfg, opt, extra)
     src_tiles: dict[str, int] = {name: 1 for name in spec.inputs}
     fits: dict[str, list[int]] = {}
     for pop in spec.populations:  # sources' tile counts at their own fit, for the exchange code allowance
@@ -292,7 +304,7 @@ def compile_program(spec: NetSpec, options: CompileOptions | None = None, config
         )
     used_ipus = max(1, max((first + tiles - 1) // cfg.tiles_per_ipu + 1 for _, first, tiles in ranges))
     n_tiles = used_ipus * cfg.tiles_per_ipu
-    memory = {c: np.zeros(n_tiles, np.int64) for c in CATEGORIES}
+    memory: dict[str, np.ndarray] = {}
     placements = []
     tiles_of = {name: tiles for name, _, tiles in ranges}
     tiles_of.update({name: 1 for name in spec.inputs})
@@ -303,9 +315,10 @@ def compile_program(spec: NetSpec, options: CompileOptions | None = None, config
         last = placement.neurons_on(tiles - 1)
         full = layout.tile_bytes(pop, npt, tiles, tiles_of)
         tail = layout.tile_bytes(pop, last, tiles, tiles_of)
-        for c in CATEGORIES:
-            memory[c][first : first + tiles - 1] = full[c]
-            memory[c][first + tiles - 1] = tail[c]
+        for c in full:
+            column = memory.setdefault(c, np.zeros(n_tiles, np.int64))
+            column[first : first + tiles - 1] = full[c]
+            column[first + tiles - 1] = tail[c]
     host = 0  # the host's streams land on the reserved tile: the input buffers of one step
     for name, n in spec.inputs.items():
         host += opt.batch * (layout.capacity[name] * cfg.spike_id_bytes + cfg.count_bytes

@@ -33,7 +33,7 @@ class IPUConfig:
     max_neurons_per_tile: int = 32
     code_bytes_per_tile: int = 24 * KIB
     vertex_state_bytes: int = 64
-    exchange_code_bytes_per_source: int = 256
+    exchange_code_bytes_per_source: int = 16
     # -- data types ---------------------------------------------------------------------------
     value_bytes: int = 4
     spike_id_bytes: int = 4
@@ -45,6 +45,10 @@ class IPUConfig:
     neuron_instructions_per_op: float = 1.0
     select_instructions_per_neuron: float = 3.0
     vertex_launch_cycles: int = 11
+    # -- training -----------------------------------------------------------------------------
+    optimizer_words_per_weight: int = 2
+    optimizer_instructions_per_weight: float = 8.0
+    backward_forward_ratio: float = 2.0
     # -- exchange and sync --------------------------------------------------------------------
     exchange_bytes_per_cycle: int = 4
     exchange_setup_cycles: int = 30
@@ -134,6 +138,16 @@ SOURCES: dict[str, tuple[str, str]] = {
     "neuron_instructions_per_op": ("ASSUMED", "one instruction per float32 operation of the neuron update"),
     "select_instructions_per_neuron": ("ASSUMED", "two threshold compares and a conditional append per neuron"),
     "vertex_launch_cycles": ("CODE", "supervisor launch 11 cycles, an IPU21 cost model (" + R2 + ", approximate)"),
+    "optimizer_words_per_weight": (
+        "CODE",
+        GSNN + " benchmarking_script.py: Adam for the multi-layer runs (two"
+        " moments per weight, beside the float32 gradient)",
+    ),  # fmt: skip
+    "optimizer_instructions_per_weight": ("ASSUMED", "Adam's update of one weight: moments, bias correction, step"),
+    "backward_forward_ratio": (
+        "ASSUMED",
+        "one step's backward pass costs two forward passes (tools.train.memplan's backward_cost, the usual estimate)",
+    ),  # fmt: skip
     "exchange_bytes_per_cycle": (
         "CODE",
         "Target::getExchangeBytesPerCycle() = 4, graphcore/poplibs lib/poplin/ExchangeEstimator.hpp (" + R2 + ")",

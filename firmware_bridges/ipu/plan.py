@@ -35,7 +35,7 @@ def program_dict(program: Program, activity: float) -> dict[str, Any]:
         pops.append({
             "population": pop.name, "neurons": pop.size, "first_tile": k, "tiles": place.tiles,
             "ipu": k // program.config.tiles_per_ipu, "neurons_per_tile": place.neurons_per_tile,
-            "capacity": place.capacity, "tile_bytes": {c: int(mem[c][k]) for c in CATEGORIES},
+            "capacity": place.capacity, "tile_bytes": {c: int(mem[c][k]) for c in mem},
             "received_bytes_per_step": sum(e.bytes_per_sample for e in program.exchanges
                                            if e.destination == pop.name) * program.options.batch,
         })  # fmt: skip
@@ -57,14 +57,15 @@ def program_table(doc: dict[str, Any]) -> str:
             f" {doc['tile_memory_bytes'] / KIB:,.0f} KiB; batch {doc['batch']}, {doc['exchange']} exchange;"
             f" predicted {doc['predicted_step_s'] * 1e6:,.2f} us per step at {100 * doc['assumed_activity']:g} %"
             f" activity ({doc['cycles_per_step']:,.0f} cycles)")  # fmt: skip
-    cols = ("population", "neurons", "tiles", "ipu", "per tile", "capacity", "weights KiB", "states KiB",
-            "buffers KiB", "code KiB", "in B/step")  # fmt: skip
+    cats = list(doc["populations"][0]["tile_bytes"]) if doc["populations"] else list(CATEGORIES)
+    cols = ("population", "neurons", "tiles", "ipu", "per tile", "capacity", *(f"{c} B" for c in cats),
+            "in B/step")  # fmt: skip
     rows = [cols]
     for p in doc["populations"]:
         b = p["tile_bytes"]
         rows.append((p["population"], f"{p['neurons']:,}", f"{p['first_tile']}-{p['first_tile'] + p['tiles'] - 1}",
                      str(p["ipu"]), str(p["neurons_per_tile"]), str(p["capacity"] or "values"),
-                     *(f"{b[c] / KIB:,.1f}" for c in CATEGORIES), f"{p['received_bytes_per_step']:,}"))  # fmt: skip
+                     *(f"{b[c]:,}" for c in cats), f"{p['received_bytes_per_step']:,}"))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     lines = [head, ""]
     for r in rows:
@@ -92,6 +93,7 @@ def write_tile_map(program: Program, path: str | os.PathLike[str]) -> None:
         grid[:per_chip][share[k * per_chip : (k + 1) * per_chip] == 0] = np.nan
         image = ax.imshow(grid.reshape(rows, MAP_COLUMNS), vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
         ax.set_title(f"IPU {k}: {int((share[k * per_chip : (k + 1) * per_chip] > 0).sum()):,} tiles used", fontsize=9)
+        ax.set_facecolor("0.85")  # tiles the program leaves empty
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(image, ax=axes[0].tolist(), label=f"share of {cfg.tile_memory_bytes // KIB} KiB used")
