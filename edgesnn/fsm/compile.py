@@ -24,7 +24,8 @@ states are read out by the sum of the patterns of the states with that output.
 
 Non-ideal weights (the paper's robustness tests) materialise ``W`` (N x N): ``weights="binary"``
 takes :math:`\mathrm{sgn}(W)`, ``"ternary"`` keeps the sign of the largest :math:`|W|` only
-(``sparsity`` is the fraction zeroed; with ``"ideal"`` the largest values are kept as they are),
+(``sparsity`` is the fraction zeroed, ties at the cut drawn from the seed; with ``"ideal"`` the
+largest values are kept as they are),
 and ``noise_sigma`` adds :math:`\sigma \chi` off the diagonal, :math:`\chi` standard normal.
 """
 
@@ -153,8 +154,8 @@ class FSMNetwork:
 
     def matvec(self, y: np.ndarray) -> np.ndarray:
         """``W @ y`` for y (N,) or (N, B), in float64 (the reference's arithmetic)."""
-        if self.weight is not None:
-            return self.weight.astype(np.float64) @ y
+        if self.weight is not None:  # float32 products: exact for integer (binary, ternary) weights
+            return (self.weight @ np.asarray(y, np.float32)).astype(np.float64)
         y = np.asarray(y, np.float64)
         d = self.d.astype(np.float64)
         return self.u.astype(np.float64) @ (self.v.T.astype(np.float64) @ y) - (d[:, None] * y if y.ndim == 2
@@ -224,7 +225,7 @@ def _embed_outputs(spec: FSMSpec, patterns: np.ndarray, opts: CompileOptions, rn
 def compile_fsm(spec: FSMSpec, options: CompileOptions | None = None) -> FSMNetwork:
     """Draw the hypervectors of ``spec`` from ``options.seed`` and build the weights."""
     opts = options or CompileOptions()
-    n, f, k = opts.neurons, opts.coding, opts.active
+    n, k = opts.neurons, opts.active
     rng = np.random.default_rng([opts.seed, 0x5F5D])
     n_states, n_edges = len(spec.states), len(spec.transitions)
     if opts.sparse:
@@ -233,6 +234,20 @@ def compile_fsm(spec: FSMSpec, options: CompileOptions | None = None) -> FSMNetw
         patterns = _bipolar(rng, n_states + n_edges, n).astype(np.float32)
     stimuli = _bipolar(rng, 2 * len(spec.symbols), n)
     readouts = _embed_outputs(spec, patterns, opts, rng)
+    u, v, d = build_factors(spec, opts, patterns, stimuli)
+    net = FSMNetwork(spec, opts, patterns, stimuli, readouts, u, v, d)
+    if opts.ideal:
+        return net
+    w = nonideal_weight(net.dense_weight(), opts, np.random.default_rng([opts.seed, 0x1015E]))
+    return dataclasses.replace(net, weight=w)
+
+
+def build_factors(
+    spec: FSMSpec, opts: CompileOptions, patterns: np.ndarray, stimuli: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The factors (U (N, R), V (N, R), d (N,)) of ``W = U V^T - diag(d)`` for these patterns and stimuli."""
+    f = opts.coding
+    n_states, n_edges = len(spec.states), len(spec.transitions)
     bar = patterns - f if opts.sparse else patterns
     index = {s: i for i, s in enumerate(spec.states)}
     sym = {s: j for j, s in enumerate(spec.symbols)}
@@ -248,11 +263,7 @@ def compile_fsm(spec: FSMSpec, options: CompileOptions | None = None) -> FSMNetw
     u = np.ascontiguousarray(np.concatenate(u_cols).T, np.float32)
     v = np.ascontiguousarray(np.concatenate(v_cols).T, np.float32)
     d = np.einsum("ij,ij->i", u.astype(np.float64), v.astype(np.float64)).astype(np.float32)
-    net = FSMNetwork(spec, opts, patterns, stimuli, readouts, u, v, d)
-    if opts.ideal:
-        return net
-    w = nonideal_weight(net.dense_weight(), opts, np.random.default_rng([opts.seed, 0x1015E]))
-    return dataclasses.replace(net, weight=w)
+    return u, v, d
 
 
 def nonideal_weight(w: np.ndarray, opts: CompileOptions, rng: np.random.Generator) -> np.ndarray:
@@ -265,8 +276,13 @@ def nonideal_weight(w: np.ndarray, opts: CompileOptions, rng: np.random.Generato
         keep = int(round((1 - opts.sparsity) * (n * n - n)))
         # The zero diagonal sits at the bottom of |W| and never reaches the kept top.
         cut = np.partition(mag, mag.size - keep)[mag.size - keep] if keep else np.inf
+        above = int(np.count_nonzero(mag > cut))
+        ties = np.flatnonzero(mag == cut)
         del mag
-        w[np.abs(w) < cut] = 0.0  # ties at the cut keep their weight: at most the ties above the target
+        # Integer weights tie a lot at the cut: a seeded draw among the tied keeps exactly the target count.
+        drop = rng.choice(ties, ties.size - (keep - above), replace=False) if keep > above else ties
+        w[np.abs(w) < cut] = 0.0
+        w.reshape(-1)[drop] = 0.0
     if opts.weights in ("binary", "ternary"):
         np.sign(w, out=w)
     if opts.noise_sigma > 0:
@@ -277,4 +293,4 @@ def nonideal_weight(w: np.ndarray, opts: CompileOptions, rng: np.random.Generato
     return w
 
 
-__all__ = ["CompileOptions", "FSMNetwork", "WEIGHTS", "compile_fsm", "nonideal_weight"]
+__all__ = ["CompileOptions", "FSMNetwork", "WEIGHTS", "build_factors", "compile_fsm", "nonideal_weight"]

@@ -80,14 +80,15 @@ class FSMSpec:
 
     def _check_transitions(self) -> None:
         seen: dict[tuple[str, str], int] = {}
+        states, symbols = set(self.states), set(self.symbols)
         for i, t in enumerate(self.transitions):
             where = f"transitions/{i}"
             if not isinstance(t, Transition):
                 raise ModelError(f"expected a Transition, got {type(t).__name__}", path=where)
             for role, state in (("source", t.source), ("target", t.target)):
-                if state not in self.states:
+                if state not in states:
                     raise ModelError(f"edge {t}: unknown {role} state {state!r}", path=where)
-            if t.symbol not in self.symbols:
+            if t.symbol not in symbols:
                 raise ModelError(f"edge {t}: unknown symbol {t.symbol!r}; the symbols are"
                                  f" {', '.join(self.symbols) or 'none'}", path=where)  # fmt: skip
             first = seen.setdefault((t.source, t.symbol), i)
@@ -106,10 +107,10 @@ class FSMSpec:
                 if nxt not in seen:
                     seen.add(nxt)
                     todo.append(nxt)
-        for state in self.states:
+        for i, state in enumerate(self.states):
             if state not in seen:
                 raise ModelError(f"state {state!r} is unreachable from the initial state {self.initial!r}",
-                                 path=f"states/{self.states.index(state)}")  # fmt: skip
+                                 path=f"states/{i}")  # fmt: skip
 
     # -- behaviour -----------------------------------------------------------------
     def next_state(self, state: str, symbol: str) -> str:
