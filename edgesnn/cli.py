@@ -641,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from edgesnn.detect.cli import add_detect_command
     from edgesnn.events.cli import add_events_commands
+    from edgesnn.fsm.cli import add_fsm_commands
     from edgesnn.learn.cli import add_learn_commands
     from edgesnn.serve.cli import add_serve_commands
 
@@ -648,6 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_events_commands(sub)
     add_serve_commands(sub)
     add_detect_command(sub)
+    add_fsm_commands(sub)
     share_global_flags(parser)  # last: reaches every command registered above
     return parser
 
