@@ -18,7 +18,7 @@ def test_defaults_round_trip_through_the_model_dict(model):
     m = enable_learning(model, "features", threshold=0.1, weight_bits=8, initial_weights=np.zeros(32), init="weights")
     cfg = learning_config(m)
     assert cfg.threshold == 0.1 and cfg.weight_bits == 8 and cfg.initial_weights == (0.0,) * 32
-    assert m.learning["rule"] == "three-factor" and m.learning["version"] == 1
+    assert m.learning["rule"] == "three-factor" and m.learning["version"] == 2
     assert LearningConfig.from_dict(m.learning) == cfg
     assert model.learning is None  # the original model is unchanged
 
@@ -79,9 +79,28 @@ def test_bundle_dicts_with_unknown_keys_other_rules_or_newer_versions_are_refuse
         LearningConfig.from_dict({**good, "tresh": 1})
     with pytest.raises(OptionError, match="learning/rule: expected rule 'three-factor'"):
         LearningConfig.from_dict({**good, "rule": "stdp"})
-    with pytest.raises(OptionError, match="learning/version: expected a version in 1..1, got 2"):
-        LearningConfig.from_dict({**good, "version": 2})
+    with pytest.raises(OptionError, match="learning/version: expected a version in 1..2, got 3"):
+        LearningConfig.from_dict({**good, "version": 3})
     with pytest.raises(OptionError, match="learning/feature_node: missing"):
         LearningConfig.from_dict({"threshold": 0.1})
     with pytest.raises(OptionError, match="learning: unknown hyperparameters"):
         enable_learning(model, "features", learnig_rate=1.0)
+
+
+def test_version_1_dicts_load_with_version_1_behaviour_and_write_back_unchanged(model):
+    # What an older edgesnn wrote: version 1, no bias / shots / step fields.
+    old = {k: v for k, v in enable_learning(model, "features", learning_rate=0.3).learning.items()
+           if k not in ("bias", "shots", "step")}  # fmt: skip
+    old["version"] = 1
+    cfg = LearningConfig.from_dict(old)
+    assert (cfg.bias, cfg.shots, cfg.step, cfg.learning_rate) == ("none", "first", "constant", 0.3)
+    assert cfg.to_dict() == old  # same dict, so the same store key for its learned classes
+    del old["learning_rate"]
+    assert LearningConfig.from_dict(old).learning_rate == 1.0  # version 1's default
+    with pytest.raises(OptionError, match="learning/version: version 1 has no bias"):
+        LearningConfig.from_dict({**old, "bias": "prototype"})
+    new = LearningConfig(feature_node="features")
+    assert (new.bias, new.shots, new.step) == ("prototype", "mean", "normalised")
+    assert new.to_dict()["version"] == 2 and LearningConfig.from_dict(new.to_dict()) == new
+    with pytest.raises(OptionError, match='learning/init_scale: bias "prototype" divides by init_scale'):
+        LearningConfig(feature_node="features", init_scale=0.0)

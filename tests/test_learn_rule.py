@@ -11,8 +11,12 @@ DT = 1e-3
 HALF = DT / math.log(2.0)  # a time constant whose per-step decay is exactly 0.5
 
 
+#: Version 1's rule (no bias, later shots to the rule alone, constant step), which the closed forms below spell out.
+V1 = {"bias": "none", "shots": "first", "step": "constant", "learning_rate": 1.0}
+
+
 def config(**kw) -> LearningConfig:
-    return LearningConfig(feature_node="f", **kw)
+    return LearningConfig(feature_node="f", **{**V1, **kw})
 
 
 def test_one_epoch_matches_the_hand_computed_update():

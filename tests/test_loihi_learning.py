@@ -17,6 +17,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from edgesnn.errors import OptionError
 from edgesnn.learn.config import LearningConfig
 from edgesnn.learn.rule import (
     coefficients,
@@ -45,7 +46,8 @@ def _spikes(seed: int, last_step: bool) -> np.ndarray:
 
 
 def _config(**kw) -> LearningConfig:
-    base = dict(t_epoch=T, learning_rate=0.5, learning_rate_other=0.2, readout_tau_s=0.01, trace_tau_s=0.02)
+    base = dict(t_epoch=T, learning_rate=0.5, learning_rate_other=0.2, readout_tau_s=0.01, trace_tau_s=0.02,
+                bias="none", step="constant")  # fmt: skip
     return LearningConfig(feature_node="features", **{**base, **kw})
 
 
@@ -129,3 +131,13 @@ def test_fixed_point_updates_are_the_runtime_rule_within_lavas_rounding(tmp_path
         # third factor (x1 ~ x * 2**x_exp, y = round(third * 2**y_exp), the product's 3 dropped bits).
         assert np.all(error <= 2.0 * np.arange(EPOCHS + 1)), error
         assert np.abs(want[-1] - want[0]).max() / lsb > 4 * 2.0 * EPOCHS  # learning moved weights well past that
+
+
+def test_modes_lava_cannot_run_are_refused_naming_the_field(tmp_path: pathlib.Path) -> None:
+    from firmware_bridges.loihi2.learning import learn_on_lava
+
+    w0, s = _weights(), _spikes(seed=3, last_step=False)
+    with pytest.raises(OptionError, match="learning/bias: Lava's learning engine cannot run bias 'prototype'"):
+        learn_on_lava(w0, s, ROW, _config(bias="prototype"), DT, "floating_pt")
+    with pytest.raises(OptionError, match="learning/step: this bridge does not run step 'normalised'"):
+        learn_on_lava(w0, s, ROW, _config(step="normalised"), DT, "floating_pt")

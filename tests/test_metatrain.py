@@ -33,10 +33,10 @@ def runtime_adapt(config: LearningConfig, support: np.ndarray, rows: list[int]) 
     coeffs = runtime.coefficients(config, DT_S)
     w = np.zeros((0, support.shape[2]), np.float32)
     state = runtime.initial_state(config)
+    seen: dict[int, int] = {}
     for x, r in zip(support, rows, strict=True):
-        if r == len(w):
-            w = runtime.quantise_weights(np.vstack([w, runtime.initial_row(x, config, coeffs)[None]]),
-                                         config.weight_bits)  # fmt: skip
+        w = runtime.add_example_row(w, r, seen.get(r, 0), x, config, coeffs)
+        seen[r] = seen.get(r, 0) + 1
         w, stats = runtime.learn_example(w, x, r, state, config, coeffs)
         state = stats.state
     return w, state.threshold
@@ -52,18 +52,38 @@ def random_support(seed: int, n: int = 7, steps: int = 53, features: int = 24) -
     return (np.random.default_rng(seed).random((n, steps, features)) < 0.2).astype(np.float32)
 
 
+#: Version 1's rule (no bias, later shots to the rule alone, constant step).
+V1 = {"bias": "none", "shots": "first", "step": "constant"}
 RULES = [
-    {},
-    {"weight_bits": 8},
-    {"weight_bits": 4, "learning_rate_other": 0.2},
-    {"weight_bits": 8, "threshold_mode": "adaptive", "threshold": 0.2, "threshold_step": 0.1, "threshold_min": 0.05},
-    {"error_mode": "sign", "learning_rate": 0.05, "init": "zeros", "passes": 3},
-    {"weight_bits": 8, "init": "weights", "initial_weights": list(np.linspace(-0.5, 0.5, 24)), "t_epoch": 9},
+    {},  # version 2's defaults: prototype bias, class mean of the shots, normalised step
+    {
+        "weight_bits": 8,
+        "learning_rate_other": 0.3,
+        "threshold_mode": "adaptive",
+        "threshold": 0.1,
+        "threshold_step": 0.05,
+        "init": "zeros",
+    },  # fmt: skip
+    {**V1},
+    {**V1, "weight_bits": 8},
+    {**V1, "weight_bits": 4, "learning_rate_other": 0.2},
+    {
+        **V1,
+        "weight_bits": 8,
+        "threshold_mode": "adaptive",
+        "threshold": 0.2,
+        "threshold_step": 0.1,
+        "threshold_min": 0.05,
+    },  # fmt: skip
+    {**V1, "error_mode": "sign", "learning_rate": 0.05, "init": "zeros", "passes": 3},
+    {**V1, "weight_bits": 8, "init": "weights", "initial_weights": list(np.linspace(-0.5, 0.5, 24)), "t_epoch": 9},
 ]
 
 
 @pytest.mark.parametrize(
-    "hyper", RULES, ids=lambda h: ",".join(f"{k}={v}" for k, v in h.items() if k != "initial_weights") or "defaults"
+    "hyper",
+    RULES,
+    ids=lambda h: ",".join(f"{k}={v}" for k, v in h.items() if k not in ("initial_weights", *V1)) or "defaults",
 )
 def test_jax_rule_equals_the_runtime_rule_in_float64(hyper):
     # Exactly the same arithmetic: weights and threshold agree to rounding of float64 sums (1e-12 relative),

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from edgesnn.model import Model
 
 RULE = "three-factor"
-VERSION = 1
+VERSION = 2
+#: The fields version 2 added, with the value that gives version 1's behaviour (a dict without them loads so).
+V1_VALUES: dict[str, str] = {"bias": "none", "shots": "first", "step": "constant"}
+#: Version 1's defaults of fields whose default changed, for version 1 dicts that leave them out.
+V1_DEFAULTS: dict[str, float] = {"learning_rate": 1.0}
 #: Output name of the class scores in session outputs; no graph node may use it.
 SCORES = "classes"
 
@@ -49,12 +53,15 @@ class LearningConfig:
     t_epoch : int, default=20
         Steps per learning epoch: updates are computed from a whole epoch and
         applied at its end, as on Loihi's learning engine.
-    learning_rate : float, default=1.0
-        Step size for the row of the class being taught. The right size depends
-        on the features' scale: when ``learning_rate * |trace|^2`` is well above 1
-        an update carries the taught score past ``target_on`` and further away
-        than it started (the learner then logs a warning naming this field, and
-        ``session.learn`` returns ``overshot=True``). The meta-trainer sets it.
+    learning_rate : float, default=0.5
+        Step size for the row of the class being taught. With ``step="normalised"``
+        it is the share of the (relative) error one epoch's update removes, the
+        same for features of any scale. With ``step="constant"`` it multiplies the
+        error as it is, and the right size depends on the features' scale: when
+        ``learning_rate * |trace|^2`` is well above 1 an update carries the taught
+        score past ``target_on`` and further away than it started (the learner
+        then logs a warning naming this field, and ``session.learn`` returns
+        ``overshot=True``). The meta-trainer sets it.
     learning_rate_other : float, default=0.0
         Step size for every other row (pushes other classes' scores on this
         example toward ``target_off``). The default 0 leaves earlier classes
@@ -90,13 +97,39 @@ class LearningConfig:
         with one shared power-of-two exponent (8 as on Loihi); None keeps float32.
     max_classes : int, default=1024
         Most classes the readout holds.
+    bias : {"prototype", "none"}, default="prototype"
+        ``"prototype"``: every class has the bias ``-|w_c|^2 / (2 init_scale)``, a
+        constant input current of its readout, so that the score is
+        ``init_scale/2 * (|x|^2 - |x - w_c/init_scale|^2)``: the readout is a
+        nearest-prototype (Euclidean) classifier with prototypes
+        ``w_c / init_scale``, and the rule moves a prototype toward or away from
+        the example (``w_c += third * (x - w_c / init_scale)``); an imprint is
+        then ``init_scale`` times the example's mean rate (the mean trace over
+        the sum of its kernel). ``"none"``: no bias,
+        a dot product (version 1), which favours classes with large rows.
+    shots : {"mean", "first"}, default="mean"
+        What a further example of a known class does before the error-driven
+        update: ``"mean"`` moves the class's row to the running mean of its
+        examples' imprints (``w += (imprint - w) / n``, n the examples so far),
+        so k shots start from the class mean; ``"first"``
+        leaves the row to the rule alone (version 1). Only ``init="mean_trace"``
+        imprints; with the other inits further examples are the rule's alone.
+    step : {"normalised", "constant"}, default="normalised"
+        ``"normalised"`` measures each epoch's error, targets and threshold in
+        units of the score the example's own imprint would have in that epoch
+        (an imprinted row meets ``target_on = 1``), and divides the step sizes by
+        the example's mean trace dotted with its mean input (about
+        ``|trace|^2``), so that ``learning_rate = 1`` removes about one epoch's
+        error (normalised LMS) on features of any scale. ``"constant"``: targets
+        and steps as given (version 1). Lava's learning engine runs only
+        ``bias="none"`` with ``step="constant"``.
     """
 
     feature_node: str
     readout_tau_s: float = 0.02
     trace_tau_s: float = 0.02
     t_epoch: int = 20
-    learning_rate: float = 1.0
+    learning_rate: float = 0.5
     learning_rate_other: float = 0.0
     error_mode: str = "value"
     threshold: float = 0.05
@@ -111,6 +144,9 @@ class LearningConfig:
     passes: int = 1
     weight_bits: int | None = None
     max_classes: int = 1024
+    bias: str = "prototype"
+    shots: str = "mean"
+    step: str = "normalised"
 
     constraints: ClassVar[dict[str, Constraint]] = {
         "feature_node": Name(),
@@ -132,6 +168,9 @@ class LearningConfig:
         "passes": Integer(1, 1000),
         "weight_bits": Nullable(Integer(2, 24)),
         "max_classes": Integer(1, 1 << 20),
+        "bias": Choice(("prototype", "none")),
+        "shots": Choice(("mean", "first")),
+        "step": Choice(("normalised", "constant")),
     }
 
     def __post_init__(self) -> None:
@@ -146,6 +185,9 @@ class LearningConfig:
             )
         if self.init == "weights" and self.initial_weights is None:
             raise OptionError('init "weights" needs initial_weights (one per feature)', path="learning/initial_weights")
+        if self.bias == "prototype" and self.init_scale == 0:
+            raise OptionError('bias "prototype" divides by init_scale (the prototypes are w / init_scale);'
+                              " expected init_scale > 0", path="learning/init_scale")  # fmt: skip
         if self.threshold < self.threshold_min:
             raise OptionError(
                 f"expected threshold >= threshold_min ({self.threshold_min:g}), got {self.threshold:g}",
@@ -154,9 +196,17 @@ class LearningConfig:
 
     # -- serialisation --------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored as ``Model.learning`` (tuples become lists)."""
-        out: dict[str, Any] = {"rule": RULE, "version": VERSION}
+        """The JSON form stored as ``Model.learning`` (tuples become lists).
+
+        A configuration that behaves as version 1 did is written as version 1 did
+        (without the later fields), so the store key of an older bundle's classes
+        (:func:`edgesnn.learn.store.store_key`) does not change.
+        """
+        v1 = all(getattr(self, k) == v for k, v in V1_VALUES.items())
+        out: dict[str, Any] = {"rule": RULE, "version": 1 if v1 else VERSION}
         for f in dataclasses.fields(self):
+            if v1 and f.name in V1_VALUES:
+                continue
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
@@ -177,6 +227,11 @@ class LearningConfig:
             raise OptionError(f"expected a version in 1..{VERSION}, got {version!r}", path="learning/version")
         if "feature_node" not in data:
             raise OptionError("missing (the spiking node that feeds the readout)", path="learning/feature_node")
+        if version == 1:
+            later = sorted(set(V1_VALUES) & set(data))
+            if later:
+                raise OptionError(f"version 1 has no {', '.join(later)} (added in version 2)", path="learning/version")
+            data = {**V1_DEFAULTS, **data, **V1_VALUES}  # what version 1 did
         return cls(**{k: v for k, v in data.items() if k in fields})
 
     # -- binding to a model ---------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgesnn.engine.learner import Learner
 from edgesnn.errors import UnsupportedError
+from edgesnn.learn import rule
 from edgesnn.learn._recorder import FeatureRecorder
 from edgesnn.learn.config import SCORES, learning_config
 from edgesnn.learn.readout import PlasticReadout
@@ -82,6 +83,8 @@ class PlasticHead(Learner):
         u *= self._beta
         if u.shape[1]:
             u += self._features @ self._wt
+            if self._bt is not None:  # the prototype bias: a constant input current per class
+                u += self._bt
 
     def _set_scores(self, scores: np.ndarray) -> None:
         self.scores = scores
@@ -91,6 +94,8 @@ class PlasticHead(Learner):
     def _refresh_weights(self) -> None:
         coef = getattr(self.readout, "coef_", np.zeros((0, self._n_features), np.float32))
         self._wt = np.ascontiguousarray(((1.0 - self._beta) * coef.astype(np.float64)).T, np.float32)
+        bias = rule.bias(coef, self.config) if self.config.bias != "none" else None
+        self._bt = None if bias is None else ((1.0 - self._beta) * bias).astype(np.float32)
 
     # -- learning ------------------------------------------------------------------
     def classes(self) -> list[str]:

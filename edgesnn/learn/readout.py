@@ -23,8 +23,10 @@ class LearnUpdate:
     """What the last :meth:`PlasticReadout.partial_fit` did.
 
     ``score_before`` / ``score_after`` are the taught class's mean score on the
-    example before the rule ran (a new class: with its initial row) and after;
-    the rule moves it toward ``target``. ``overshot`` is True when the updates
+    example before the rule ran (a new class: with its initial row; a known one
+    with ``shots="mean"``: after its row moved to the class mean) and after;
+    the rule moves it toward ``target`` (``target_on``, times the example's own
+    scale with ``step="normalised"``). ``overshot`` is True when the updates
     carried it past ``target`` to further away than it started: the signature of
     a step size too large for the scale of these features.
     """
@@ -113,34 +115,32 @@ class PlasticReadout:
             self.n_examples_ = np.zeros(0, np.int64)
             self.n_features_in_ = int(x.shape[1])
         new = label not in self.classes_
-        if new:
-            if len(self.classes_) >= self.config.max_classes:
-                raise CapacityError(
-                    f"the readout holds max_classes = {self.config.max_classes} classes; forget one first",
-                    path="learning/max_classes",
-                )
-            row0 = rule.initial_row(x, self.config, coeffs)
-            coef = rule.quantise_weights(np.vstack([self.coef_, row0[None]]), self.config.weight_bits)
-            classes, n_examples = (*self.classes_, label), np.append(self.n_examples_, 0)
-        else:
-            coef, classes, n_examples = self.coef_, self.classes_, self.n_examples_.copy()
+        if new and len(self.classes_) >= self.config.max_classes:
+            raise CapacityError(
+                f"the readout holds max_classes = {self.config.max_classes} classes; forget one first",
+                path="learning/max_classes",
+            )
+        classes, n_examples = ((*self.classes_, label), np.append(self.n_examples_, 0)) if new else \
+            (self.classes_, self.n_examples_.copy())  # fmt: skip
         row = classes.index(label)
-        mean_in = rule.mean_input(x, coeffs.beta)  # the taught score on this example is coef[row] @ mean_in
-        before = float(coef[row].astype(np.float64) @ mean_in)
+        coef = rule.add_example_row(self.coef_, row, int(n_examples[row]), x, self.config, coeffs)
+        # The taught score on this example before and after, and its target, in the units the rule uses.
+        before = float(rule.mean_scores(coef[row : row + 1], x, self.config, coeffs)[0])
         coef, stats = rule.learn_example(coef, x, row, rule.RuleState(self.threshold_), self.config, coeffs)
-        after = float(coef[row].astype(np.float64) @ mean_in)
+        after = float(rule.mean_scores(coef[row : row + 1], x, self.config, coeffs)[0])
+        target = self.config.target_on * rule.example_scales(x, self.config, coeffs).score
         n_examples[row] += 1
         # Assign only once everything above succeeded, so a failed call leaves the readout as it was.
         self.classes_, self.coef_, self.n_examples_ = classes, coef, n_examples
         self.threshold_ = stats.state.threshold
-        self.last_update_ = LearnUpdate(label, new, stats.epochs, stats.updates, before, after, self.config.target_on)
+        self.last_update_ = LearnUpdate(label, new, stats.epochs, stats.updates, before, after, target)
         if self.last_update_.overshot:
             # Silent divergence is the usual failure of an untuned rule: say what happened and what to change.
             log.warning(
                 "learning/learning_rate: teaching %r carried its score on the example past the target"
-                " (%.3g -> %.3g, target_on %.3g): the step %g is too large for these features;"
-                " meta-train the rule (tools.metatrain) or lower learning_rate",
-                label, before, after, self.config.target_on, self.config.learning_rate,
+                " (%.3g -> %.3g, target %.3g): the step %g is too large for these features;"
+                " meta-train the rule (tools.metatrain), lower learning_rate or use step 'normalised'",
+                label, before, after, target, self.config.learning_rate,
             )  # fmt: skip
         return self
 
@@ -174,7 +174,14 @@ class PlasticReadout:
         """Class scores (T, n_classes) over feature spikes (T, n_features), from rest."""
         self._check_fitted()
         x = self._check_trace(features_trace, fitting=False)
-        return rule.readout_potentials(x, self.coef_, self._coefficients().beta).astype(np.float32)
+        beta = self._coefficients().beta
+        return rule.readout_potentials(x, self.coef_, beta, self.intercept_).astype(np.float32)
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        """Bias current of every class (n_classes,), float32: ``-|w_c|^2 / (2 init_scale)`` or 0 (``config.bias``)."""
+        self._check_fitted()
+        return rule.bias(self.coef_, self.config).astype(np.float32)
 
     def predict(self, features_trace: np.ndarray) -> str:
         """The label whose score is highest on average over the trace."""

@@ -37,6 +37,33 @@ and :math:`Q` the optional weight quantisation (:func:`quantise`). With
 an epoch that triggered an update and :math:`\max(\theta_k - \delta,
 \theta_\min)` after one that did not.
 
+Version 2 of the configuration adds three options (version 1's behaviour in
+brackets):
+
+* ``bias="prototype"`` [``"none"``]: the readout's input current is
+  :math:`W s_t + b` with :math:`b_c = -|w_c|^2 / (2\sigma)`, :math:`\sigma` =
+  ``init_scale`` (:func:`bias`), recomputed whenever :math:`W` changes. A class
+  score is then :math:`\tfrac{\sigma}{2}(|x|^2 - |x - w_c/\sigma|^2)` for an input
+  :math:`x`: nearest prototype :math:`p_c = w_c/\sigma` (Euclidean). Imprinted rows
+  make this nearest-class-mean (with this bias an imprint is the example's mean
+  rate, :func:`imprint_row`). The update follows the score's gradient:
+  :math:`W_{k+1} = Q(W_k + \hat e'_k \odot (x_{\mathrm{end}(k)} - W_k/\sigma))`, which moves a
+  prototype toward the example (or away from it) and leaves it still when it
+  already sits on the example.
+* ``shots="mean"`` [``"first"``]: before the rule runs on the n-th example of a
+  known class, its row moves to the running mean of the imprints,
+  :math:`w_c \mathrel{+}= (\sigma \bar x - w_c)/n` (:func:`add_example_row`).
+* ``step="normalised"`` [``"constant"``]: epoch :math:`k`'s targets and threshold
+  are in units of :math:`r_k`, the mean score over the epoch that the example's
+  own imprint :math:`v` (:func:`imprint_row`) would have (the same leaky readout
+  run with the row :math:`v`; no update in an epoch with :math:`r_k \le 0`), so an
+  imprinted row meets ``target_on = 1`` on its own example, and the step
+  sizes are divided by :math:`\bar x \cdot \bar\phi` (the example's mean trace
+  dotted with its mean readout input, :math:`\approx |\bar x|^2`): normalised
+  LMS, :math:`\eta = 1` removes about one epoch's error whatever the features'
+  scale (:func:`example_scales`). The units depend on the example only, not on
+  :math:`W`: the host can compute them before the epochs run.
+
 Because :math:`W` is fixed within an epoch, :math:`\bar y_k`, :math:`u` and
 :math:`x` at the epoch's end are weighted sums of its spikes
 (:func:`epoch_kernels`): one matrix product per epoch, no loop over steps.
@@ -112,9 +139,13 @@ def presynaptic_traces(spikes: np.ndarray, alpha: float, x0: np.ndarray | None =
     return out
 
 
-def readout_potentials(spikes: np.ndarray, weights: np.ndarray, beta: float) -> np.ndarray:
-    """Class scores after every step, (T, C), for fixed weights from rest, step by step."""
+def readout_potentials(
+    spikes: np.ndarray, weights: np.ndarray, beta: float, offset: np.ndarray | None = None
+) -> np.ndarray:
+    """Class scores after every step, (T, C), for fixed weights (and bias currents ``offset``) from rest."""
     currents = np.asarray(spikes, np.float64) @ np.asarray(weights, np.float64).T
+    if offset is not None:
+        currents = currents + np.asarray(offset, np.float64)
     u = np.zeros(currents.shape[1])
     out = np.empty_like(currents)
     for t, i in enumerate(currents):
@@ -153,6 +184,42 @@ def targets_and_rates(n_classes: int, row: int, config: LearningConfig) -> tuple
     return target, rates
 
 
+def bias(weights: np.ndarray, config: LearningConfig) -> np.ndarray:
+    """Per-class constant input current (C,): ``-|w_c|^2 / (2 init_scale)`` with the prototype bias, else 0."""
+    w = np.asarray(weights, np.float64)
+    if config.bias == "none":
+        return np.zeros(w.shape[0])
+    return -np.einsum("cf,cf->c", w, w) / (2.0 * config.init_scale)
+
+
+def mean_trace(spikes: np.ndarray, alpha: float) -> np.ndarray:
+    """The example's presynaptic trace averaged over its steps, from rest (F,)."""
+    s = np.asarray(spikes, np.float64)
+    return epoch_kernels(alpha, len(s))[0] @ s
+
+
+@dataclasses.dataclass(frozen=True)
+class Scales:
+    """Per-example units of ``step="normalised"``: targets and threshold times ``score``, step sizes times ``rate``."""
+
+    score: float
+    rate: float
+
+
+def example_scales(spikes: np.ndarray, config: LearningConfig, coeffs: Coefficients) -> Scales:
+    """The units one example is taught in: 1 and 1 for ``step="constant"``; see the module docstring otherwise."""
+    if config.step == "constant":
+        return Scales(1.0, 1.0)
+    s = np.asarray(spikes, np.float64)
+    x, phi = mean_trace(s, coeffs.alpha), mean_input(s, coeffs.beta)
+    imprint = imprint_row(s, config, coeffs).astype(np.float64)
+    r = float(mean_scores(imprint[None], s, config, coeffs)[0])
+    overlap = float(x @ phi)
+    if not (r > 0 and overlap > 0):  # no spike (or init_scale 0): nothing to scale by, and nothing to learn
+        return Scales(1.0, 0.0)
+    return Scales(r, 1.0 / overlap)
+
+
 def learn_example(
     weights: np.ndarray, spikes: np.ndarray, row: int, state: RuleState, config: LearningConfig, coeffs: Coefficients
 ) -> tuple[np.ndarray, LearnStats]:
@@ -160,28 +227,67 @@ def learn_example(
     w = np.asarray(weights, np.float64)
     s = np.asarray(spikes, np.float64)
     target, rates = targets_and_rates(w.shape[0], row, config)
+    scales = example_scales(s, config, coeffs)
+    rates = rates * scales.rate
+    prototype, normalised = config.bias == "prototype", config.step == "normalised"
+    imprint = imprint_row(s, config, coeffs).astype(np.float64)
+    imprint_bias = float(bias(imprint[None], config)[0])
     threshold = state.threshold
     epochs = updates = 0
     kernels: dict[int, tuple] = {}
     for _ in range(config.passes):
         u = np.zeros(w.shape[0])
         x = np.zeros(w.shape[1])
+        u_own = 0.0  # the score the example's own imprint has (the unit of a normalised step)
         for start in range(0, len(s), config.t_epoch):
             block = s[start : start + config.t_epoch]
             n = len(block)
             if n not in kernels:
                 kernels[n] = (epoch_kernels(coeffs.beta, n), epoch_kernels(coeffs.alpha, n))
             (mean_b, end_b, mean_u0, end_u0), (_, end_a, _, end_x0) = kernels[n]
-            y_mean = w @ (mean_b @ block) + mean_u0 * u
-            u = w @ (end_b @ block) + end_u0 * u
+            mean_in, end_in = mean_b @ block, end_b @ block
+            y_mean = w @ mean_in + mean_u0 * u
+            u = w @ end_in + end_u0 * u
+            if prototype:  # the bias current is constant within the epoch
+                b = bias(w, config)
+                y_mean, u = y_mean + b * mean_b.sum(), u + b * end_b.sum()
             x = end_a @ block + end_x0 * x
-            third = rates * gate(target - y_mean, threshold, config.error_mode)
+            unit = 1.0
+            if normalised:
+                unit = imprint @ mean_in + mean_u0 * u_own + imprint_bias * mean_b.sum()
+                u_own = imprint @ end_in + end_u0 * u_own + imprint_bias * end_b.sum()
+            if unit > 0:
+                third = rates * gate(target * unit - y_mean, threshold * unit, config.error_mode)
+            else:  # nothing to measure this epoch's error against (the example has not spiked yet)
+                third = np.zeros_like(y_mean)
             if np.any(third):
-                w = quantise_weights(w + np.outer(third, x), config.weight_bits).astype(np.float64)
+                step = third[:, None] * (x[None, :] - w / config.init_scale) if prototype else np.outer(third, x)
+                w = quantise_weights(w + step, config.weight_bits).astype(np.float64)
             updates += int(np.count_nonzero(third))
             threshold = next_threshold(threshold, bool(np.any(third)), config)
             epochs += 1
     return w.astype(np.float32), LearnStats(epochs, updates, RuleState(float(threshold)))
+
+
+def mean_scores(weights: np.ndarray, spikes: np.ndarray, config: LearningConfig, coeffs: Coefficients) -> np.ndarray:
+    """Every class's score (C,) averaged over the example's steps from rest, bias included."""
+    kernel = epoch_kernels(coeffs.beta, len(spikes))[0]
+    w = np.asarray(weights, np.float64)
+    return w @ (kernel @ np.asarray(spikes, np.float64)) + bias(w, config) * kernel.sum()
+
+
+def imprint_row(spikes: np.ndarray, config: LearningConfig, coeffs: Coefficients) -> np.ndarray:
+    """The example's imprint (F,): ``init_scale`` times its mean trace, or with the prototype bias its mean rate.
+
+    The mean rate is the mean trace divided by the sum of its kernel (the mean
+    trace of a feature that spikes on every step), so that an imprinted prototype
+    is the class's rate and the prototype readout nearest-class-mean on rates.
+    """
+    kernel = epoch_kernels(coeffs.alpha, len(spikes))[0]
+    mean = kernel @ np.asarray(spikes, np.float64)
+    if config.bias == "prototype":
+        mean = mean / kernel.sum()
+    return (config.init_scale * mean).astype(np.float32)
 
 
 def initial_row(spikes: np.ndarray, config: LearningConfig, coeffs: Coefficients) -> np.ndarray:
@@ -193,8 +299,28 @@ def initial_row(spikes: np.ndarray, config: LearningConfig, coeffs: Coefficients
         return np.asarray(config.initial_weights, np.float32)
     # Imprinting: the example's mean presynaptic trace (a rate per feature), scaled. Not
     # normalised per class: dividing by the trace's norm favours classes that fire little.
-    mean_trace = epoch_kernels(coeffs.alpha, len(spikes))[0] @ np.asarray(spikes, np.float64)
-    return (config.init_scale * mean_trace).astype(np.float32)
+    return imprint_row(spikes, config, coeffs)
+
+
+def add_example_row(
+    weights: np.ndarray, row: int, seen: int, spikes: np.ndarray, config: LearningConfig, coeffs: Coefficients
+) -> np.ndarray:
+    """Weights (C', F) ready for the rule to teach ``row`` an example, the class's ``seen + 1``-th.
+
+    ``row == len(weights)`` (and ``seen == 0``) adds the class with its
+    :func:`initial_row`; a known class with ``shots="mean"`` (and imprinting) moves its row to the
+    running mean of its examples' imprints; the matrix is then quantised.
+    """
+    w = np.asarray(weights, np.float32)
+    if row == len(w):
+        w = np.vstack([w, initial_row(spikes, config, coeffs)[None]])
+    elif config.shots == "mean" and config.init == "mean_trace":
+        w = w.copy()
+        imprint = imprint_row(spikes, config, coeffs).astype(np.float64)
+        w[row] = (w[row] + (imprint - w[row]) / (seen + 1)).astype(np.float32)
+    else:
+        return w
+    return quantise_weights(w, config.weight_bits)
 
 
 # -- quantisation -----------------------------------------------------------------

@@ -266,6 +266,12 @@ def _check(weights: np.ndarray, spikes: np.ndarray, row: int, config: LearningCo
         raise InputError(f"expected a row in 0..{weights.shape[0] - 1}, got {row}", path="row")
     if config.passes != 1:
         raise OptionError("Lava runs one pass (replaying from rest needs a trace reset)", path="learning/passes")
+    if config.bias != "none":
+        raise OptionError(f"Lava's learning engine cannot run bias {config.bias!r} (a bias that follows the weights"
+                          " and updates toward x - w/init_scale); use bias 'none'", path="learning/bias")  # fmt: skip
+    if config.step != "constant":
+        raise OptionError(f"this bridge does not run step {config.step!r} (per-epoch targets from the example's"
+                          " own imprint); use step 'constant'", path="learning/step")  # fmt: skip
     if len(spikes) == 0 or len(spikes) % config.t_epoch:
         raise InputError(f"expected whole epochs of {config.t_epoch} steps, got {len(spikes)} steps", path="spikes")
 
@@ -287,14 +293,14 @@ def learn_on_lava(
     default :meth:`FixedScales.choose` with twice the largest weight as headroom);
     ``LavaLearning.weights[0]`` are the weights Lava started from, in model units.
     """
+    w = np.asarray(weights, np.float64)
+    s = np.asarray(spikes, np.float64)
+    _check(w, s, row, config, tag)  # before importing Lava: a refused configuration needs no Lava to say so
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import LearningDense
     from lava.proc.io.source import RingBuffer
 
-    w = np.asarray(weights, np.float64)
-    s = np.asarray(spikes, np.float64)
-    _check(w, s, row, config, tag)
     if not single_spike_epochs(s, config.t_epoch):
         log.info("a feature spikes twice in an epoch: Loihi's trace counts the earlier spikes at the epoch's start")
     if np.any(s[config.t_epoch - 1 :: config.t_epoch]):

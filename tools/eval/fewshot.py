@@ -108,8 +108,14 @@ def transfer_accuracy(features: np.ndarray, episode: Any, n_way: int, lr: float,
 
 
 def imprinting(model: Model) -> Model:
-    """``model`` with the rule's step sizes at 0: a new class row is its example's scaled mean trace, no update."""
-    config = dataclasses.replace(learning_config(model), learning_rate=0.0, learning_rate_other=0.0)
+    """``model`` imprinting only: a class row is its first example's scaled mean trace, a dot-product readout.
+
+    Weight imprinting as it is usually meant (and the rule of version 1 with its
+    step sizes at 0): no bias, no update, further examples change nothing. The
+    rule of version 2 at step 0 would be nearest-class-mean, the ``NCM`` row.
+    """
+    config = dataclasses.replace(learning_config(model), learning_rate=0.0, learning_rate_other=0.0,
+                                 bias="none", shots="first", step="constant")  # fmt: skip
     return dataclasses.replace(model, learning=config.to_dict())
 
 

@@ -55,6 +55,9 @@ class Static:
     init: str
     dt_s: float
     gate_sharpness: float = 20.0
+    bias: str = "none"
+    shots: str = "first"
+    step: str = "constant"
 
 
 def split_config(config: LearningConfig, dt_s: float, *, gate_sharpness: float = 20.0,
@@ -64,7 +67,8 @@ def split_config(config: LearningConfig, dt_s: float, *, gate_sharpness: float =
     if config.initial_weights is not None:
         hyper["initial_weights"] = jnp.asarray(config.initial_weights, dtype)
     static = Static(config.t_epoch, config.passes, config.weight_bits, config.error_mode, config.threshold_mode,
-                    config.init, float(dt_s), float(gate_sharpness))  # fmt: skip
+                    config.init, float(dt_s), float(gate_sharpness), config.bias, config.shots,
+                    config.step)  # fmt: skip
     return hyper, static
 
 
@@ -135,14 +139,50 @@ def next_threshold(threshold: jax.Array, triggered: jax.Array, hyper: Hyper, sta
     return jnp.where(triggered, up, down)
 
 
+def bias(w: jax.Array, hyper: Hyper, static: Static) -> jax.Array:
+    """Per-row bias current (C,): ``-|w_c|^2 / (2 init_scale)`` with the prototype bias, else 0."""
+    if static.bias == "none":
+        return jnp.zeros(w.shape[0], w.dtype)
+    return -jnp.sum(w * w, axis=1) / (2.0 * hyper["init_scale"])
+
+
+def imprint_row(spikes: jax.Array, hyper: Hyper, static: Static) -> jax.Array:
+    """The example's imprint (F,), float32 values: scaled mean trace, or with the prototype bias mean rate."""
+    alpha, _ = decays(hyper, static.dt_s)
+    kernel = epoch_kernels(alpha, spikes.shape[0])[0]
+    mean = kernel @ spikes
+    if static.bias == "prototype":
+        mean = mean / jnp.sum(kernel)
+    return _round_float32(hyper["init_scale"] * mean)
+
+
 def initial_row(spikes: jax.Array, hyper: Hyper, static: Static) -> jax.Array:
     """Weights (F,) of a new class before the rule runs (float32 values, as the runtime keeps them)."""
     if static.init == "zeros":
         return jnp.zeros(spikes.shape[1], spikes.dtype)
     if static.init == "weights":
         return _round_float32(hyper["initial_weights"].astype(spikes.dtype))
-    alpha, _ = decays(hyper, static.dt_s)
-    return _round_float32(hyper["init_scale"] * (epoch_kernels(alpha, spikes.shape[0])[0] @ spikes))
+    return imprint_row(spikes, hyper, static)
+
+
+def mean_scores(w: jax.Array, spikes: jax.Array, hyper: Hyper, static: Static) -> jax.Array:
+    """Every row's score (C,) averaged over one example (T, F) from rest, bias included."""
+    _, beta = decays(hyper, static.dt_s)
+    kernel = epoch_kernels(beta, spikes.shape[0])[0]
+    return w @ (kernel @ spikes) + bias(w, hyper, static) * jnp.sum(kernel)
+
+
+def rate_scale(spikes: jax.Array, hyper: Hyper, static: Static) -> jax.Array:
+    """Step-size factor of ``step="normalised"``: 1 / (mean trace . mean input); 0 without overlap (or spikes)."""
+    if static.step == "constant":
+        return jnp.asarray(1.0, spikes.dtype)
+    alpha, beta = decays(hyper, static.dt_s)
+    n = spikes.shape[0]
+    overlap = (epoch_kernels(alpha, n)[0] @ spikes) @ (epoch_kernels(beta, n)[0] @ spikes)
+    imprint = imprint_row(spikes, hyper, static)
+    r = mean_scores(imprint[None], spikes, hyper, static)[0]
+    ok = (overlap > 0) & (r > 0)
+    return jnp.where(ok, 1.0 / jnp.where(ok, overlap, 1.0), 0.0)
 
 
 # -- the rule -------------------------------------------------------------------------------------
@@ -159,28 +199,46 @@ def learn_example(
     is_row = jnp.arange(n_rows) == row
     target = jnp.where(is_row, hyper["target_on"], hyper["target_off"])
     rates = jnp.where(is_row, hyper["learning_rate"], hyper["learning_rate_other"]) * present
+    rates = rates * rate_scale(spikes, hyper, static)
     sharp = static.gate_sharpness / (hyper["target_on"] - hyper["target_off"])
     alpha, beta = decays(hyper, static.dt_s)
     t_total, n_features = spikes.shape
     n_full, rest = divmod(t_total, static.t_epoch)
+    prototype, normalised = static.bias == "prototype", static.step == "normalised"
+    imprint = imprint_row(spikes, hyper, static)
+    imprint_bias = bias(imprint[None], hyper, static)[0]
 
     def epoch(carry: tuple, block: jax.Array, kb: tuple, ka: tuple) -> tuple:
-        w, u, x, thr = carry
+        w, u, x, thr, u_own = carry
         mean_b, end_b, mean_u0, end_u0 = kb
         _, end_a, _, end_x0 = ka
-        y_mean = w @ (mean_b @ block) + mean_u0 * u
-        u = w @ (end_b @ block) + end_u0 * u
+        mean_in, end_in = mean_b @ block, end_b @ block
+        y_mean = w @ mean_in + mean_u0 * u
+        u = w @ end_in + end_u0 * u
+        if prototype:
+            b = bias(w, hyper, static)
+            y_mean, u = y_mean + b * jnp.sum(mean_b), u + b * jnp.sum(end_b)
         x = end_a @ block + end_x0 * x
-        third = rates * gate(target - y_mean, thr, static.error_mode, sharp)
+        unit = jnp.asarray(1.0, w.dtype)
+        if normalised:
+            unit = imprint @ mean_in + mean_u0 * u_own + imprint_bias * jnp.sum(mean_b)
+            u_own = imprint @ end_in + end_u0 * u_own + imprint_bias * jnp.sum(end_b)
+        ok = unit > 0
+        unit_safe = jnp.where(ok, unit, 1.0)
+        # The surrogate's sharpness is per unit of the (normalised) error, as the gate's threshold is.
+        third = rates * gate(target * unit_safe - y_mean, thr * unit_safe, static.error_mode, sharp / unit_safe)
+        third = jnp.where(ok, third, 0.0)
         fired = jnp.any(third != 0)
-        w = jnp.where(fired, quantise(w + jnp.outer(third, x), static.weight_bits), w)
-        return w, u, x, next_threshold(thr, fired, hyper, static)
+        step = third[:, None] * (x[None, :] - w / hyper["init_scale"]) if prototype else jnp.outer(third, x)
+        w = jnp.where(fired, quantise(w + step, static.weight_bits), w)
+        return w, u, x, next_threshold(thr, fired, hyper, static), u_own
 
     kb_full, ka_full = epoch_kernels(beta, static.t_epoch), epoch_kernels(alpha, static.t_epoch)
     blocks = spikes[: n_full * static.t_epoch].reshape(n_full, static.t_epoch, n_features)
     carry = (w, threshold)
     for _ in range(static.passes):
-        state = (carry[0], jnp.zeros(n_rows, w.dtype), jnp.zeros(n_features, w.dtype), carry[1])
+        zero = jnp.zeros((), w.dtype)
+        state = (carry[0], jnp.zeros(n_rows, w.dtype), jnp.zeros(n_features, w.dtype), carry[1], zero)
         if n_full:
             state, _ = jax.lax.scan(lambda c, b: (epoch(c, b, kb_full, ka_full), None), state, blocks)
         if rest:
@@ -211,12 +269,18 @@ def adapt(
     w = jnp.zeros((n_rows, support.shape[2]), dtype)
     present = jnp.zeros(n_rows, dtype)
     threshold = hyper["threshold"].astype(dtype)
-    allocated: set[int] = set()
+    seen_count: dict[int, int] = {}
     for i, r in enumerate(rows):
-        if r not in allocated:
-            allocated.add(r)
+        if r not in seen_count:
+            seen_count[r] = 0
             w = quantise(w.at[r].set(initial_row(support[i], hyper, static)), static.weight_bits)
             present = present.at[r].set(1.0)
+        elif static.shots == "mean" and static.init == "mean_trace":
+            # The runtime's add_example_row: the row moves to the running mean of the imprints, then quantised.
+            imprint = imprint_row(support[i], hyper, static)
+            row_mean = _round_float32(w[r] + (imprint - w[r]) / (seen_count[r] + 1))
+            w = quantise(w.at[r].set(row_mean), static.weight_bits)
+        seen_count[r] += 1
         w, threshold = learn_example(w, support[i], r, present, threshold, hyper, static)
     return w, threshold
 
@@ -225,7 +289,7 @@ def scores(w: jax.Array, query: jax.Array, hyper: Hyper, static: Static) -> jax.
     """Mean class score over each query (Q, T, F) from rest: what ``PlasticReadout.predict`` takes the argmax of."""
     _, beta = decays(hyper, static.dt_s)
     mean_w = epoch_kernels(beta, query.shape[1])[0]
-    return jnp.einsum("t,qtf->qf", mean_w, query) @ w.T
+    return jnp.einsum("t,qtf->qf", mean_w, query) @ w.T + bias(w, hyper, static) * jnp.sum(mean_w)
 
 
 def presentation_order(n_way: int, k_shot: int) -> tuple[int, ...]:
