@@ -14,16 +14,39 @@ The discrete dynamics are those of :mod:`edgesnn.neurons.discretise`
 Session with the outputs the trainer saw.
 """
 
-from tools.train.api import Trainer as Trainer
-from tools.train.config import ExperimentConfig as ExperimentConfig
-from tools.train.config import config_from_dict as config_from_dict
-from tools.train.config import load_config as load_config
-from tools.train.export import to_model as to_model
-from tools.train.models import Network as Network
-from tools.train.models import build_network as build_network
-from tools.train.models import forward as forward
-from tools.train.models import init_params as init_params
-from tools.train.trainer import train as train
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tools.train.api import Trainer as Trainer
+    from tools.train.config import ExperimentConfig as ExperimentConfig
+    from tools.train.config import config_from_dict as config_from_dict
+    from tools.train.config import load_config as load_config
+    from tools.train.export import to_model as to_model
+    from tools.train.models import Network as Network
+    from tools.train.models import build_network as build_network
+    from tools.train.models import forward as forward
+    from tools.train.models import init_params as init_params
+    from tools.train.trainer import train as train
+
+# Imported on first use, so that the JAX-free modules (schemes, memplan) load without JAX.
+_EXPORTS = {"Trainer": "api", "ExperimentConfig": "config", "config_from_dict": "config", "load_config": "config",
+            "to_model": "export", "Network": "models", "build_network": "models", "forward": "models",
+            "init_params": "models", "train": "trainer"}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
 
 __all__ = [
     "ExperimentConfig",

@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from edgesnn.errors import OptionError
-from tools.train.timeloop import RECOMPUTE, Checkpointing
+from tools.train.schemes import RECOMPUTE, Checkpointing
 
 MIB = 1 << 20
 
