@@ -650,6 +650,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_commands(sub)
     add_detect_command(sub)
     add_fsm_commands(sub)
+    try:  # firmware_bridges/ is in the source tree, not in the installed package: no `edgesnn ipu` without it
+        from firmware_bridges.ipu.cli import add_ipu_commands  # argparse only; the compiler loads in the command
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("firmware_bridges"):
+            raise
+    else:
+        add_ipu_commands(sub)
     share_global_flags(parser)  # last: reaches every command registered above
     return parser
 
