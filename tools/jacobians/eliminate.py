@@ -3,7 +3,9 @@
 Eliminating vertex ``v`` replaces every path ``i -> v -> j`` by the product ``J(v->j) J(i->v)``,
 added to an edge ``i -> j`` where one exists, then removes ``v``. Forward mode eliminates the
 intermediates in evaluation order, reverse mode in the opposite order; greedy minimal Markowitz
-picks, each time, the vertex whose elimination costs the fewest multiplications now.
+picks, each time, the vertex whose elimination costs the fewest multiplications now; ties go to
+the vertex computed last (reverse mode's choice), which on the published scalar tasks gives
+counts at or below the best of forward, reverse and Markowitz with ties to the first vertex.
 """
 
 from __future__ import annotations
@@ -101,14 +103,14 @@ def _cost(edges: Mapping[tuple[int, int], Struct], preds: Mapping, succs: Mappin
 
 
 def markowitz_order(graph: Graph) -> tuple[int, ...]:
-    """Greedy minimal Markowitz: each step eliminates the cheapest vertex now (ties: the earliest)."""
+    """Greedy minimal Markowitz: each step eliminates the cheapest vertex now (ties: the latest computed)."""
     edges = dict(graph.edges)
     preds, succs = _adjacency(edges)
     left = set(graph.intermediates)
     cost = {v: _cost(edges, preds, succs, v) for v in left}
     order = []
     while left:
-        v = min(left, key=lambda u: (cost[u], u))
+        v = min(left, key=lambda u: (cost[u], -u))
         order.append(v)
         left.discard(v)
         ins, outs = preds.pop(v, set()), succs.pop(v, set())

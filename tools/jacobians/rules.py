@@ -147,8 +147,11 @@ def _elementwise_struct(in_shape: tuple[int, ...], out_shape: tuple[int, ...], d
 
 def _elementwise_local(eqn: Eqn, k: int, d: Callable[[Values, Values], Any]) -> Local:
     out = eqn.out_avals[0]
-    args = [lit if lit is not None else a for lit, a in zip(eqn.literals, eqn.in_avals, strict=True)]
-    d_shape = _shape(jax.eval_shape(lambda *xs: jnp.asarray(d(xs, [None])), *args))
+    # The derivative's shape (constants are stored once): evaluated on zeros, cheaper than tracing.
+    args = [lit if lit is not None else np.zeros(a.shape, a.dtype) for lit, a in zip(eqn.literals, eqn.in_avals,
+                                                                                    strict=True)]  # fmt: skip
+    with jax.ensure_compile_time_eval(), np.errstate(all="ignore"):
+        d_shape = _shape(d(args, [None]))
     struct = _elementwise_struct(_shape(eqn.in_avals[k]), _shape(out), d_shape)
 
     def value(ins: Values, outs: Values) -> Any:

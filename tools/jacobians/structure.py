@@ -135,25 +135,37 @@ def compose_plan(b: Struct, a: Struct) -> Plan:
     )
     adds = pre_adds + max(math.prod(size[lab] for lab in space) - math.prod(val_shape), 0)
     letters = {lab: string.ascii_letters[i] for i, lab in enumerate(size)}
-    a_keep = [d for d in a_dims if d not in pre_a]
-    b_keep = [d for d in b_dims if d not in pre_b]
+    pre = set(pre_a) | set(pre_b)  # summed away before the product (a size-1 axis on the other side)
+    a_keep = [d for d in a_dims if d not in pre]
+    b_keep = [d for d in b_dims if d not in pre]
     spec = (
         "".join(letters[d] for d in a_keep) + "," + "".join(letters[d] for d in b_keep) + "->"
         + "".join(letters[d] for d in res_labels)
     )  # fmt: skip
-    a_sum = tuple(i for i, d in enumerate(a_dims) if d in pre_a)
-    b_sum = tuple(i for i, d in enumerate(b_dims) if d in pre_b)
+    a_sum = tuple(i for i, d in enumerate(a_dims) if d in pre)
+    b_sum = tuple(i for i, d in enumerate(b_dims) if d in pre)
     a_target = tuple(size[d] for d in a_keep)
     b_target = tuple(size[d] for d in b_keep)
+
+    # Without contraction, and with both factors' labels in the result's order, the product is a
+    # broadcasting multiply (the common case: chains of elementwise maps), far cheaper than einsum.
+    elementwise = not [lab for lab in size if lab not in res_labels and lab not in pre] and all(
+        [lab for lab in res_labels if lab in keep] == keep for keep in (a_keep, b_keep)
+    )
+    a_expand = tuple(size[lab] if lab in a_keep else 1 for lab in res_labels)
+    b_expand = tuple(size[lab] if lab in b_keep else 1 for lab in res_labels)
 
     def apply(bval: Array, aval: Array) -> Array:
         if a_sum:
             aval = jnp.sum(aval, axis=a_sum)
         if b_sum:
             bval = jnp.sum(bval, axis=b_sum)
-        aval = jnp.broadcast_to(aval, a_target)
-        bval = jnp.broadcast_to(bval, b_target)
-        out = jnp.einsum(spec, aval, bval)
+        if elementwise:
+            a_in = jnp.reshape(jnp.broadcast_to(aval, a_target), a_expand)
+            b_in = jnp.reshape(jnp.broadcast_to(bval, b_target), b_expand)
+            out = a_in * b_in
+        else:
+            out = jnp.einsum(spec, jnp.broadcast_to(aval, a_target), jnp.broadcast_to(bval, b_target))
         out = jnp.broadcast_to(out, val_shape) if out.shape != val_shape else out
         return out * scale if scale != 1 else out
 

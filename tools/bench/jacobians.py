@@ -1,0 +1,172 @@
+"""Cross-country elimination on the AlphaGrad tasks and the trainer's neuron cells (issue 25).
+
+For every task (tools.jacobians.tasks) this counts the multiplications and additions of the
+forward, reverse, greedy minimal Markowitz and searched (simulated annealing) orders and puts the
+published counts beside them (best of forward/reverse/Markowitz, and AlphaGrad's order); only the
+tasks rebuilt exactly as published (``exact``: scalar graphs, whose count is the Markowitz degree
+in both codes) are comparable. Then it times the Jacobian of a batch of ``--batch`` inputs under
+``jax.jit(jax.vmap(...))`` for every order and for ``jax.jacfwd`` and ``jax.jacrev``, in the same
+run, as the median of ``--repeats`` calls after one warm-up (compile) call.
+
+    python tools/bench/jacobians.py [--tasks RoeFlux_1d ...] [--batch 512] [--repeats 50]
+        [--iterations 3000] [--cell-size 16] [--out results/jacobians.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `tools` importable from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from tools.jacobians import graph_of, jacobian, search_order  # noqa: E402
+from tools.jacobians.eliminate import eliminate, forward_order, markowitz_order, reverse_order  # noqa: E402
+from tools.jacobians.tasks import PUBLISHED, Task, benchmark_tasks, cell_tasks  # noqa: E402
+
+ORDERS = ("forward", "reverse", "markowitz", "search")
+
+
+def _batched(args: tuple[Any, ...], batch: int, key: jax.Array) -> tuple[Any, ...]:
+    """Every input leaf repeated ``batch`` times, each copy moved by up to 1 % (so no two samples are equal)."""
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    keys = jax.random.split(key, len(leaves))
+    out = []
+    for k, x in zip(keys, leaves, strict=True):
+        x = jnp.asarray(x, jnp.float32)
+        noise = jax.random.uniform(k, (batch, *x.shape), jnp.float32, -0.01, 0.01)
+        out.append(x[None] * (1.0 + noise))
+    return jax.tree_util.tree_unflatten(tree, out)
+
+
+def _time(fn: Any, args: tuple[Any, ...], repeats: int) -> dict[str, float]:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {"median_ms": 1e3 * statistics.median(times), "p05_ms": 1e3 * times[len(times) // 20],
+            "p95_ms": 1e3 * times[-1 - len(times) // 20], "first_call_s": compile_s}  # fmt: skip
+
+
+def run_task(task: Task, *, batch: int, repeats: int, iterations: int) -> dict[str, Any]:
+    """Counts per order, the published counts, and the batched run times of every order and of jacfwd/jacrev."""
+    graph = graph_of(task.fn, *task.args, argnums=task.argnums)
+    t0 = time.perf_counter()
+    found = search_order(task.fn, *task.args, argnums=task.argnums, iterations=iterations)
+    search_s = time.perf_counter() - t0
+    orders = {"forward": forward_order(graph), "reverse": reverse_order(graph), "markowitz": markowitz_order(graph),
+              "search": found.order}  # fmt: skip
+    counts = {name: eliminate(graph, order)[2].as_dict() for name, order in orders.items()}
+    published = PUBLISHED.get(task.name)
+    args = _batched(task.args, batch, jax.random.PRNGKey(0))
+    fns = {name: jacobian(task.fn, order=name, argnums=task.argnums) for name in ORDERS}
+    fns["jacfwd"] = jax.jacfwd(task.fn, argnums=task.argnums)
+    fns["jacrev"] = jax.jacrev(task.fn, argnums=task.argnums)
+    times = {name: _time(jax.jit(jax.vmap(fn)), args, repeats) for name, fn in fns.items()}
+    best = min(ORDERS, key=lambda name: (counts[name]["mults"], ORDERS.index(name)))
+    best_prior = min(counts[name]["mults"] for name in ("forward", "reverse", "markowitz"))
+    return {
+        "task": task.name,
+        "exact": task.exact,
+        "note": task.note,
+        "vertices": len(graph.intermediates),
+        "counts": counts,
+        "best_prior_mults": best_prior,
+        "published": None if published is None else {"best_prior": published[0], "alphagrad": published[1]},
+        "search": {
+            "iterations": iterations,
+            "start": found.start,
+            "start_mults": found.start_mults,
+            "seconds": search_s,
+        },  # fmt: skip
+        "times": times,
+        "best_order": best,
+        "best_vs_faster_jax": times[best]["median_ms"]
+        / min(times["jacfwd"]["median_ms"], times["jacrev"]["median_ms"]),  # fmt: skip
+    }
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    exact = [r for r in rows if r["exact"] and r["published"]]
+    return {
+        "markowitz_le_published_best_prior": {r["task"]: r["counts"]["markowitz"]["mults"] <= r["published"]
+                                              ["best_prior"] for r in exact},
+        "best_prior_le_published_best_prior": {r["task"]: r["best_prior_mults"] <= r["published"]["best_prior"]
+                                               for r in exact},
+        "search_below_markowitz": {r["task"]: r["counts"]["search"]["mults"] < r["counts"]["markowitz"]["mults"]
+                                   for r in rows},
+        "search_below_best_prior": {r["task"]: r["counts"]["search"]["mults"] < r["best_prior_mults"] for r in rows},
+        "best_order_at_least_as_fast_as_faster_jax": {r["task"]: r["best_vs_faster_jax"] <= 1.0 for r in rows},
+    }  # fmt: skip
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = (f"{'task':24} {'exact':5} {'fwd':>7} {'rev':>7} {'mM':>7} {'search':>7} {'pub.prior':>9} {'pub.AG':>6}"
+            f" | ms: {'fwd':>7} {'rev':>7} {'mM':>7} {'search':>7} {'jacfwd':>7} {'jacrev':>7}")  # fmt: skip
+    lines = [head]
+    for r in rows:
+        c, t, p = r["counts"], r["times"], r["published"] or {}
+        pub = [str(p.get("best_prior", "-")), str(p.get("alphagrad") or "-")]
+        lines.append(f"{r['task']:24} {str(r['exact']):5} " + " ".join(f"{c[o]['mults']:>7}" for o in ORDERS)
+                     + f" {pub[0]:>9} {pub[1]:>6} |     "
+                     + " ".join(f"{t[o]['median_ms']:>7.3f}" for o in (*ORDERS, "jacfwd", "jacrev")))  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; JSON to ``--out`` (and stdout), the table to stderr."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", nargs="*", help="task names (default: all, cells included)")
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--iterations", type=int, default=3000, help="annealing moves of the order search")
+    ap.add_argument("--cell-size", type=int, default=16, help="neurons of the cell tasks (inputs: half as many)")
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args(argv)
+    tasks = benchmark_tasks() + cell_tasks(n=a.cell_size, n_in=max(a.cell_size // 2, 1))
+    if a.tasks:
+        unknown = set(a.tasks) - {t.name for t in tasks}
+        if unknown:
+            ap.error(f"unknown task(s) {sorted(unknown)}; expected some of {[t.name for t in tasks]}")
+        tasks = [t for t in tasks if t.name in a.tasks]
+    rows = []
+    for task in tasks:
+        rows.append(run_task(task, batch=a.batch, repeats=a.repeats, iterations=a.iterations))
+        print(f"{task.name}: done", file=sys.stderr, flush=True)
+    result = {
+        "settings": {
+            "batch": a.batch,
+            "repeats": a.repeats,
+            "iterations": a.iterations,
+            "cell_size": a.cell_size,
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+            "jax": jax.__version__,
+        },  # fmt: skip
+        "tasks": rows,
+        "summary": _summary(rows),
+    }
+    print(_table(rows), file=sys.stderr)
+    text = json.dumps(result, indent=1)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
