@@ -42,24 +42,25 @@ def part_a(n: int, seed: int) -> dict[str, Any]:
     return out
 
 
-def part_b(ns: list[int], rays: list[int], seeds: int) -> dict[str, Any]:
-    """Critical dense machine sizes along rays N_E = rho N_Z, and the boundary fit."""
+def part_b(ns: list[int], rays: list[int], seeds: int, walks: int) -> dict[str, Any]:
+    """Critical dense machine sizes along rays N_E = rho N_Z: ``seeds`` machines per size, ``walks`` walks each."""
     rows, points = [], []
     for n in ns:
         for rho in rays:
             t0 = time.perf_counter()
             guess = max(2, int(0.10 * n / (1 + 2.2 * rho)))
 
-            def passes(nz: int, seed: int, n: int = n, rho: int = rho) -> bool:
+            def passes(nz: int, seed: int, n: int = n, rho: int = rho) -> float:
                 if rho == 0:
-                    return trials.attractor_trial(n, nz, seed)
-                return trials.trial(n, nz, rho * nz, seed)
+                    return float(trials.attractor_trial(n, nz, seed))
+                return trials.trial(n, nz, rho * nz, seed, walks=walks)
 
             crit, seen = capacity.critical_size(passes, max(2, guess // 2), guess * 2, seeds=seeds, floor=2)
             rows.append({"n": n, "rho": rho, "states": crit, "edges": rho * crit})
-            points += [{"n": n, "states": s, "edges": rho * s, "pass_rate": r, "seeds": seeds} for s, r in seen]
+            samples = seeds * (walks if rho else 1)
+            points += [{"n": n, "states": s, "edges": rho * s, "pass_rate": r, "seeds": samples} for s, r in seen]
             log.info("(b) N=%d rho=%d: critical N_Z %.1f (%.0f s)", n, rho, crit, time.perf_counter() - t0)
-    return {"rows": rows, "points": points, "seeds": seeds}
+    return {"rows": rows, "points": points, "seeds": seeds, "walks": walks}
 
 
 def fits_b(b: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +136,7 @@ def markdown(res: dict[str, Any]) -> str:
         for label, f in b.get("fits", {}).items():
             lines.append(f"- {label}: **N_Z + {f['beta']:.2f} (+-{f['beta_se']:.2f}) N_E = {f['c']:.4f}"
                          f" (+-{f['c_se']:.4f}) N**, logistic width in load {f['width']:.4f}")  # fmt: skip
-        lines += ["", f"{b['seeds']} random machines per size.", "",
+        lines += ["", f"{b['seeds']} random machines per size, {b.get('walks', 1)} random walks on each.", "",
                   _row("N", "N_E / N_Z", "critical N_Z", "critical N_E", "N_Z / N"), _row(*["---"] * 5)]  # fmt: skip
         for r in b["rows"]:
             lines.append(
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         res["a"] = part_a(1000 if args.quick else 10_000, seed=1)
     if "b" in parts:
         ns = [1000, 2000] if args.quick else [int(v) for v in args.dense_ns.split(",")]
-        res["b"] = part_b(ns, [0, 1, 2, 4], args.seeds or (3 if args.quick else 8))
+        res["b"] = part_b(ns, [0, 1, 2, 4], args.seeds or (3 if args.quick else 6), 2 if args.quick else 4)
     if "c" in parts:
         ns = [1000, 2000] if args.quick else [int(v) for v in args.sparse_ns.split(",")]
         ks = [40, 80] if args.quick else [32, 48, 80, 128]

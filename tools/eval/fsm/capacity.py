@@ -16,9 +16,10 @@ import numpy as np
 Points = list[tuple[int, float]]
 
 
-def critical_size(passes: Callable[[int, int], bool], lo: int, hi: int, *, seeds: int, ratio: float = 1.12,
+def critical_size(passes: Callable[[int, int], float], lo: int, hi: int, *, seeds: int, ratio: float = 1.12,
                   floor: int = 1) -> tuple[float, Points]:  # fmt: skip
-    """The size where the pass rate of ``passes(size, seed)`` over ``seeds`` seeds crosses 0.5; and every rate seen.
+    """The size where the mean pass rate of ``passes(size, seed)`` (a bool or a rate) over ``seeds`` seeds crosses 0.5;
+    and every rate seen.
 
     ``lo`` and ``hi`` bracket it (either is moved outwards, by factors of 2, until lo passes and
     hi fails); bisection in log size stops when ``hi / lo <= ratio`` or they are adjacent sizes.

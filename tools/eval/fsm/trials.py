@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgesnn.fsm import CompileOptions, FSMSpec, Transition, compile_fsm, simulate
+from edgesnn.fsm import CompileOptions, FSMNetwork, FSMSpec, Transition, compile_fsm
 from edgesnn.fsm.simulate import NONE
+from edgesnn.graph.units import kwta
 
 
 def random_fsm(n_states: int, n_edges: int, rng: np.random.Generator) -> FSMSpec:
@@ -27,31 +28,64 @@ def random_fsm(n_states: int, n_edges: int, rng: np.random.Generator) -> FSMSpec
     return FSMSpec(states, tuple(t.symbol for t in trans), trans)
 
 
+def random_walks(spec: FSMSpec, rng: np.random.Generator, length: int, walks: int) -> np.ndarray:
+    """Transition indices (walks, length) of random walks from the initial state."""
+    index = {s: i for i, s in enumerate(spec.states)}
+    out_edges: dict[int, list[int]] = {}
+    for j, t in enumerate(spec.transitions):
+        out_edges.setdefault(index[t.source], []).append(j)
+    paths = np.empty((walks, length), np.int64)
+    for w in range(walks):
+        cur = index[spec.initial]
+        for i in range(length):
+            paths[w, i] = j = int(rng.choice(out_edges[cur]))
+            cur = index[spec.transitions[j].target]
+    return paths
+
+
+def walks_pass(net: FSMNetwork, paths: np.ndarray, hold: int = 10) -> np.ndarray:
+    """Which walks (bool (walks,)) keep overlap > 0.5 with the expected attractor at the middle of every phase.
+
+    All walks step at once (one matrix product per step), by the update rule of
+    :func:`edgesnn.fsm.simulate` (tests hold the two equal); a walk is judged at its first failure.
+    """
+    spec, n = net.spec, net.n
+    index = {s: i for i, s in enumerate(spec.states)}
+    symbol = {s: i for i, s in enumerate(spec.symbols)}
+    walks = len(paths)
+    cur = np.full(walks, index[spec.initial])
+    alive = np.ones(walks, bool)
+    z = np.repeat(net.patterns[cur[:1]].T, walks, axis=1)  # (N, walks)
+    u, vt, d = net.u, np.ascontiguousarray(net.v.T), net.d[:, None]
+    masks = (net.stimuli > 0).astype(np.float32)
+    for hop in range(paths.shape[1]):
+        edge = paths[:, hop]
+        nxt = np.array([index[spec.transitions[j].target] for j in edge])
+        sym = np.array([symbol[spec.transitions[j].symbol] for j in edge])
+        for phase, want in enumerate((cur, len(spec.states) + edge, nxt)):
+            mask = np.ones((n, walks), np.float32) if phase == 0 else masks[2 * sym + phase - 1].T
+            for t in range(hold):
+                y = z * mask
+                h = u @ (vt @ y) - d * y
+                if net.options.sparse:
+                    z = kwta(h.T, net.options.active).T
+                else:
+                    z = np.where(h >= 0, np.float32(1), np.float32(-1))
+                if t == hold // 2:
+                    alive &= net.overlaps(z.T)[np.arange(walks), want] > 0.5
+            if not alive.any():
+                return alive
+        cur = nxt
+    return alive
+
+
 def trial(n: int, n_states: int, n_edges: int, seed: int, *, coding: float = 0.0, length: int = 6,
-          hold: int = 10) -> bool:  # fmt: skip
-    """One random machine on ``n`` neurons, one random walk; True when every phase reaches its attractor."""
+          hold: int = 10, walks: int = 1) -> float:  # fmt: skip
+    """One random machine on ``n`` neurons and ``walks`` random walks on it; the fraction of walks that pass."""
     rng = np.random.default_rng([seed, n, n_states, n_edges, int(coding * 1e6)])
     spec = random_fsm(n_states, n_edges, rng)
     net = compile_fsm(spec, CompileOptions(neurons=n, coding=coding, seed=seed, hold_steps=hold))
-    out_edges: dict[int, list[int]] = {}
-    state_index = {s: i for i, s in enumerate(spec.states)}
-    for j, t in enumerate(spec.transitions):
-        out_edges.setdefault(state_index[t.source], []).append(j)
-    z = net.patterns[0]
-    cur = 0
-    mid = hold // 2
-    for _ in range(length):
-        j = int(rng.choice(out_edges[cur]))
-        nxt = state_index[spec.transitions[j].target]
-        sym = spec.symbols.index(spec.transitions[j].symbol)
-        stim = np.array([NONE] * hold + [2 * sym] * hold + [2 * sym + 1] * hold)
-        tr = simulate(net, stim, initial=z, keep_states=True, dtype=np.float32)
-        for phase, want in enumerate((cur, n_states + j, nxt)):
-            if tr.overlaps[phase * hold + mid, want] <= 0.5:
-                return False
-        z = tr.states[-1]
-        cur = nxt
-    return True
+    return float(walks_pass(net, random_walks(spec, rng, length, walks), hold).mean())
 
 
 def sparse_trial(n: int, n_states: int, k: int, seed: int, *, n_edges: int | None = None, length: int = 6,
