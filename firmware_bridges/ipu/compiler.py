@@ -183,7 +183,7 @@ class _Layout:
     def tile_bytes(self, pop: Population, npt: int, tiles: int, src_tiles: dict[str, int]) -> dict[str, int]:
         """Bytes on the fullest tile of ``pop`` at ``npt`` neurons per tile over ``tiles`` tiles."""
         cfg, batch, vb = self.cfg, self.opt.batch, self.cfg.value_bytes
-        weights = pop.coefficient_words * vb
+        weights = pop.coefficient_words * (npt if pop.coefficients_per_neuron else 1) * vb
         buffers = 0
         vertices = 1 + len(pop.synapses)  # the update, one accumulate per projection
         sources = 0
@@ -343,6 +343,7 @@ def _exchanges(spec: NetSpec, layout: _Layout, placements: list[Placement], cfg:
         for syn in pop.synapses:
             src = where.get(syn.source)
             src_ipus = {0} if src is None else _ipus_of(src.first_tile, src.tiles, cfg.tiles_per_ipu)
+            # every chip but the one a buffer is merged on gets it once over an IPU-Link
             out.append(Exchange(syn.node, syn.source, pop.name, layout.sparse(syn), layout.received_bytes(syn),
-                                1 if src is None else src.tiles, len(dst_ipus - src_ipus)))  # fmt: skip
+                                1 if src is None else src.tiles, len(dst_ipus | src_ipus) - 1))  # fmt: skip
     return tuple(out)

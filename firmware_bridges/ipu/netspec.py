@@ -73,9 +73,10 @@ class Population:
     binary: bool
     state_words: int
     update_ops: int
-    coefficient_words: int
+    coefficient_words: int  # of the neuron update, shared by the population (or per neuron, below)
     synapses: tuple[Synapse, ...]
     source_kind: str = "neuron"  # "neuron", or "accumulator" for a synapse no neuron follows
+    coefficients_per_neuron: bool = False  # each neuron has its own (trained time constants)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +127,8 @@ def _neuron(op: O.NeuronOp, synapses: tuple[Synapse, ...]) -> Population:
     arrays = [getattr(c, f.name) for f in dataclasses.fields(c) if f.name in _COEFFS]
     uniform = all(a.size <= 1 or bool((a == a.flat[0]).all()) for a in arrays)
     binary = c.spiking and c.max_spikes == 1
-    return Population(op.node, n, c.spiking, binary, sum(words.values()), ops, len(_COEFFS) * (1 if uniform else n),
-                      synapses)  # fmt: skip
+    return Population(op.node, n, c.spiking, binary, sum(words.values()), ops, len(_COEFFS), synapses,
+                      coefficients_per_neuron=not uniform)  # fmt: skip
 
 
 _COEFFS = ("a_syn", "g_syn", "a_w", "c_w", "b_w", "a_v", "k_v", "g_v", "g_w", "g_x", "h_w", "v_leak", "v_threshold",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 from edgesnn.errors import CapacityError, OptionError
@@ -196,22 +197,17 @@ def train_plan(
     return TrainPlan(program, plan, train.steps, streaming, step_s, forward_s, plain_s)
 
 
-def fits(spec: NetSpec, train: TrainOptions, options: CompileOptions, config: IPUConfig | None = None) -> bool:
-    """Whether the plan fits tiles and Streaming Memory."""
+def refusal(spec: NetSpec, train: TrainOptions, options: CompileOptions, config: IPUConfig | None = None) -> str:
+    """Why the plan does not fit ("" when it does): the path of the compiler's CapacityError."""
     try:
         train_plan(spec, train, options, config)
-    except CapacityError:
-        return False
-    return True
+    except CapacityError as exc:
+        return exc.path or "capacity"
+    return ""
 
 
-def longest_sequence(spec: NetSpec, scheme: str, options: CompileOptions, *, sparse: bool = True,
-                     limit: int = 10_000_000, config: IPUConfig | None = None) -> int:  # fmt: skip
-    """The most steps per sequence ``scheme`` fits (0 if not even one), by bisection."""
-
-    def ok(t: int) -> bool:
-        return fits(spec, TrainOptions(t, scheme, sparse=sparse), options, config)
-
+def _bisect(ok: Callable[[int], bool], limit: int) -> int:
+    """The largest n in [1, limit] with ok(n), ok monotone (0 if not even 1)."""
     if not ok(1):
         return 0
     lo, hi = 1, 2
@@ -222,3 +218,23 @@ def longest_sequence(spec: NetSpec, scheme: str, options: CompileOptions, *, spa
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if ok(mid) else (lo, mid)
     return lo
+
+
+def longest_sequence(spec: NetSpec, scheme: str, options: CompileOptions, *, sparse: bool = True,
+                     limit: int = 10_000_000, config: IPUConfig | None = None) -> tuple[int, str]:  # fmt: skip
+    """The most steps per sequence ``scheme`` fits, and what stops it one step later ("tile memory",
+    "Streaming Memory", or "search limit" when ``limit`` steps fit)."""
+
+    def why(t: int) -> str:
+        return refusal(spec, TrainOptions(t, scheme, sparse=sparse), options, config)
+
+    t = _bisect(lambda n: not why(n), limit)
+    if t >= limit:
+        return t, "search limit"
+    return t, "Streaming Memory" if why(t + 1) == "streaming_memory" else "tile memory"
+
+
+def largest_network(make: Callable[[int], NetSpec], train: TrainOptions, options: CompileOptions, *,
+                    limit: int = 1_000_000, config: IPUConfig | None = None) -> int:  # fmt: skip
+    """The largest width ``n`` whose network ``make(n)`` trains under ``train`` on the chips (0 if none)."""
+    return _bisect(lambda n: not refusal(make(n), train, options, config), limit)
