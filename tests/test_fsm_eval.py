@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edgesnn.fsm import CompileOptions, compile_fsm, simulate
 from edgesnn.fsm.simulate import NONE
 from tools.eval.fsm.capacity import critical_size, fit_boundary, fit_power
 from tools.eval.fsm.sparse import check_against_reference
 from tools.eval.fsm.trials import random_fsm, random_walks, walks_pass
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """One BLAS thread, as the engine uses: on a loaded 2-core machine more threads make small products slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 def reference_pass(net, path: np.ndarray, hold: int = 10) -> bool:

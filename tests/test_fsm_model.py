@@ -21,6 +21,15 @@ DOOR = FSMSpec.from_dict({
 WALK = ["arm", "key", "reset", "key", "arm", "reset"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """One BLAS thread, as the engine uses: on a loaded 2-core machine more threads make small products slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 def engine_states(model: edgesnn.Model, symbols: list[str], hold: int) -> np.ndarray:
     """The units' 0/1 output after every step, stepping a session one step at a time."""
     session = model.session()

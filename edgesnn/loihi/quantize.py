@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from edgesnn.errors import OptionError, UnsupportedError
-from edgesnn.graph import Affine, Conv2d, Flatten, Graph, Input, Linear, Output
+from edgesnn.graph import Affine, Conv2d, Flatten, Graph, Input, Linear, Output, ThresholdUnit
 from edgesnn.graph.neurons import NEURON_TYPES
 from edgesnn.loihi import fixed
 from edgesnn.loihi.network import Connection, LoihiNetwork, NeuronLayer
@@ -128,6 +128,11 @@ def quantize_graph(
         "bias_exp": None if bias_exp is None else _option(bias_exp, fixed.BIAS_EXP_MIN, fixed.BIAS_EXP_MAX,
                                                           "bias_exp"),
     }  # fmt: skip
+    for name, node in graph.nodes.items():
+        if isinstance(node, ThresholdUnit):  # no CUBA LIF layer steps a k-WTA or a held sign unit in one step
+            raise UnsupportedError(
+                "a ThresholdUnit (the units of an attractor network, e.g. an edgesnn.fsm machine) has no Loihi"
+                " mapping yet; run it with numerics='float'", path=f"nodes/{name}")  # fmt: skip
     inputs = {name: graph.shape(name) for name in graph.inputs}
     structure = _structure(graph)
     cascade = cascade_method(method)
