@@ -36,13 +36,19 @@ from tools.train.schemes import RECOMPUTE, SCHEMES, Checkpointing
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
-    """A training run to plan: T steps per sequence, a checkpointing scheme (chunks chosen when None)."""
+    """A training run to plan: T steps per sequence, a checkpointing scheme (chunks chosen when None).
+
+    ``chunks_for``: ``"fit"`` chooses the chunks the trainer's planner picks for the binding tile's
+    free bytes (the remote schemes take the longest outer chunk that fits: fewest transfers);
+    ``"least"`` the scheme's least-memory chunks (``memplan.default_chunks``).
+    """
 
     steps: int
     scheme: str = "none"
     chunks: tuple[int, ...] | None = None
     sparse: bool = True
     activity: float = 0.05
+    chunks_for: str = "fit"
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -51,6 +57,8 @@ class TrainOptions:
             raise OptionError(f"expected one of {', '.join(SCHEMES)}, got {self.scheme!r}", path="scheme")
         if not 0 < self.activity <= 1:
             raise OptionError(f"expected a fraction in (0, 1], got {self.activity!r}", path="activity")
+        if self.chunks_for not in ("fit", "least"):
+            raise OptionError(f"expected fit or least, got {self.chunks_for!r}", path="chunks_for")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -144,6 +152,8 @@ def _chunks(terms: _Terms, program: Program, train: TrainOptions) -> Checkpointi
             best = (pressure, model, free)
     assert best is not None
     _, model, free = best
+    if train.chunks_for == "least":
+        return Checkpointing(train.scheme, memplan.default_chunks(train.scheme, train.steps, model))
     try:
         return memplan.choose(train.steps, batch, model, max(free, 1), schemes=[train.scheme]).plan
     except OptionError:  # nothing fits: the least-memory chunks, which the compiler then refuses
