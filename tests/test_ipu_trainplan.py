@@ -32,7 +32,7 @@ def test_every_scheme_plans_tiles_streaming_memory_and_time_at_100_to_10000_step
         last = None
         for steps in (100, 1000, 10_000):
             try:
-                plan = train_plan(SHD, TrainOptions(steps, scheme), OPTIONS)
+                plan = train_plan(SHD, TrainOptions(steps, scheme, chunks_for="least"), OPTIONS)
             except CapacityError as exc:  # plain BPTT stops between 100 and 1,000 steps
                 assert scheme in ("none", "standard") and "bytes missing" in str(exc)
                 break
@@ -40,7 +40,7 @@ def test_every_scheme_plans_tiles_streaming_memory_and_time_at_100_to_10000_step
             assert p.max_tile_bytes <= p.config.tile_memory_bytes
             assert (plan.streaming_bytes > 0) == (scheme in ("remote", "double"))
             assert plan.time_factor == pytest.approx(1.0) if scheme == "none" else plan.time_factor > 1.0
-            assert last is None or p.memory["checkpoints"].max() >= last  # more steps never need less
+            assert last is None or p.memory["checkpoints"].max() >= last  # at least memory, more steps need more
             last = p.memory["checkpoints"].max()
         assert scheme != "double" or last is not None
 
