@@ -129,17 +129,24 @@ def feed(model: Model, symbols: Sequence[str], hold_steps: int | None = None) ->
 
 
 def run_symbols(model: Model, symbols: Sequence[str], *, hold_steps: int | None = None, session: Any = None,
-                numerics: str = "float") -> tuple[dict[str, np.ndarray], list[Hop]]:  # fmt: skip
-    """Run ``symbols`` through a session of an FSM model; return its outputs (T, ...) and the walk."""
+                numerics: str | None = None) -> tuple[dict[str, np.ndarray], list[Hop]]:  # fmt: skip
+    """Run ``symbols`` through a session of an FSM model; return its outputs (T, ...) and the walk.
+
+    ``numerics`` defaults to the model's own (``"loihi"`` for :func:`edgesnn.fsm.loihi.to_loihi_model`'s);
+    the read-outs come back as overlaps whatever the numerics' units.
+    """
     info = fsm_info(model)
     hold = info["hold_steps"] if hold_steps is None else hold_steps
     if session is None:
         from edgesnn.engine import SessionOptions
 
-        session = model.session(options=SessionOptions(numerics=numerics))
+        session = model.session(options=SessionOptions(numerics=numerics or info.get("numerics", "float")))
     if session.batch != 1:
         raise InputError(f"expected a session of batch 1, got {session.batch}", path="session")
     outs = {k: v[:, 0] for k, v in session.run(feed(model, symbols, hold)).items()}
+    for key, scale in (("out_overlaps", "overlap_scale"), ("out_readout", "readout_scale")):
+        if key in outs and scale in info:  # a Loihi program's read-outs are integer voltages
+            outs[key] = outs[key] * np.float32(info[scale])
     decoded = decode(outs["out_overlaps"], info["attractors"])
     return outs, hops(FSMSpec.from_dict(info["spec"]), symbols, decoded, hold)
 
