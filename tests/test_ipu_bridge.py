@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -26,11 +27,13 @@ def _too_wide() -> Model:
     return Model(Graph(nodes, (("in", "fc"), ("fc", "li"), ("li", "out"))), 1e-3)
 
 
-def test_capabilities_carry_each_programs_tiles_memory_and_predicted_step() -> None:
+def test_capabilities_carry_each_programs_tiles_memory_and_predicted_step(caplog: pytest.LogCaptureFixture) -> None:
     with IPUDevice() as dev:
         caps = dev.capabilities()
         assert (caps.device_kind, caps.simulated, caps.tiles, caps.programs) == ("ipu", True, 1471, ())
-        model_id = dev.load_model(bundle_bytes(small_model()))
+        with caplog.at_level(logging.INFO, logger="edgesnn.ipu"):
+            model_id = dev.load_model(bundle_bytes(small_model()))
+        assert f"model {model_id[:12]}" in caplog.text and "tiles, tile memory max" in caplog.text  # the bridge's log
         (summary,) = dev.capabilities().programs
         program = dev.program(model_id)
         assert summary.model_id == model_id and summary.tiles_used == program.tiles_used
@@ -52,6 +55,7 @@ def test_the_bridge_process_serves_simulated_ipus_and_refuses_what_does_not_fit(
     with bridge("--max-activity", "0.5") as address, remote(address) as dev:
         caps = dev.capabilities()
         assert caps.device_kind == "ipu" and caps.simulated and caps.backends == ("ipu-bsp-sim",)
+        assert not hasattr(caps, "programs")  # the wire's Capabilities message has no field for the programs
         with pytest.raises(CapacityError, match="bytes missing"):
             dev.load_model(bundle_bytes(_too_wide()))
         with dev.open_session(dev.load_model(bundle_bytes(small_model()))) as s:

@@ -15,8 +15,6 @@ import threading
 
 from edgesnn.errors import EdgeSNNError
 
-log = logging.getLogger("edgesnn.ipu")
-
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, serve, drain on a signal."""
@@ -54,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                                  exchange=args.exchange, ipus=args.ipus)  # fmt: skip
         device = IPUDevice(options=options)
         for path in args.model or ():
-            model_id = device.load_model(path)
-            log.info("loaded %s: %s", path, next(s for s in device.capabilities().programs if s.model_id == model_id))
+            device.load_model(path)  # logs its plan
         server, port = create_server(device, f"{args.host}:{args.port}", token=args.token,
                                      max_sessions=args.max_sessions)  # fmt: skip
     except (EdgeSNNError, OSError) as exc:

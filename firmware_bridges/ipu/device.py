@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import logging
 import platform
 import threading
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ from firmware_bridges.ipu.compiler import CompileOptions, Program
 from firmware_bridges.ipu.config import IPUConfig
 from firmware_bridges.ipu.plan import inference_program
 from firmware_bridges.ipu.session import BACKEND, IPUSession
+
+log = logging.getLogger("edgesnn.ipu")
 
 #: Activity at which capabilities predict the time of a step (fraction of each spiking source per step).
 DEFAULT_ACTIVITY = 0.05
@@ -104,6 +107,9 @@ class IPUDevice(Device):
         f.name = name
         model = read_bundle(f)
         summary = summarize(model_id, inference_program(model, self._options, self._config), self._activity)
+        log.info("model %s (%s) on %d IPU(s): %d tiles, tile memory max %d B, mean %.0f B, %.3g s per step at %g %%"
+                 " activity", model_id[:12], name, summary.ipus, summary.tiles_used, summary.tile_bytes_max,
+                 summary.tile_bytes_mean, summary.predicted_step_s, 100 * summary.assumed_activity)  # fmt: skip
         with self._lock:
             self._models.setdefault(model_id, (model, model_info(model_id, model, name), summary))
         return model_id
