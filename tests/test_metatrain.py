@@ -142,9 +142,10 @@ def test_quantisation_and_gate_pass_gradients_straight_through():
     assert float(jax.grad(lambda t: jnp.sum(R.gate(e, t, "value", 20.0)))(jnp.float32(0.1))) < 0.0
 
 
-def test_every_tunable_hyperparameter_gets_a_finite_gradient():
+@pytest.mark.parametrize("rule", [V1, {"init": "zeros"}], ids=["v1", "prototype-normalised"])
+def test_every_tunable_hyperparameter_gets_a_finite_gradient(rule):
     config = LearningConfig(feature_node="f", learning_rate=0.3, learning_rate_other=0.1, weight_bits=8,
-                            threshold=0.2)  # fmt: skip
+                            threshold=0.2, **rule)  # fmt: skip
     hyper, static = R.split_config(config, DT_S)
     support = jnp.asarray(random_support(2, n=3))
     query = jnp.asarray(random_support(4, n=3))
@@ -178,7 +179,7 @@ def test_meta_training_improves_episode_accuracy_on_a_synthetic_task():
         "episodes": {"n_way": 3, "k_shot": [1], "n_query": 3},
         # A poor start: learning so slowly that rows stay imprinted mean traces, and raw dot products favour
         # the classes whose patterns have many active features.
-        "rule": {"learning_rate": 0.002, "weight_bits": 8},
+        "rule": {"learning_rate": 0.002, "weight_bits": 8, **V1},
         "meta": {"iterations": 60, "batch": 4, "lr": 0.1, "t_epoch_grid": [10], "val_episodes": 40,
                  "learn": ["learning_rate", "learning_rate_other", "threshold", "target_on", "init_scale"]},
     })  # fmt: skip
