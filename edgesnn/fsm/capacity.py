@@ -21,12 +21,12 @@ from edgesnn.fsm.spec import FSMSpec
 
 # Fitted by `nice -n 10 .venv/bin/python -m tools.eval.fsm --out results/fsm --parts b,c` (results/fsm/fsm.json):
 # part b, "machines with edges" fit, and part c's power law; see the report of issue 24.
-DENSE_C = 0.0
-DENSE_BETA = 0.0
-DENSE_WIDTH = 0.0
-SPARSE_A = 0.0
-SPARSE_GAMMA = 0.0
-SPARSE_LOG_WIDTH = 0.0
+DENSE_C = 0.0498
+DENSE_BETA = 1.354
+DENSE_WIDTH = 0.004
+SPARSE_A = 1.0e-4
+SPARSE_GAMMA = 2.0
+SPARSE_LOG_WIDTH = 0.1
 
 #: Failure probabilities above which compiling warns, and refuses without ``force``.
 WARN_ABOVE = 0.01

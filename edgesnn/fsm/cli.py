@@ -51,7 +51,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for w in caught:
         if not args.quiet:
             print(f"edgesnn fsm compile: warning: {w.message}", file=sys.stderr)
-    model = to_model(compile_fsm(spec, options))
+    net = compile_fsm(spec, options)
+    if args.loihi:
+        from edgesnn.fsm.loihi import to_loihi_model
+
+        model = to_loihi_model(net)
+    else:
+        model = to_model(net)
     write_bundle(model, args.output)
     doc = {"output": args.output, "states": len(spec.states), "transitions": len(spec.transitions),
            "symbols": len(spec.symbols), "outputs": list(spec.output_names()), "neurons": options.neurons,
@@ -60,8 +66,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     elif not args.quiet:
         kind = f"sparse (k = {options.active})" if options.sparse else "dense"
+        kind += " neurons as a Loihi 2 program" if args.loihi else " neurons"
         print(f"wrote {args.output}: {len(spec.states)} states, {len(spec.transitions)} transitions,"
-              f" {len(spec.symbols)} symbols on {options.neurons} {kind} neurons; predicted walk failure"
+              f" {len(spec.symbols)} symbols on {options.neurons} {kind}; predicted walk failure"
               f" probability {p_fail:.2g}")  # fmt: skip
     return 0
 
@@ -92,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     info = fsm_info(model)
     symbols = read_symbols(args.inputs)
     hold = info["hold_steps"] if args.hold is None else args.hold
-    session = model.session(options=SessionOptions(numerics=args.numerics))
+    session = model.session(options=SessionOptions(numerics=args.numerics or info.get("numerics", "float")))
     outs, hops = run_symbols(model, symbols, hold_steps=hold, session=session)
     doc = _walk_doc(hops, outs, info, hold)
     if args.plot:
@@ -169,13 +176,16 @@ def add_fsm_commands(sub: Any) -> None:
     p.add_argument("--async", dest="update_probability", type=float, default=1.0, metavar="P",
                    help="update each unit with probability P per step (default 1: synchronous)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="compile even when the machine is far beyond capacity")
+    p.add_argument("--loihi", action="store_true",
+                   help="a Loihi 2 program (dense states, binary or ternary weights) that Loihi numerics and the"
+                        " Loihi 2 bridge run exactly")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_compile)
     p = fsub.add_parser("run", help="walk a compiled machine through input symbols; print the walk and overlaps")
     p.add_argument("model", help="a bundle written by edgesnn fsm compile")
     p.add_argument("--inputs", required=True, help="text file of input symbols (spaces or lines; # comments)")
     p.add_argument("--hold", type=int, help="steps each input phase is held (default: the bundle's)")
-    p.add_argument("--numerics", choices=("float", "loihi"), default="float", help="session numerics")
+    p.add_argument("--numerics", choices=("float", "loihi"), help="session numerics (default: the bundle's own)")
     p.add_argument("--plot", metavar="PNG", help="write the overlaps over time as a PNG")
     p.add_argument("--check", action="store_true", help="exit 1 when the walk differs from the spec's")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

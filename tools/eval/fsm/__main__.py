@@ -39,6 +39,11 @@ def part_a(n: int, seed: int) -> dict[str, Any]:
         log.info("(a) %s: walk %s, engine %s, %.0f s", name, res["walk_correct"], res.get("engine_walk_correct"),
                  time.perf_counter() - t0)  # fmt: skip
         out["conditions"][name] = res
+    out["loihi"] = {}
+    for name, extra, n_loihi in example.LOIHI_CONDITIONS:
+        size = min(n_loihi, n)
+        out["loihi"][name] = res = example.run_loihi_condition(spec, symbols, size, seed, extra)
+        log.info("(a) Loihi numerics, %s, N=%d: walk %s", name, size, res["loihi_walk_correct"])
     return out
 
 
@@ -129,6 +134,15 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append(_row(name, f"{ok} ({c['hops_correct']}/{c['hops']})", f"{c['phases_passed']}/{c['phases']}",
                               f"{c['min_mid_overlap']:.3f} / {c['mean_mid_overlap']:.3f}", eng,
                               c.get("engine_same_walk"), f"{diff:.2g}"))  # fmt: skip
+        if a.get("loihi"):
+            lines += ["", "Loihi 2 programs of the same machine (edgesnn.fsm.loihi), runtime Loihi numerics (the"
+                      " integers Lava's fixed_pt models run; tests/test_fsm_loihi.py holds the two equal):", "",
+                      _row("weights", "N", "walk (reference)", "walk (Loihi numerics)", "same states"),
+                      _row(*["---"] * 5)]  # fmt: skip
+            for name, c in a["loihi"].items():
+                lines.append(_row(name, c["neurons"], "correct" if c["reference_walk_correct"] else "WRONG",
+                                  f"{'correct' if c['loihi_walk_correct'] else 'WRONG'} ({c['loihi_hops_correct']}"
+                                  f"/{c['hops']})", c["same_states_as_reference"]))  # fmt: skip
         lines.append("")
     if "b" in res:
         b = res["b"]

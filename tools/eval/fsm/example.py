@@ -105,3 +105,34 @@ def run_condition(spec: FSMSpec, symbols: list[str], n: int, seed: int, extra: d
         result["engine_same_decoded_steps"] = decode(eng, net.attractors) == decode(ref.overlaps, net.attractors)
         result["engine_max_overlap_diff"] = float(np.max(np.abs(eng - ref.overlaps)))
     return result
+
+
+#: Loihi programs of the example machine (see edgesnn.fsm.loihi): (name, options, neurons). Exact Loihi
+#: numerics need every unit's drive under 1024: binary weights up to N = 1024, sparse ternary ones beyond.
+LOIHI_CONDITIONS: tuple[tuple[str, dict[str, Any], int], ...] = (
+    ("binary", {"weights": "binary"}, 1000),
+    ("ternary, 98 % sparse", {"weights": "ternary", "sparsity": 0.98}, 4000),
+    ("ternary, 99 % sparse", {"weights": "ternary", "sparsity": 0.99}, 4000),
+)
+
+
+def run_loihi_condition(spec: FSMSpec, symbols: list[str], n: int, seed: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """The example walk in the runtime's Loihi numerics (the integers Lava runs) against the float reference."""
+    from edgesnn.fsm.loihi import to_loihi_model
+
+    opts = CompileOptions(neurons=n, seed=seed, **extra)
+    net = compile_fsm(spec, opts)
+    ref = simulate(net, schedule(spec, symbols, opts.hold_steps), keep_states=False, dtype=np.float32)
+    ref_walk = hops(spec, symbols, decode(ref.overlaps, net.attractors), opts.hold_steps)
+    t0 = time.perf_counter()
+    outs, walk = run_symbols(to_loihi_model(net), symbols)
+    return {
+        "neurons": n,
+        "options": extra,
+        "reference_walk_correct": all(h.ok for h in ref_walk),
+        "loihi_walk_correct": all(h.ok for h in walk),
+        "loihi_hops_correct": sum(h.ok for h in walk),
+        "hops": len(walk),
+        "same_states_as_reference": [h.target for h in walk] == [h.target for h in ref_walk],
+        "loihi_s": time.perf_counter() - t0,
+    }
