@@ -41,6 +41,10 @@ def test_lava_runs_the_same_integers(tmp_path: pathlib.Path) -> None:
     for layer in layers:
         np.testing.assert_array_equal(ours[layer][:, 0], lava[layer], err_msg=layer)
     assert lava["state"].any() and not lava["state"].all()
+    # Two interleaved copies, both started in the initial state: steps 0 and 1 are 'idle'.
+    idle = (net.patterns[0] > 0).astype(np.float32)
+    np.testing.assert_array_equal(lava["state"][0], idle)
+    assert net.overlaps(2 * lava["state"][1] - 1)[0] > 0.9
     overlaps = lava["overlaps"] * model.graph.metadata["fsm"]["overlap_scale"]  # Lava's voltages, as overlaps
     walk = hops(DOOR, ["arm", "key", "reset"], decode(overlaps, net.attractors), 6)
     assert [h.target for h in walk] == ["armed", "open", "idle"]
@@ -57,3 +61,10 @@ def test_what_loihi_cannot_run_exactly_is_refused(options: dict, match: str) -> 
     net = compile_fsm(DOOR, CompileOptions(**{"neurons": 200, "seed": 0, **options}))
     with pytest.raises(UnsupportedError, match=match):
         loihi_network(net)
+
+
+def test_sparse_ternary_weights_fit_far_more_neurons() -> None:
+    net = compile_fsm(DOOR, CompileOptions(neurons=1500, seed=0, weights="ternary", sparsity=0.98))
+    program = loihi_network(net)
+    assert program.neurons["state"].shape == (1500,)  # past the 1,024 binary weights allow
+    assert np.abs(net.weight).sum(axis=1).max() <= 1023
