@@ -84,12 +84,12 @@ def test_plan_prints_a_table_json_and_a_png_map(tmp_path, capsys: pytest.Capture
 
 
 def test_plan_for_training_under_each_scheme(capsys: pytest.CaptureFixture) -> None:
-    argv = ["ipu", "plan", "keywords", "--train", "--seq-len", "2000", "--batch", "16", "--scheme", "all"]
+    argv = ["ipu", "plan", "keywords", "--train", "--seq-len", "5000", "--batch", "16", "--scheme", "all"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "none: does not fit" in out and "double chunks" in out and "Streaming Memory" in out
     assert "x1.00 of plain" not in out.split("double chunks")[1]
-    assert main(["ipu", "plan", "keywords", "--train", "--seq-len", "2000", "--batch", "16"]) != 0  # scheme none
+    assert main(["ipu", "plan", "keywords", "--train", "--seq-len", "5000", "--batch", "16"]) != 0  # scheme none
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "graph/hidden0" in err and "bytes missing" in err
 

@@ -109,19 +109,18 @@ class _Terms:
     def model(self, pop: Population, npt: int, tiles: int) -> memplan.MemoryModel:
         """Bytes per sample of a checkpoint and of one step's residuals on the fullest tile of ``pop``.
 
-        A tile keeps its own neurons' list (ids and surrogate values) and, on the tiles holding the
-        combine vertices, the merged buffers of their samples; the buffers a tile received are not
-        kept: the backward pass broadcasts the stored buffers again, as the forward pass did (its
+        A tile keeps its own neurons' list (ids and surrogate values, the two-threshold buffer);
+        neither the merged buffers nor those a tile received are kept: the backward pass merges
+        the stored lists and broadcasts them again, as the forward pass did (its combine and
         exchange time is in the backward's cost). Dense BPTT keeps every state of every step.
         """
-        cfg, vb, batch = self.cfg, self.cfg.value_bytes, self.program.options.batch
+        cfg, vb = self.cfg, self.cfg.value_bytes
         state = npt * pop.state_words * vb
         cap = self._caps.get(pop.name, 0)
         if not self.train.sparse:
             residual = npt * pop.state_words * vb
         elif cap:
-            merged = math.ceil(batch / tiles) * (cap * (cfg.spike_id_bytes + vb) + cfg.count_bytes) / batch
-            residual = min(npt, cap) * (cfg.spike_id_bytes + vb) + cfg.count_bytes + merged
+            residual = min(npt, cap) * (cfg.spike_id_bytes + vb) + cfg.count_bytes
         else:
             residual = npt * vb  # a read-out's membranes (the loss's per-step terms are taken as it runs)
         return memplan.MemoryModel(state_bytes=state, residual_bytes_per_step=residual,

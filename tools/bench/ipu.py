@@ -12,6 +12,8 @@
 - ``train``: tile memory of the SHD 3-layer network at T = 100 to 10,000 under every scheme, the
   longest sequence each fits, double checkpointing at ten times plain BPTT's longest sequence
   with its predicted time overhead, and the widest 3-layer network each scheme trains at T = 1,000.
+- ``models``: W1, W2, W3, the shipped keyword network and the 46,868-neuron network: inference plans,
+  and training plans at T = 100, 1,000 and 10,000 under every scheme (least-memory chunks, batch 16).
 - ``keywords``: the shipped keyword network over a keyword test split on the simulator against the
   CPU engine in the same run (wall time, median of ``--repeats``; outputs compared element by element).
 """
@@ -124,6 +126,60 @@ def train_section(plot: str | None) -> dict[str, Any]:
             "widest_at_T1000": widest}  # fmt: skip
 
 
+def _specs() -> dict[str, Any]:
+    """W1, W2, W3, the shipped keyword network and the 46,868-neuron one-chip network, as the compiler sees them."""
+    import edgesnn
+    from edgesnn.engine.plan import compile_plan
+    from firmware_bridges.ipu.netspec import from_plan
+    from tools.bench.workloads import WORKLOADS
+
+    models = {name: make(np.random.default_rng(1)).model for name, make in WORKLOADS.items()}
+    models["keywords"] = edgesnn.load("keywords")
+    specs = {n: from_plan(compile_plan(m.graph, m.dt_s, m.method, 1)) for n, m in models.items()}
+    specs["wide-46868"] = dense_stack(700, (1464 * 32,), 20)  # the shape of tests/test_ipu_simulator.py's network
+    return specs
+
+
+def models_section(batch: int) -> dict[str, Any]:
+    """Inference plans (batch 1) and training plans at T = 100 to 10,000 under every scheme for each model."""
+    out: dict[str, Any] = {}
+    for name, spec in _specs().items():
+        entry: dict[str, Any] = {"neurons": spec.neurons}
+        # spike inputs travel as ids (10 % of the input per step); the keyword network's counts as values
+        ids = None if name == "keywords" else max(math.ceil(0.1 * n) for n in spec.inputs.values())
+        try:
+            program = compile_program(spec, CompileOptions(max_activity=0.1))
+            cyc = step_cycles(program, assumed_work(program, 0.05))
+            entry["inference"] = {"tiles_used": program.tiles_used, "tile_bytes_max": program.max_tile_bytes,
+                                  "tile_bytes_mean": round(program.mean_tile_bytes, 1),
+                                  "predicted_step_s_at_5pct": float(cyc.seconds_per_step[0])}  # fmt: skip
+        except CapacityError as exc:
+            entry["inference"] = {"fits": False, "why": str(exc)}
+        entry["input_capacity"] = ids
+        entry["train"] = {}
+        for scheme in SCHEMES:
+            row = []
+            for t in (100, 1000, 10_000):
+                why = ""
+                for ipus in (1, 2):  # one chip, else two over IPU-Links
+                    opt = CompileOptions(max_activity=0.1, batch=batch, input_capacity=ids, ipus=ipus)
+                    try:
+                        p = train_plan(spec, TrainOptions(t, scheme, chunks_for="least"), opt)
+                    except CapacityError as exc:
+                        why = why or str(exc)
+                        continue
+                    row.append({"steps": t, "ipus": p.program.ipus, "tile_bytes_max": p.program.max_tile_bytes,
+                                "chunks": list(p.checkpointing.chunks), "streaming_bytes": p.streaming_bytes,
+                                "step_s": p.step_s, "time_factor": round(p.time_factor, 3),
+                                **({"one_chip": why} if why else {})})  # fmt: skip
+                    break
+                else:
+                    row.append({"steps": t, "fits": False, "why": why})
+            entry["train"][scheme] = row
+        out[name] = entry
+    return {"batch": batch, "max_activity": 0.1, "models": out}
+
+
 def _plot(memory: dict[str, list[Any]], hidden: tuple[int, ...], opt: CompileOptions, path: str) -> None:
     import matplotlib
 
@@ -195,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="keyword test samples to run (0: all)")
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats of the keyword runs (median)")
     ap.add_argument("--batch", type=int, default=64, help="keyword samples per session (tile memory bounds it)")
-    ap.add_argument("--sections", nargs="+", default=["shd", "train", "keywords"], choices=("shd", "train", "keywords"))
+    ap.add_argument("--train-batch", type=int, default=16, help="batch of the models section's training plans")
+    ap.add_argument("--sections", nargs="+", default=["shd", "train", "models", "keywords"],
+                    choices=("shd", "train", "models", "keywords"))  # fmt: skip
     args = ap.parse_args(argv)
     data = args.keywords or str(ROOT / ("data/keywords" if (ROOT / "data/keywords/test.npz").exists()
                                         else "tests/data/keywords"))  # fmt: skip
@@ -205,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         doc["shd"] = shd_section()
     if "train" in args.sections:
         doc["train"] = train_section(args.plot)
+    if "models" in args.sections:
+        doc["models"] = models_section(args.train_batch)
     if "keywords" in args.sections:
         doc["keywords"] = keywords_section(data, args.repeats, args.limit, args.batch)
     text = json.dumps(doc, indent=2)
