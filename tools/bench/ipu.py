@@ -160,21 +160,21 @@ def models_section(batch: int) -> dict[str, Any]:
         for scheme in SCHEMES:
             row = []
             for t in (100, 1000, 10_000):
-                why = ""
+                why: dict[str, str] = {}
                 for ipus in (1, 2):  # one chip, else two over IPU-Links
                     opt = CompileOptions(max_activity=0.1, batch=batch, input_capacity=ids, ipus=ipus)
                     try:
                         p = train_plan(spec, TrainOptions(t, scheme, chunks_for="least"), opt)
                     except CapacityError as exc:
-                        why = why or str(exc)
+                        why[f"{ipus}_ipu"] = str(exc)
                         continue
                     row.append({"steps": t, "ipus": p.program.ipus, "tile_bytes_max": p.program.max_tile_bytes,
                                 "chunks": list(p.checkpointing.chunks), "streaming_bytes": p.streaming_bytes,
                                 "step_s": p.step_s, "time_factor": round(p.time_factor, 3),
-                                **({"one_chip": why} if why else {})})  # fmt: skip
+                                **({"refused": why} if why else {})})  # fmt: skip
                     break
                 else:
-                    row.append({"steps": t, "fits": False, "why": why})
+                    row.append({"steps": t, "fits": False, "refused": why})
             entry["train"][scheme] = row
         out[name] = entry
     return {"batch": batch, "max_activity": 0.1, "models": out}
