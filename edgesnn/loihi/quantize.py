@@ -132,7 +132,8 @@ def quantize_graph(
         if isinstance(node, ThresholdUnit):  # no CUBA LIF layer steps a k-WTA or a held sign unit in one step
             raise UnsupportedError(
                 "a ThresholdUnit (the units of an attractor network, e.g. an edgesnn.fsm machine) has no Loihi"
-                " mapping yet; run it with numerics='float'", path=f"nodes/{name}")  # fmt: skip
+                " mapping; run it with numerics='float', or compile the machine as a Loihi 2 program"
+                " (edgesnn fsm compile --loihi)", path=f"nodes/{name}")  # fmt: skip
     inputs = {name: graph.shape(name) for name in graph.inputs}
     structure = _structure(graph)
     cascade = cascade_method(method)
