@@ -35,6 +35,15 @@ def test_workloads_give_the_engines_outputs_and_spikes(name: str) -> None:
     assert session.stats()["dropped_spikes"] == dict.fromkeys(wl.lif_layers, 0)
 
 
+def test_the_dense_exchange_computes_the_same_values() -> None:
+    wl = WORKLOADS["W1"](np.random.default_rng(1))
+    xs = wl.inputs(np.random.default_rng(2), batch=2, steps=25)
+    want = wl.model.session(batch=2, options=NATIVE).run(xs)["out"]
+    session = IPUSession(wl.model, batch=2, options=CompileOptions(exchange="dense"))
+    np.testing.assert_array_equal(session.run(xs)["out"], want)
+    assert session.program.placement("lif").capacity == 0  # values on the exchange, no buffer to overflow
+
+
 def test_the_shipped_keyword_network_on_its_test_samples() -> None:
     from tools.datasets.keywords import load_split
 

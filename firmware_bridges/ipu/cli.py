@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from firmware_bridges.ipu.trainplan import TrainPlan
 
 SCHEMES = ("none", "standard", "hierarchical", "remote", "double")
 
@@ -98,7 +102,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_line(plan) -> str:  # noqa: ANN001 - a TrainPlan, imported lazily
+def _train_line(plan: TrainPlan) -> str:
     d = plan.to_dict()
     chunks = f" chunks {d['chunks']}" if d["chunks"] else ""
     remote = f", Streaming Memory {d['streaming_bytes'] / 2**20:,.1f} MiB" if d["streaming_bytes"] else ""

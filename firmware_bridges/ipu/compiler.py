@@ -147,7 +147,7 @@ class Program:
         return float(self.tile_bytes[self.used].mean())
 
 
-def _spanned_channels(npt: int, plane: int) -> int:
+def spanned_channels(npt: int, plane: int) -> int:
     """Output channels a run of ``npt`` consecutive neurons (C, H, W order) can touch, at most."""
     return min(math.ceil(npt / plane) + (1 if npt > 1 and plane > 1 else 0), npt)
 
@@ -191,7 +191,7 @@ class _Layout:
             if syn.conv is None:
                 weights += npt * syn.n_in * vb
             else:
-                weights += _spanned_channels(npt, syn.conv.ho * syn.conv.wo) * (syn.conv.taps + 1) * vb
+                weights += spanned_channels(npt, syn.conv.ho * syn.conv.wo) * (syn.conv.taps + 1) * vb
             weights += npt * vb if syn.has_bias and syn.conv is None else 0
             buffers += batch * self.received_bytes(syn)
             sources += max(1, src_tiles.get(syn.source, 1))

@@ -15,7 +15,7 @@ import math
 from edgesnn.engine import ops as O
 from edgesnn.engine.plan import Plan
 from edgesnn.errors import UnsupportedError
-from edgesnn.graph import Delay, Flatten, Input, Output
+from edgesnn.graph import Delay, Flatten, Graph, Input, Output
 
 #: Float32 operations of one neuron update per state it carries (the order of
 #: edgesnn.neurons.discretise's update: decay, input, threshold, reset).
@@ -96,14 +96,14 @@ class NetSpec:
         return next(p for p in self.populations if p.name == name)
 
 
-def _source(graph, name: str) -> str:
+def _source(graph: Graph, name: str) -> str:
     """The node whose values ``name`` passes on, through Flatten and Output aliases."""
     while isinstance(graph.nodes[name], (Flatten, Output)):
         (name,) = graph.predecessors(name)
     return name
 
 
-def _synapse(graph, op: O.DenseOp | O.ConvOp) -> Synapse:
+def _synapse(graph: Graph, op: O.DenseOp | O.ConvOp) -> Synapse:
     preds = graph.predecessors(op.node)
     if len(preds) != 1:
         raise UnsupportedError(f"{op.node!r} sums {len(preds)} inputs before its weights; the IPU compiler places"

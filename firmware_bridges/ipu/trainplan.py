@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgesnn.errors import CapacityError, OptionError
-from firmware_bridges.ipu.compiler import CompileOptions, Program, _spanned_channels, compile_program
+from firmware_bridges.ipu.compiler import CompileOptions, Program, compile_program, spanned_channels
 from firmware_bridges.ipu.config import IPUConfig
 from firmware_bridges.ipu.cycles import assumed_work, step_cycles
 from firmware_bridges.ipu.netspec import NetSpec, Population
@@ -128,7 +128,7 @@ class _Terms:
 
     def gradient_bytes(self, pop: Population, npt: int) -> int:
         """Gradients and optimizer moments of the weights on one tile."""
-        words = sum(npt * s.n_in if s.conv is None else s.conv.taps * _spanned_channels(npt, s.conv.ho * s.conv.wo)
+        words = sum(npt * s.n_in if s.conv is None else s.conv.taps * spanned_channels(npt, s.conv.ho * s.conv.wo)
                     for s in pop.synapses)  # fmt: skip
         return int(words * self.cfg.value_bytes * (1 + self.cfg.optimizer_words_per_weight))
 

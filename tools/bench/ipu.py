@@ -36,7 +36,7 @@ import numpy as np
 from edgesnn.errors import CapacityError
 from firmware_bridges.ipu.compiler import CompileOptions, compile_program
 from firmware_bridges.ipu.cycles import assumed_work, step_cycles
-from firmware_bridges.ipu.netspec import dense_stack
+from firmware_bridges.ipu.netspec import NetSpec, dense_stack
 from firmware_bridges.ipu.trainplan import TrainOptions, largest_network, longest_sequence, train_plan
 from tools.train.schemes import SCHEMES
 
@@ -58,7 +58,7 @@ def shd_hidden(layers: int, per_tile: int = 2, classes: int = 20, tiles: int = 1
             for k in range(layers)]  # fmt: skip
 
 
-def _train_step(spec, opt: CompileOptions, activity: float) -> dict[str, Any]:  # noqa: ANN001
+def _train_step(spec: NetSpec, opt: CompileOptions, activity: float) -> dict[str, Any]:
     try:
         plan = train_plan(spec, TrainOptions(100, "none", activity=activity), opt)
     except CapacityError as exc:
