@@ -108,9 +108,20 @@ def part_c(ns: list[int], ks: list[int], seeds: int, budget_s: float) -> dict[st
         best.append({"n": n, "k": top["k"], "coding": top["coding"], "capacity": top["capacity"],
                      "seconds": time.perf_counter() - t0})  # fmt: skip
         prev = (n, top["capacity"])
-    fit = capacity.fit_power([b["n"] for b in best], [b["capacity"] for b in best]) if len(best) > 1 else {}
-    return {"rows": rows, "best": best, "fit": fit, "seeds": seeds, "ks": ks,
-            "n_measured": [b["n"] for b in best], "budget_s": budget_s}  # fmt: skip
+    return {"rows": rows, "best": best, "seeds": seeds, "ks": ks, "n_measured": [b["n"] for b in best],
+            "budget_s": budget_s}  # fmt: skip
+
+
+def fits_c(c: dict[str, Any]) -> dict[str, Any]:
+    """The power law through the best k's capacities, and the failure probability's width in log size."""
+    best = c["best"]
+    if len(best) < 2:
+        return {}
+    fit = capacity.fit_power([b["n"] for b in best], [b["capacity"] for b in best])
+    tops = [max((r for r in c["rows"] if r["n"] == b["n"]), key=lambda r: r["capacity"]) for b in best]
+    fit["log_width"] = capacity.fit_log_width([(s, r["capacity"], rate, c["seeds"]) for r in tops
+                                               for s, rate in r["points"]])  # fmt: skip
+    return fit
 
 
 def _row(*cells: object) -> str:
@@ -164,7 +175,8 @@ def markdown(res: dict[str, Any]) -> str:
         if fit:
             ns = ", ".join(str(n) for n in c["n_measured"])
             lines.append(f"Fit: **C = {fit['a']:.3g} N^{fit['gamma']:.2f} (+-{fit['gamma_se']:.2f})** over N = {ns};"
-                         f" {c['seeds']} machines per size, k in {c['ks']}.")  # fmt: skip
+                         f" {c['seeds']} machines per size, k in {c['ks']}; logistic width of the failure"
+                         f" probability in log(size / C): {fit.get('log_width', float('nan')):.3f}.")  # fmt: skip
         lines += ["", _row("N", "best k", "coding f", "capacity C (states = edges)", "C / N", "seconds"),
                   _row(*["---"] * 6)]  # fmt: skip
         for r in c["best"]:
@@ -236,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.eval.fsm", description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--parts", default="a,b,c", help="comma-separated parts: a (example walk), b (dense capacity),"
-                    " c (sparse capacity)")  # fmt: skip
+                    " c (sparse capacity); empty: refit and redraw the folder's results")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of every part")
     ap.add_argument("--seeds", type=int, default=0, help="random machines per size (default: 8 dense, 4 sparse)")
     ap.add_argument("--sparse-budget-s", type=float, default=2400, help="time for part c; larger N are skipped")
@@ -252,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "fsm.json"
     res: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    parts = set(args.parts.split(","))
+    parts = {p for p in args.parts.split(",") if p}  # none: refit and redraw what the folder holds
     if parts - {"a", "b", "c"}:
         ap.error(f"unknown part(s) {', '.join(sorted(parts - {'a', 'b', 'c'}))}; expected a, b, c")
     t0 = time.perf_counter()
@@ -269,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "command": " ".join(sys.argv)})  # fmt: skip
     if "b" in res:
         res["b"]["fits"] = fits_b(res["b"])
+    if "c" in res:
+        res["c"]["fit"] = fits_c(res["c"])
     plots(res, out)
     doc = _jsonable(res)
     if "a" in doc:  # overlap traces stay in the plot; the JSON keeps the figures

@@ -68,7 +68,7 @@ def fit_width(points: list[dict], c: float, beta: float) -> float:
     seeds = np.array([p["seeds"] for p in points])
     best, best_ll = 0.0, -np.inf
     for w in np.geomspace(1e-4, 0.1, 400):
-        q = 1 / (1 + np.exp(-(load - c) / w))  # failure probability
+        q = 1 / (1 + np.exp(np.clip(-(load - c) / w, -700, 700)))  # failure probability
         q = np.clip(q, 1e-9, 1 - 1e-9)
         ll = float(np.sum(seeds * (rate * np.log(1 - q) + (1 - rate) * np.log(q))))
         if ll > best_ll:
@@ -84,3 +84,20 @@ def fit_power(ns: list[int], caps: list[float]) -> dict[str, float]:
     spread = float(np.sum((x - x.mean()) ** 2))
     se = math.sqrt(float(resid @ resid) / (len(x) - 2) / spread) if len(x) > 2 else 0.0
     return {"gamma": float(gamma), "a": float(math.exp(log_a)), "gamma_se": se}
+
+
+def fit_log_width(samples: list[tuple[float, float, float, int]]) -> float:
+    """Width ``w`` of ``P(fail) = 1 / (1 + exp(-log(size / C) / w))`` by maximum likelihood.
+
+    ``samples`` are (size, critical size C of its network, pass rate, trials) of every rate measured.
+    """
+    x = np.array([math.log(s / c) for s, c, _, _ in samples])
+    rate = np.array([r for _, _, r, _ in samples])
+    trials = np.array([t for _, _, _, t in samples])
+    best, best_ll = 0.0, -np.inf
+    for w in np.geomspace(1e-3, 2.0, 400):
+        q = np.clip(1 / (1 + np.exp(np.clip(-x / w, -700, 700))), 1e-9, 1 - 1e-9)
+        ll = float(np.sum(trials * (rate * np.log(1 - q) + (1 - rate) * np.log(q))))
+        if ll > best_ll:
+            best, best_ll = float(w), ll
+    return best
