@@ -34,7 +34,7 @@ def test_capabilities_say_simulated_loihi(bridge: str) -> None:
     with edgesnn.connect(bridge) as dev:
         caps = dev.capabilities()
     assert caps.device_kind == "loihi2" and caps.simulated and caps.numerics == "loihi-fixed"
-    assert "CubaLIF" in caps.neuron_models and not caps.learning
+    assert "CubaLIF" in caps.neuron_models and caps.learning  # on Lava's learning engine (test_loihi_learn_rpc.py)
 
 
 @pytest.mark.parametrize("make", [small_model, conv_model], ids=["recurrent", "conv"])

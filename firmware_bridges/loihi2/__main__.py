@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token", default=None, help="bearer token clients must send (required off loopback)")
     p.add_argument("--max-sessions", type=int, default=4)
     p.add_argument("--model", action="append", help="bundle to preload (repeatable)")
+    p.add_argument("--store", metavar="DIR", help="host directory of learned classes (kept across restarts)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     from edgesnn.serve import create_server
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
-    device = LavaDevice(tag=args.tag)
+    device = LavaDevice(tag=args.tag, store=args.store)
     try:
         for path in args.model or ():
             device.load_model(path)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import platform
 import threading
+from pathlib import Path
 
 from edgesnn import __version__
 from edgesnn.devices.base import Capabilities, Device, ModelInfo, ModelSource
 from edgesnn.devices.local import _bundle_bytes, model_info
-from edgesnn.errors import NotFoundError, OptionError, UnsupportedError
+from edgesnn.errors import CapacityError, NotFoundError, OptionError, UnsupportedError
 from edgesnn.loihi import network_for
 from edgesnn.model import Model
 from firmware_bridges.loihi2.compile import TAGS
+from firmware_bridges.loihi2.learner import check_learning
 from firmware_bridges.loihi2.worker import WorkerSession
 
 NEURON_MODELS = ("LIF", "CubaLIF", "LI", "CubaLI", "IF", "Integrator")
@@ -25,24 +28,30 @@ class LavaDevice(Device):
     ``tag="fixed_pt"`` runs Lava's bit-accurate integer models (numerics
     ``"loihi-fixed"``, equal to the runtime's ``numerics="loihi"``); ``"floating_pt"`` runs
     the same processes in float64 (numerics ``"float"``). Simulated: no chip is used.
+    ``store`` is a directory on the host for learned classes: a model that learns
+    keeps them in ``<store>/<model id>/`` across restarts (see ``learner.py``).
     """
 
-    def __init__(self, *, tag: str = "fixed_pt", name: str | None = None) -> None:
+    def __init__(
+        self, *, tag: str = "fixed_pt", name: str | None = None, store: str | os.PathLike[str] | None = None
+    ) -> None:
         if tag not in TAGS:
             raise OptionError(f"expected one of {', '.join(TAGS)}, got {tag!r}", path="tag")
         self._tag = tag
+        self._store = None if store is None else Path(store)
+        self._store_holders: dict[str, WorkerSession] = {}  # one session writes a model's store at a time
         self._name = name or f"lava-loihi2-sim@{platform.node() or 'localhost'}"
         self._models: dict[str, tuple[Model, ModelInfo, bytes]] = {}
         self._sessions: set[WorkerSession] = set()
         self._lock = threading.Lock()
 
     def capabilities(self) -> Capabilities:
-        """Loihi 2 simulated by Lava; no learning served; adaptation re-quantises at the new step."""
+        """Loihi 2 simulated by Lava; learning on Lava's learning engine; adaptation re-quantises at the new step."""
         from edgesnn.adapt import METHODS
 
         return Capabilities(
             device_kind="loihi2", device_name=self._name, simulated=True, neuron_models=NEURON_MODELS,
-            max_neurons=0, max_synapses=0, learning=False, adaptation_methods=tuple(METHODS),
+            max_neurons=0, max_synapses=0, learning=True, adaptation_methods=tuple(METHODS),
             numerics="loihi-fixed" if self._tag == "fixed_pt" else "float", version=__version__,
             backends=(f"lava-sim-{self._tag}",), max_sessions=0,
         )  # fmt: skip
@@ -60,7 +69,7 @@ class LavaDevice(Device):
         f.name = name
         model = read_bundle(f)
         if model.learning is not None:
-            raise UnsupportedError("the Loihi 2 bridge does not serve models that learn", path="learning")
+            check_learning(model)  # what Lava's learning engine cannot run is refused at load
         network_for(model)
         with self._lock:
             self._models.setdefault(model_id, (model, model_info(model_id, model), data))
@@ -101,19 +110,36 @@ class LavaDevice(Device):
             raise UnsupportedError("a Lava session starts at the network's rest (its u_init and v_init)",
                                    path="initial_state")  # fmt: skip
         with self._lock:
-            _, _, data = self._loaded(model_id)
+            model, _, data = self._loaded(model_id)
         if not isinstance(batch, int) or batch < 1:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
         if batch != 1:
             raise UnsupportedError("a Lava session runs one stream; open one session per stream", path="batch")
-        session = _TrackedSession(self, model_id, data, dt, adapt_method, self._tag)
+        use_store = self._store is not None and model.learning is not None
         with self._lock:
-            self._sessions.add(session)
+            if use_store and model_id in self._store_holders:
+                raise CapacityError(
+                    "the class store of this model is in use by another open session; close that one first",
+                    path="store",
+                )
+        store = str(self._store / model_id) if use_store else None  # type: ignore[operator]
+        session = _TrackedSession(self, model_id, data, dt, adapt_method, self._tag, store)
+        with self._lock:
+            lost = use_store and model_id in self._store_holders  # another session won the race meanwhile
+            if not lost:
+                if use_store:
+                    self._store_holders[model_id] = session
+                self._sessions.add(session)
+        if lost:
+            session.close()
+            raise CapacityError("the class store of this model is in use by another open session", path="store")
         return session
 
     def _forget(self, session: WorkerSession) -> None:
         with self._lock:
             self._sessions.discard(session)
+            if self._store_holders.get(session.model_id) is session:
+                del self._store_holders[session.model_id]
 
     def close(self) -> None:
         """Close every session (stopping their Lava runtimes) and unload every model."""
@@ -129,9 +155,9 @@ class _TrackedSession(WorkerSession):
     """A WorkerSession that tells its device when it closes."""
 
     def __init__(self, device: LavaDevice, model_id: str, data: bytes, dt: float | None, adapt_method: str | None,
-                 tag: str) -> None:  # fmt: skip
+                 tag: str, store: str | None) -> None:  # fmt: skip
         self._device = device
-        super().__init__(model_id, data, dt, adapt_method, tag)
+        super().__init__(model_id, data, dt, adapt_method, tag, store)
 
     def close(self) -> None:
         """Stop the worker and leave the device's session set."""

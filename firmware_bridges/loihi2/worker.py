@@ -51,14 +51,14 @@ def _serve(conn: Any) -> None:
     from edgesnn.bundle import read_bundle
     from firmware_bridges.loihi2.session import LavaSession
 
-    model_id, bundle, dt, adapt_method, tag = conn.recv()
+    model_id, bundle, dt, adapt_method, tag, store = conn.recv()
     try:
         model = read_bundle(io.BytesIO(bundle))
         if adapt_method is not None:
             model = dataclasses.replace(model, adapt_method=adapt_method)
         if dt is not None:
             model = retime_model(model, dt)
-        session = LavaSession(model_id, model, tag)
+        session = LavaSession(model_id, model, tag, store)
         conn.send(("ok", _describe(session)))
     except EdgeSNNError as exc:
         conn.send(("error", (type(exc).__name__, exc.message, exc.path)))
@@ -73,7 +73,8 @@ def _serve(conn: Any) -> None:
                 break
             try:
                 result = getattr(session, method)(*args, **kwargs)
-                extra = _describe(session) if method == "retime" else None
+                # Outputs change with a retime, and with the classes a learn or forget adds or removes.
+                extra = _describe(session) if method in ("retime", "learn", "forget") else None
                 conn.send(("ok", (result, extra)))
             except EdgeSNNError as exc:
                 conn.send(("error", (type(exc).__name__, exc.message, exc.path)))
@@ -102,7 +103,15 @@ def _raise(kind: str, payload: Any) -> None:
 class WorkerSession(DeviceSession):
     """A LavaSession living in a spawned worker process; the same API, forwarded over a pipe."""
 
-    def __init__(self, model_id: str, bundle: bytes, dt: float | None, adapt_method: str | None, tag: str) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        bundle: bytes,
+        dt: float | None,
+        adapt_method: str | None,
+        tag: str,
+        store: str | None = None,
+    ) -> None:
         key = secrets.token_bytes(32)
         self._dir = tempfile.TemporaryDirectory(prefix="edgesnn-lava-")
         address = os.path.join(self._dir.name, "worker.sock")
@@ -111,7 +120,7 @@ class WorkerSession(DeviceSession):
             self._proc = subprocess.Popen([sys.executable, "-m", "firmware_bridges.loihi2.worker", address], env=env,
                                           cwd=_ROOT)  # fmt: skip
             self._conn = listener.accept()
-        self._conn.send((model_id, bundle, dt, adapt_method, tag))
+        self._conn.send((model_id, bundle, dt, adapt_method, tag, store))
         self._lock = threading.Lock()
         self._closed = False
         self._model_id = model_id
@@ -214,16 +223,20 @@ class WorkerSession(DeviceSession):
         self._call("retime", dt, method)
 
     def learn(self, label: str, example: np.ndarray) -> dict[str, Any]:
-        """Not served by this bridge (raises UnsupportedError)."""
+        """Teach a class in the worker: the example through Lava, the rule on Lava's learning engine."""
         return self._call("learn", label, example)
 
     def forget(self, label: str) -> dict[str, Any]:
-        """Not served by this bridge."""
+        """Forget a learned class in the worker."""
         return self._call("forget", label)
 
     def classes(self) -> list[str]:
-        """Not served by this bridge."""
+        """Learned classes."""
         return self._call("classes")
+
+    def decide(self) -> list[str | None]:
+        """The learned label scoring highest now."""
+        return self._call("decide")
 
     def close(self) -> None:
         """Stop Lava and the worker."""
