@@ -14,6 +14,7 @@ from edgesnn.cli import main
 from edgesnn.errors import CapacityError
 from edgesnn.graph import LI, Affine, Graph, Input, Output
 from edgesnn.model import Model
+from firmware_bridges.ipu.compiler import CompileOptions
 from firmware_bridges.ipu.device import IPUDevice
 from firmware_bridges.ipu.launch import bridge
 from tests.conformance._models import bundle_bytes, remote, small_model, spikes
@@ -55,10 +56,18 @@ def test_the_bridge_process_serves_simulated_ipus_and_refuses_what_does_not_fit(
     with bridge("--max-activity", "0.5") as address, remote(address) as dev:
         caps = dev.capabilities()
         assert caps.device_kind == "ipu" and caps.simulated and caps.backends == ("ipu-bsp-sim",)
-        assert not hasattr(caps, "programs")  # the wire's Capabilities message has no field for the programs
+        assert caps.model_figures == {}
         with pytest.raises(CapacityError, match="bytes missing"):
             dev.load_model(bundle_bytes(_too_wide()))
-        with dev.open_session(dev.load_model(bundle_bytes(small_model()))) as s:
+        model_id = dev.load_model(bundle_bytes(small_model()))
+        figures = dev.capabilities().model_figures[model_id]  # each program's figures cross the wire
+        with IPUDevice(options=CompileOptions(max_activity=0.5)) as local:  # the same program in process
+            local.load_model(bundle_bytes(small_model()))
+            (summary,) = local.capabilities().programs
+        assert figures["tiles_used"] == summary.tiles_used and figures["tile_bytes_max"] == summary.tile_bytes_max
+        assert figures["tile_bytes_mean"] == summary.tile_bytes_mean
+        assert figures["predicted_step_s"] == pytest.approx(summary.predicted_step_s)
+        with dev.open_session(model_id) as s:
             np.testing.assert_array_equal(s.run(spikes(20))["out"], small_model().session().run(spikes(20))["out"])
     (tmp_path / "bad.esnn").write_bytes(b"not a bundle")
     run = subprocess.run([sys.executable, "-m", "firmware_bridges.ipu", "--port", "0", "--model",

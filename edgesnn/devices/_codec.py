@@ -138,6 +138,8 @@ def capabilities_to_pb(c: Capabilities) -> pb.Capabilities:
         learning=c.learning, adaptation_methods=c.adaptation_methods, numerics=c.numerics,
         max_sessions=c.max_sessions, max_message_bytes=c.max_message_bytes, version=c.version,
         backends=c.backends,
+        model_figures={k: pb.ModelFigures(values={n: float(v) for n, v in f.items()})
+                       for k, f in c.model_figures.items()},
     )  # fmt: skip
 
 
@@ -149,6 +151,7 @@ def capabilities_from_pb(m: pb.Capabilities) -> Capabilities:
         learning=m.learning, adaptation_methods=tuple(m.adaptation_methods), numerics=m.numerics,
         version=m.version, backends=tuple(m.backends), max_sessions=m.max_sessions,
         max_message_bytes=m.max_message_bytes,
+        model_figures={k: dict(f.values) for k, f in m.model_figures.items()},
     )  # fmt: skip
 
 

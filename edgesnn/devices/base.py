@@ -48,6 +48,8 @@ class Capabilities:
     backends: tuple[str, ...] = ()
     max_sessions: int = 0
     max_message_bytes: int = 0
+    #: Per loaded model id, named figures of what it occupies and costs here (units in the names).
+    model_figures: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)

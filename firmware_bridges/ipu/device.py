@@ -43,11 +43,20 @@ class ProgramSummary:
 
 @dataclasses.dataclass(frozen=True)
 class IPUCapabilities(Capabilities):
-    """Capabilities with what the programs of the loaded models occupy (not carried by the wire's message)."""
+    """Capabilities with what the programs of the loaded models occupy (on the wire as ``model_figures``)."""
 
     tiles: int = 0
     tile_memory_bytes: int = 0
     programs: tuple[ProgramSummary, ...] = ()
+
+
+def program_figures(summary: ProgramSummary) -> dict[str, float]:
+    """The figures of one program as the wire's Capabilities.model_figures carries them."""
+    return {
+        "ipus": float(summary.ipus), "tiles_used": float(summary.tiles_used),
+        "tile_bytes_max": float(summary.tile_bytes_max), "tile_bytes_mean": float(summary.tile_bytes_mean),
+        "predicted_step_s": summary.predicted_step_s, "assumed_activity": summary.assumed_activity,
+    }  # fmt: skip
 
 
 def summarize(model_id: str, program: Program, activity: float = DEFAULT_ACTIVITY) -> ProgramSummary:
@@ -92,6 +101,7 @@ class IPUDevice(Device):
             max_neurons=per_chip * cfg.max_neurons_per_tile, max_synapses=0, learning=True,
             adaptation_methods=tuple(METHODS), numerics="float32", version=__version__, backends=(BACKEND,),
             tiles=per_chip, tile_memory_bytes=cfg.tile_memory_bytes, programs=programs,
+            model_figures={p.model_id: program_figures(p) for p in programs},
         )  # fmt: skip
 
     def load_model(self, source: ModelSource) -> str:

@@ -56,7 +56,14 @@ class GetCapabilitiesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("device_kind", "device_name", "simulated", "neuron_models", "max_neurons", "max_synapses", "learning", "adaptation_methods", "numerics", "max_sessions", "max_message_bytes", "version", "backends")
+    __slots__ = ("device_kind", "device_name", "simulated", "neuron_models", "max_neurons", "max_synapses", "learning", "adaptation_methods", "numerics", "max_sessions", "max_message_bytes", "version", "backends", "model_figures")
+    class ModelFiguresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ModelFigures
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ModelFigures, _Mapping]] = ...) -> None: ...
     DEVICE_KIND_FIELD_NUMBER: _ClassVar[int]
     DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +77,7 @@ class Capabilities(_message.Message):
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIGURES_FIELD_NUMBER: _ClassVar[int]
     device_kind: str
     device_name: str
     simulated: bool
@@ -83,7 +91,21 @@ class Capabilities(_message.Message):
     max_message_bytes: int
     version: str
     backends: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, device_kind: _Optional[str] = ..., device_name: _Optional[str] = ..., simulated: _Optional[bool] = ..., neuron_models: _Optional[_Iterable[str]] = ..., max_neurons: _Optional[int] = ..., max_synapses: _Optional[int] = ..., learning: _Optional[bool] = ..., adaptation_methods: _Optional[_Iterable[str]] = ..., numerics: _Optional[str] = ..., max_sessions: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., version: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ...) -> None: ...
+    model_figures: _containers.MessageMap[str, ModelFigures]
+    def __init__(self, device_kind: _Optional[str] = ..., device_name: _Optional[str] = ..., simulated: _Optional[bool] = ..., neuron_models: _Optional[_Iterable[str]] = ..., max_neurons: _Optional[int] = ..., max_synapses: _Optional[int] = ..., learning: _Optional[bool] = ..., adaptation_methods: _Optional[_Iterable[str]] = ..., numerics: _Optional[str] = ..., max_sessions: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., version: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., model_figures: _Optional[_Mapping[str, ModelFigures]] = ...) -> None: ...
+
+class ModelFigures(_message.Message):
+    __slots__ = ("values",)
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.ScalarMap[str, float]
+    def __init__(self, values: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class LoadModelRequest(_message.Message):
     __slots__ = ("chunk", "path")
