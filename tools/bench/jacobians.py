@@ -6,7 +6,8 @@ published counts beside them (best of forward/reverse/Markowitz, and AlphaGrad's
 tasks rebuilt exactly as published (``exact``: scalar graphs, whose count is the Markowitz degree
 in both codes) are comparable. Then it times the Jacobian of a batch of ``--batch`` inputs under
 ``jax.jit(jax.vmap(...))`` for every order and for ``jax.jacfwd`` and ``jax.jacrev``, in the same
-run, as the median of ``--repeats`` calls after one warm-up (compile) call.
+run, as the median of ``--repeats`` calls after one warm-up (compile) call, and checks every
+order's batch of Jacobians against ``jax.jacfwd``'s (largest difference relative to its largest entry).
 
     python tools/bench/jacobians.py [--tasks RoeFlux_1d ...] [--batch 512] [--repeats 50]
         [--iterations 3000] [--cell-size 16] [--out results/jacobians.json]
@@ -47,9 +48,9 @@ def _batched(args: tuple[Any, ...], batch: int, key: jax.Array) -> tuple[Any, ..
     return jax.tree_util.tree_unflatten(tree, out)
 
 
-def _time(fn: Any, args: tuple[Any, ...], repeats: int) -> dict[str, float]:
+def _time(fn: Any, args: tuple[Any, ...], repeats: int) -> tuple[dict[str, float], Any]:
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
+    out = jax.block_until_ready(fn(*args))
     compile_s = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
@@ -58,7 +59,14 @@ def _time(fn: Any, args: tuple[Any, ...], repeats: int) -> dict[str, float]:
         times.append(time.perf_counter() - t0)
     times.sort()
     return {"median_ms": 1e3 * statistics.median(times), "p05_ms": 1e3 * times[len(times) // 20],
-            "p95_ms": 1e3 * times[-1 - len(times) // 20], "first_call_s": compile_s}  # fmt: skip
+            "p95_ms": 1e3 * times[-1 - len(times) // 20], "first_call_s": compile_s}, out  # fmt: skip
+
+
+def _error(ours: Any, reference: Any) -> float:
+    """Largest absolute difference, relative to the largest entry of the reference Jacobian."""
+    a, b = jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(reference)
+    scale = max(float(jnp.max(jnp.abs(y))) for y in b)
+    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(a, b, strict=True)) / scale
 
 
 def run_task(task: Task, *, batch: int, repeats: int, iterations: int) -> dict[str, Any]:
@@ -75,7 +83,10 @@ def run_task(task: Task, *, batch: int, repeats: int, iterations: int) -> dict[s
     fns = {name: jacobian(task.fn, order=name, argnums=task.argnums) for name in ORDERS}
     fns["jacfwd"] = jax.jacfwd(task.fn, argnums=task.argnums)
     fns["jacrev"] = jax.jacrev(task.fn, argnums=task.argnums)
-    times = {name: _time(jax.jit(jax.vmap(fn)), args, repeats) for name, fn in fns.items()}
+    timed = {name: _time(jax.jit(jax.vmap(fn)), args, repeats) for name, fn in fns.items()}
+    times = {name: t for name, (t, _) in timed.items()}
+    # Every order's Jacobian of the whole batch against jax.jacfwd's.
+    errors = {name: _error(timed[name][1], timed["jacfwd"][1]) for name in (*ORDERS, "jacrev")}
     best = min(ORDERS, key=lambda name: (counts[name]["mults"], ORDERS.index(name)))
     best_prior = min(counts[name]["mults"] for name in ("forward", "reverse", "markowitz"))
     return {
@@ -93,6 +104,7 @@ def run_task(task: Task, *, batch: int, repeats: int, iterations: int) -> dict[s
             "seconds": search_s,
         },  # fmt: skip
         "times": times,
+        "max_rel_error_vs_jacfwd": errors,
         "best_order": best,
         "best_vs_faster_jax": times[best]["median_ms"]
         / min(times["jacfwd"]["median_ms"], times["jacrev"]["median_ms"]),  # fmt: skip

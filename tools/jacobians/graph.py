@@ -55,7 +55,7 @@ class Graph:
     sources: dict[tuple[int, int], tuple[tuple[int, int], ...]]  # (node index in nodes, local index) per edge
     sinks: tuple[tuple[int, int], ...]  # (output variable, sink vertex) identity edges
     intermediates: tuple[int, ...]  # vertices to eliminate, in evaluation order
-    vertex_of_eqn: dict[int, int]  # 1-based equation number -> vertex (first active output)
+    vertex_of_eqn: dict[int, int]  # vertex number (equation outputs counted from 1) -> vertex
     text: str  # the jaxpr, the key of the order cache
 
     def describe(self, vertex: int) -> str:
@@ -208,12 +208,14 @@ def _assemble(nodes: list[Node], n_vars: int, in_vars: tuple[int, ...], active: 
     diff_vars = tuple(in_vars[k] for k in diff_leaves)
     inputs = set(diff_vars)
     inter = sorted({v for k in edges for v in k} - outputs - inputs)
-    vertex_of_eqn = {}
+    # Vertices are numbered by the equation outputs in evaluation order, from 1 (for jaxprs whose
+    # equations have one output each, the equation numbers Graphax's orders use).
+    vertex_of_eqn, number = {}, 0
     for node in nodes:
         for v in node.outvars:
+            number += 1
             if v in inter:
-                vertex_of_eqn[node.index] = v
-                break
+                vertex_of_eqn[number] = v
     return Graph(tuple(nodes), n_vars, in_vars, diff_vars, tuple(consts), tuple(final), out_refs, out_avals, shapes,
                  edges,
                  {k: tuple(v) for k, v in sources.items() if k in edges}, tuple(sinks), tuple(inter), vertex_of_eqn,
@@ -252,16 +254,16 @@ def edge_values(graph: Graph, flat_args: Sequence[Any]) -> tuple[dict[tuple[int,
 
 
 def check_order(graph: Graph, order: Sequence[int]) -> tuple[int, ...]:
-    """``order`` (1-based equation numbers, as Graphax takes them) as vertices; every intermediate once."""
+    """``order`` (vertex numbers: equation outputs counted from 1, see ``vertices``); every intermediate once."""
     vertices = []
     for n in order:
         if not isinstance(n, int) or n not in graph.vertex_of_eqn:
-            raise OptionError(f"{n!r} is not the number of an equation with a vertex to eliminate "
+            raise OptionError(f"{n!r} is not the number of an equation output to eliminate "
                               f"(expected some of {sorted(graph.vertex_of_eqn)})", path="order")  # fmt: skip
         vertices.append(graph.vertex_of_eqn[n])
     missing = set(graph.intermediates) - set(vertices)
     if len(set(vertices)) != len(vertices) or missing:
         eqn_of = {v: n for n, v in graph.vertex_of_eqn.items()}
-        raise OptionError(f"expected each of the {len(graph.intermediates)} equations "
+        raise OptionError(f"expected each of the {len(graph.intermediates)} vertices "
                           f"{sorted(eqn_of[v] for v in graph.intermediates)} exactly once", path="order")  # fmt: skip
     return tuple(vertices)

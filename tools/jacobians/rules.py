@@ -301,6 +301,23 @@ def _concatenate(eqn: Eqn) -> list[Local]:
     return out
 
 
+def _stack(eqn: Eqn) -> list[Local]:
+    axis, out_shape = eqn.params["axis"], _shape(eqn.out_avals[0])
+    n, dtype = out_shape[axis], eqn.out_avals[0].dtype
+    out = []
+    for k, aval in enumerate(eqn.in_avals):
+        if not eqn.active[k]:
+            continue
+        # Out dimensions other than ``axis`` are the operand's, diagonal; along ``axis`` only entry k.
+        pairs = tuple(None if d == axis else d - (d > axis) for d in range(len(out_shape)))
+        val_shape = tuple(n if d == axis else 1 for d in range(len(out_shape)))
+        hot = np.zeros(val_shape, np.float32)
+        hot.reshape(-1)[k] = 1.0
+        struct = Struct(out_shape, _shape(aval), pairs, val_shape, True)
+        out.append(Local(0, k, struct, lambda ins, outs, hot=hot: jnp.asarray(hot, dtype)))
+    return out
+
+
 def _broadcast_in_dim(eqn: Eqn) -> list[Local]:
     in_shape, out_shape = _shape(eqn.in_avals[0]), _shape(eqn.out_avals[0])
     dims = eqn.params["broadcast_dimensions"]
@@ -425,6 +442,7 @@ STRUCTURAL: dict[str, Callable[[Eqn], list[Local]]] = {
     "slice": _slice,
     "split": _split,
     "concatenate": _concatenate,
+    "stack": _stack,
     "pad": _pad,
     "rev": _rev,
     "cumsum": _cumsum,
