@@ -53,3 +53,38 @@ def bundle(model: Model) -> bytes:
     buf = io.BytesIO()
     write_bundle(model, buf)
     return buf.getvalue()
+
+
+def emulator_faults(**kw: object) -> object:
+    """The emulator's fault plan (see firmware_bridges.analog.emulator), nothing by default."""
+    import argparse
+
+    from firmware_bridges.analog.emulator import Faults
+
+    args = {"drop_at": "", "flip_at": "", "restart_at": "", "stall_at": 0, "stall_s": 0.0}
+    return Faults(argparse.Namespace(**{**args, **kw}))
+
+
+@contextlib.contextmanager
+def board_on_pty(faults: object = None, **board: object) -> Iterator[tuple[object, str]]:
+    """A Board answering on a pty from a thread of this process; yields it and the tty path a host opens."""
+    import os
+    import threading
+    import tty
+
+    from firmware_bridges.analog.board import Board
+    from firmware_bridges.analog.emulator import serve
+
+    dev = Board(**board)  # type: ignore[arg-type]
+    board_end, host_end = os.openpty()
+    tty.setraw(host_end)
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(board_end, dev, faults or emulator_faults(), stop), daemon=True)
+    thread.start()
+    try:
+        yield dev, os.ttyname(host_end)
+    finally:
+        stop.set()
+        thread.join(5)
+        os.close(board_end)
+        os.close(host_end)

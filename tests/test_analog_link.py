@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 import struct
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -18,9 +15,10 @@ pytest.importorskip("serial")
 
 from edgesnn.errors import CapacityError, DeviceError  # noqa: E402
 from firmware_bridges.analog.board import Board  # noqa: E402
-from firmware_bridges.analog.emulator import Faults, serve  # noqa: E402
 from firmware_bridges.analog.frames import MAGIC, FrameError, FrameReader, FrameTimeout, encode  # noqa: E402
 from firmware_bridges.analog.link import BoardLink, BoardRestarted, open_port  # noqa: E402
+from tests.analog_helpers import board_on_pty as on_pty  # noqa: E402
+from tests.analog_helpers import emulator_faults  # noqa: E402
 
 
 def reader_of(data: bytes) -> FrameReader:
@@ -70,9 +68,8 @@ def test_a_cut_frame_times_out_and_a_bad_payload_is_named() -> None:
 
 
 # -- the link against the board, on a pty in this process --------------------------------------------------------
-def faults(**kw) -> Faults:
-    args = {"drop_at": "", "flip_at": "", "restart_at": "", "stall_at": 0, "stall_s": 0.0}
-    return Faults(argparse.Namespace(**{**args, **kw}))
+def faults(**kw) -> object:
+    return emulator_faults(**kw)
 
 
 class Port:
@@ -97,24 +94,12 @@ class Port:
 
 @pytest.fixture
 def board_on_pty(request: pytest.FixtureRequest) -> Iterator[tuple[Board, Port]]:
-    board = Board(max_cells=10_000)
-    board_end, host_end = os.openpty()
-    import tty
-
-    tty.setraw(host_end)
-    stop = threading.Event()
-    plan = getattr(request, "param", faults())
-    thread = threading.Thread(target=serve, args=(board_end, board, plan, stop), daemon=True)
-    thread.start()
-    port = Port(os.ttyname(host_end))
-    try:
-        yield board, port
-    finally:
-        stop.set()
-        thread.join(5)
-        port.close()
-        os.close(board_end)
-        os.close(host_end)
+    with on_pty(getattr(request, "param", None), max_cells=10_000) as (board, url):
+        port = Port(url)
+        try:
+            yield board, port
+        finally:
+            port.close()
 
 
 CONFIG = {"streams": 1, "heads": 1, "head_dim": 2, "window": 4, "array_width": 2, "q_levels": 16, "kv_levels": 8,
