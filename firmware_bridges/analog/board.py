@@ -238,11 +238,12 @@ class Board:
             layer_id = p.get("layer")
             if not isinstance(layer_id, int) or isinstance(layer_id, bool):
                 raise BoardError("bad_request", f"load: layer must be an integer, got {layer_id!r}")
-            layer = Layer(_config(p.get("config")))
+            cfg = _config(p.get("config"))
+            cells = cfg["streams"] * cfg["heads"] * cfg["window"] * cfg["head_dim"]
             used = sum(x.cells for k, x in self.layers.items() if k != layer_id)
-            if used + layer.cells > self.max_cells:
-                raise BoardError("capacity", f"load: {layer.cells} cells asked, {self.max_cells - used} free")
-            self.layers[layer_id] = layer
+            if used + cells > self.max_cells:  # refused before anything is allocated
+                raise BoardError("capacity", f"load: {cells} cells asked, {self.max_cells - used} free")
+            self.layers[layer_id] = Layer(cfg)
             return {}
         if cmd == "unload":
             self.layers.pop(p.get("layer"), None)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ them. A board that stays silent through every try is a :class:`~edgesnn.errors.D
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from typing import Any
@@ -47,7 +48,9 @@ class BoardLink:
         self.timeout_s = timeout_s
         self.tries = tries
         self.lock = threading.RLock()
-        self._seq = 0
+        # A random start: a board that kept its last reply across a host restart must not take
+        # the new host's first request for a repeat of the old host's last one.
+        self._seq = secrets.randbits(40)
         self.boot: int | None = None
         #: Counts of what went wrong and was recovered: "timeout", "crc", "length", "payload", "nak", "stale".
         self.faults: dict[str, int] = {}
@@ -64,7 +67,10 @@ class BoardLink:
         with self.lock:
             self._seq += 1
             seq = self._seq
-            frame = encode({"seq": seq, "cmd": cmd, **fields})
+            try:
+                frame = encode({"seq": seq, "cmd": cmd, **fields})
+            except FrameError as exc:
+                raise CapacityError(f"{cmd} does not fit the board link: {exc}", path="board") from exc
             problem = "no reply"
             for attempt in range(self.tries):
                 if attempt:
