@@ -39,6 +39,7 @@ from edgesnn.graph import (
     ThresholdUnit,
 )
 from edgesnn.graph.attention import SlidingWindowAttention
+from edgesnn.graph.plastic_attention import PlasticAttention
 from edgesnn.graph.transformer import GELU, LayerNorm, PositionEmbedding, ReLU, TokenEmbedding
 from edgesnn.model import Model
 
@@ -121,7 +122,10 @@ _NODE_BUILDERS: dict[str, Callable[[np.random.Generator], tuple[Shape, Node]]] =
     "GELU": lambda rng: ((4,), GELU()),
     "ReLU": lambda rng: ((4,), ReLU()),
     "SlidingWindowAttention": lambda rng: ((4,), _attention_node(rng)),
-}
+    "PlasticAttention": lambda rng: ((4,), PlasticAttention(
+        rng.standard_normal((12, 4)), rng.standard_normal(12), rng.standard_normal((4, 4)), rng.standard_normal(4),
+        rng.standard_normal(4), 0.3, num_heads=2, slots=3, score_saturation=1.5, weight_bits=6, frac_bits=3)),
+}  # fmt: skip
 
 
 def _attention_node(rng: np.random.Generator) -> Node:

@@ -455,7 +455,8 @@ def test_plain_nir_conv_same_padding_flatten_and_pool():
 # -- round trips ---------------------------------------------------------------------
 
 NIR_NODE_TYPES = sorted(set(NODE_TYPES) - {"AdaptiveLIF", "Onnx", "ThresholdUnit", "TokenEmbedding",
-                                           "PositionEmbedding", "LayerNorm", "GELU", "ReLU", "SlidingWindowAttention"})
+                                           "PositionEmbedding", "LayerNorm", "GELU", "ReLU", "SlidingWindowAttention",
+                                           "PlasticAttention"})
 
 
 @pytest.mark.parametrize("type_name", NIR_NODE_TYPES)

@@ -222,6 +222,16 @@ def _register_transformer() -> None:
 _register_transformer()
 
 
+def _register_plastic() -> None:
+    # Plasticity attention (edgesnn.engine._plastic) runs on numpy under both backends.
+    from edgesnn.engine import _plastic
+
+    KERNELS.update(_plastic.KERNELS)
+
+
+_register_plastic()
+
+
 def make_step(ops: tuple[O.Op, ...]):
     """Return a function that runs one step of ``ops`` with the numpy kernels."""
     calls = [(KERNELS[type(op)], op) for op in ops]

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from edgesnn.engine import ops as O
+from edgesnn.engine._plastic import build_plastic_op, runs_fixed_point
 from edgesnn.engine._transformer import TRANSFORMER_NODES, build_op
 from edgesnn.graph import (
     Affine,
@@ -22,6 +23,7 @@ from edgesnn.graph import (
     Linear,
     Onnx,
     Output,
+    PlasticAttention,
     Scale,
     SumPool2d,
     Threshold,
@@ -118,7 +120,7 @@ def compile_plan(
     (:mod:`edgesnn.engine._gaincell`) and every other node as under ``"float"``.
     """
     check_session(graph, dt_s, batch)  # refuse before allocating: shapes x batch x delays within limits
-    if numerics == "loihi":
+    if numerics == "loihi" and not runs_fixed_point(graph):  # plastic attention: its own integers, below
         from edgesnn.engine._loihi import compile_loihi_plan
 
         return compile_loihi_plan(graph, dt_s, method, batch, network=loihi_network)
@@ -243,6 +245,8 @@ def compile_plan(
                                 node.update_probability, node.seed, step))  # fmt: skip
         elif isinstance(node, TRANSFORMER_NODES):  # attention runs the gain-cell model under "gaincell"
             ops.append(build_op(name, node, _flat2(x), _flat2(out), state, initial, numerics))  # type: ignore[arg-type]
+        elif isinstance(node, PlasticAttention):  # integers under "loihi" (edgesnn.engine._plastic)
+            ops.append(build_plastic_op(name, node, _flat2(x), _flat2(out), state, initial, numerics))
         elif isinstance(node, Onnx):
             ops.append(O.OnnxOp(name, x, out, node.model, node.input_name, node.output_name, num_threads))
         elif isinstance(node, Output):

@@ -20,6 +20,7 @@ from edgesnn.graph.neurons import CubaLI as CubaLI
 from edgesnn.graph.neurons import CubaLIF as CubaLIF
 from edgesnn.graph.neurons import Integrator as Integrator
 from edgesnn.graph.onnx_node import Onnx as Onnx
+from edgesnn.graph.plastic_attention import PlasticAttention as PlasticAttention
 from edgesnn.graph.synapses import Affine as Affine
 from edgesnn.graph.synapses import Delay as Delay
 from edgesnn.graph.synapses import Linear as Linear
@@ -38,7 +39,7 @@ NODE_TYPES: dict[str, type[Node]] = {
     for cls in (
         Input, Output, Affine, Linear, Scale, Threshold, Delay, Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten,
         Integrator, IF, LI, LIF, CubaLI, CubaLIF, AdaptiveLIF, Onnx, ThresholdUnit,
-        TokenEmbedding, PositionEmbedding, LayerNorm, GELU, ReLU, SlidingWindowAttention,
+        TokenEmbedding, PositionEmbedding, LayerNorm, GELU, ReLU, SlidingWindowAttention, PlasticAttention,
     )
 }  # fmt: skip
 
@@ -46,5 +47,5 @@ __all__ = [
     "Node", "Graph", "NODE_TYPES", "Input", "Output", "Affine", "Linear", "Scale", "Threshold", "Delay",
     "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Integrator", "IF", "LI", "LIF", "CubaLI",
     "CubaLIF", "AdaptiveLIF", "Onnx", "ThresholdUnit", "TokenEmbedding", "PositionEmbedding", "LayerNorm", "GELU",
-    "ReLU", "SlidingWindowAttention", "RESET_MODES", "RESET_TIMINGS",
+    "ReLU", "SlidingWindowAttention", "PlasticAttention", "RESET_MODES", "RESET_TIMINGS",
 ]  # fmt: skip

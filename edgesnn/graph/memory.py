@@ -28,6 +28,7 @@ from edgesnn.graph.graph import Graph
 from edgesnn.graph.io_nodes import Input, Output
 from edgesnn.graph.neurons import NEURON_TYPES
 from edgesnn.graph.onnx_node import Onnx
+from edgesnn.graph.plastic_attention import PlasticAttention, plastic_node_bytes
 from edgesnn.graph.synapses import Affine, Delay, Linear, Scale, Threshold
 from edgesnn.graph.units import ThresholdUnit
 
@@ -117,6 +118,8 @@ def node_session_bytes(graph: Graph, name: str, dt_s: float, batch: int) -> int:
         total += 2 * len(node.model)
     elif isinstance(node, TRANSFORMER_TYPES):
         total += transformer_node_bytes(node, graph.input_shape(name), batch)
+    elif isinstance(node, PlasticAttention):
+        total += plastic_node_bytes(node, batch)
     elif not isinstance(node, (Input, Output, Flatten)):  # pragma: no cover - every node type is listed above
         raise TypeError(f"no memory estimate for {type(node).__name__}")
     return total
