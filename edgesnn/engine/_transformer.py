@@ -92,12 +92,12 @@ class AttentionOp:
 def embedding_op(op: EmbeddingOp) -> None:
     """Look the tokens up, refusing ids that are not whole numbers in [0, vocab)."""
     ids = op.x[:, 0]
-    idx = ids.astype(np.int64)
     vocab = op.weight.shape[0]
-    if np.any(idx != ids) or np.any(idx < 0) or np.any(idx >= vocab):
-        bad = ids[(idx != ids) | (idx < 0) | (idx >= vocab)][0]
+    ok = (ids >= 0) & (ids < vocab) & (np.floor(ids) == ids)  # NaN fails every comparison
+    if not ok.all():
+        bad = ids[~ok][0]
         raise InputError(f"{op.node} takes token ids, whole numbers in [0, {vocab}); got {bad:g}", path="inputs")
-    np.take(op.weight, idx, axis=0, out=op.out)
+    np.take(op.weight, ids.astype(np.intp), axis=0, out=op.out)
 
 
 def position_op(op: PositionOp) -> None:
@@ -115,11 +115,13 @@ def position_op(op: PositionOp) -> None:
 
 def layer_norm_op(op: LayerNormOp) -> None:
     """Normalise each vector, then scale and shift."""
-    mean = op.x.mean(axis=-1, keepdims=True)
-    centred = op.x - mean
-    var = np.mean(centred * centred, axis=-1, keepdims=True)
+    # ufuncs called directly: ndarray.mean's Python layer costs more than the sums at these sizes
+    inv_d = np.float32(1.0 / op.x.shape[-1])
+    centred = op.x - np.add.reduce(op.x, axis=-1, keepdims=True) * inv_d
+    var = np.add.reduce(centred * centred, axis=-1, keepdims=True) * inv_d
     out = op.out
-    np.multiply(centred / np.sqrt(var + np.float32(op.eps)), op.weight, out=out)
+    np.multiply(centred, 1 / np.sqrt(var + np.float32(op.eps)), out=out)
+    out *= op.weight
     out += op.bias
 
 
@@ -140,11 +142,11 @@ def _float_attend(op: AttentionOp, q: np.ndarray, k: np.ndarray, v: np.ndarray) 
     op.values[:, :, slot] = v
     op.count[0] += 1
     n = min(int(op.count[0]), window)  # slots fill from 0; the order within the window does not matter
-    scores = np.einsum("bhd,bhwd->bhw", q, op.keys[:, :, :n]) * np.float32(q.shape[-1] ** -0.5)
-    scores -= scores.max(axis=-1, keepdims=True)
+    scores = np.matmul(op.keys[:, :, :n], q[..., None])[..., 0] * np.float32(q.shape[-1] ** -0.5)
+    scores -= np.maximum.reduce(scores, axis=-1, keepdims=True)
     p = np.exp(scores)
-    p /= p.sum(axis=-1, keepdims=True)
-    return np.einsum("bhw,bhwd->bhd", p, op.values[:, :, :n])
+    p /= np.add.reduce(p, axis=-1, keepdims=True)
+    return np.matmul(p[:, :, None, :], op.values[:, :, :n])[:, :, 0]
 
 
 def attention_op(op: AttentionOp) -> None:
