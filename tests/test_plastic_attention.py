@@ -271,3 +271,17 @@ def test_the_memory_estimate_covers_the_state() -> None:
     s = model.session(batch=4)
     state = sum(a.nbytes for a in s._plan.state.values())
     assert model.session_bytes(batch=4) > 2 * state
+
+
+def test_under_loihi_numerics_the_transformer_nodes_around_it_stay_float() -> None:
+    from edgesnn.graph import LayerNorm
+
+    rng = np.random.default_rng(4)
+    norm = LayerNorm(1 + 0.1 * rng.standard_normal(D), 0.1 * rng.standard_normal(D))
+    nodes = {"x": Input((D,)), "ln": norm, "attn": PlasticAttention(**_fields()), "y": Output((D,))}
+    stack = Model(Graph(nodes, [("x", "ln"), ("ln", "attn"), ("attn", "y")]), dt_s=1e-3)
+    xs = _tokens()
+    normed = Model(Graph({"x": Input((D,)), "ln": norm, "y": Output((D,))}, [("x", "ln"), ("ln", "y")]), dt_s=1e-3)
+    feed = normed.session(batch=BATCH).run(xs)["y"]
+    want = _model().session(batch=BATCH, numerics="loihi").run(feed)["y"]
+    np.testing.assert_array_equal(stack.session(batch=BATCH, numerics="loihi").run(xs)["y"], want)

@@ -34,7 +34,10 @@ rounds each (per stream and head) to signed n-bit mantissas with one shared expo
 every write (:func:`edgesnn.engine._plastic.quantise`). The session option
 ``numerics="loihi"`` runs the layer in integers (:mod:`edgesnn.engine._plastic`) with Loihi
 2's widths: 8-bit signed plastic weights, 8-bit graded inputs with ``frac_bits`` fraction
-bits, a 7-bit gate, 24-bit dendritic sums and a 12-bit multiplier for the clamp's scale.
+bits, a 7-bit gate, 24-bit dendritic sums and a 12-bit multiplier for the clamp's scale
+(``weight_bits`` does not apply there); the nodes around it (embeddings, layer norms) stay
+float32, and a graph that also holds neuron layers is refused. Other numerics ("gaincell")
+run the layer as under "float".
 """
 
 from __future__ import annotations
