@@ -87,6 +87,10 @@ def test_a_run_is_evaluated_through_runtime_sessions(tmp_path, capsys, features)
     # The loss splits into learning order (forgetting proper) and competition from the new classes.
     assert f["loss_points"] == pytest.approx(f["order_loss_points"] + f["competition_points"])
     assert 0.0 <= f["ncm_after"] <= 100.0 and "Of that, learning order" in (out / "fewshot.md").read_text()
+    # The same check for the untuned rule, on the same draws.
+    u = run["forgetting_untuned"]
+    assert u["repeats"] == 2 and u["loss_points"] == pytest.approx(u["order_loss_points"] + u["competition_points"])
+    assert "Untuned rule, same draws" in (out / "fewshot.md").read_text()
     assert run["learn_cost_us"]["rule_us"] > 0
     assert set(run["overshot_percent"]["1"]) == {"meta-trained rule", "untuned rule", "imprinting"}
     assert run["overshot_percent"]["1"]["imprinting"] == 0.0  # no update, nothing to overshoot

@@ -53,10 +53,13 @@ class LearningConfig:
     t_epoch : int, default=20
         Steps per learning epoch: updates are computed from a whole epoch and
         applied at its end, as on Loihi's learning engine.
-    learning_rate : float, default=0.5
+    learning_rate : float, default=0.1
         Step size for the row of the class being taught. With ``step="normalised"``
-        it is the share of the (relative) error one epoch's update removes, the
-        same for features of any scale. With ``step="constant"`` it multiplies the
+        it is about the share of the (relative) error one epoch's update removes,
+        the same for features of any scale. The default is small: with the class
+        mean of the shots in place, pulling a row further toward its latest
+        example weighs that example above the others, which costs k-shot
+        accuracy at large steps. With ``step="constant"`` it multiplies the
         error as it is, and the right size depends on the features' scale: when
         ``learning_rate * |trace|^2`` is well above 1 an update carries the taught
         score past ``target_on`` and further away than it started (the learner
@@ -129,7 +132,7 @@ class LearningConfig:
     readout_tau_s: float = 0.02
     trace_tau_s: float = 0.02
     t_epoch: int = 20
-    learning_rate: float = 0.5
+    learning_rate: float = 0.1
     learning_rate_other: float = 0.0
     error_mode: str = "value"
     threshold: float = 0.05

@@ -265,6 +265,9 @@ def evaluate_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     tuned = models["meta-trained rule"]
     out["forgetting"] = forgetting(tuned, test_x, raw["test"].y, repeats=args.forget_repeats, n_query=n_query,
                                    seed=cfg.seed, rates=test_rates)  # fmt: skip
+    # The same draws for the rule's defaults: the order part must hold for every learner.
+    out["forgetting_untuned"] = forgetting(models["untuned rule"], test_x, raw["test"].y,
+                                           repeats=args.forget_repeats, n_query=n_query, seed=cfg.seed)  # fmt: skip
     out["learn_cost_us"] = learn_cost(tuned, test_x, repeats=51)
     return out
 
@@ -310,6 +313,10 @@ def markdown(results: dict[str, Any]) -> str:
             if "ncm_before" in f:
                 lines += [f"NCM on the same one-shot examples (cannot forget): {f['ncm_before']:.1f} % -> "
                           f"{f['ncm_after']:.1f} % ({f['ncm_before'] - f['ncm_after']:+.1f} points)."]  # fmt: skip
+            u = run.get("forgetting_untuned")
+            if u is not None:
+                lines += [f"Untuned rule, same draws: {u['before']:.1f} % -> {u['after']:.1f} %; learning order "
+                          f"{u['order_loss_points']:+.1f} points (target <= 2)."]  # fmt: skip
             lines.append("")
         lines += [f"Cost of learning one class (median of {c['repeats']}, with a store): forward "
                   f"{c['forward_us'] / 1e3:.2f} ms, rule {c['rule_us'] / 1e3:.2f} ms, store "
