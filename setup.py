@@ -8,6 +8,7 @@ from setuptools import Extension, setup
 # code that would use a kernel runs its numpy reference path instead.
 _KERNELS = {
     "edgesnn.engine._ckernels": Path("edgesnn/engine/_ckernels.c"),
+    "edgesnn.engine._tkernels": Path("edgesnn/engine/_tkernels.c"),
     "edgesnn.events._evtkernels": Path("edgesnn/events/_evtkernels.c"),
 }
 

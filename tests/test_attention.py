@@ -161,3 +161,17 @@ def test_a_window_beyond_the_limits_is_refused_before_allocating() -> None:
     graph = decoder_graph(tiny_params(d=64), num_heads=2, window=100_000)
     with limits.override(session_bytes=1 << 30), pytest.raises(LimitError, match="b0.attn"):
         Model(graph, dt_s=1e-3).session(batch=8)
+
+
+def test_the_native_backends_c_kernels_equal_the_numpy_kernels() -> None:
+    from edgesnn.engine import SessionOptions
+    from edgesnn.engine._transformer import NATIVE_KERNELS
+    from edgesnn.engine.backends import available_backends
+
+    if "native" not in available_backends() or not NATIVE_KERNELS:
+        pytest.skip("the C kernels are not built")
+    model = tiny_model(window=5)  # 20 tokens: the window wraps around four times
+    runs = {b: model.session(batch=3, options=SessionOptions(backends=(b,))).run(token_feed(TOKENS), outputs=[
+        "b0.ln_1", "b0.act", "b1.attn", "logits"]) for b in ("numpy", "native")}  # fmt: skip
+    for name, want in runs["numpy"].items():
+        np.testing.assert_allclose(runs["native"][name], want, rtol=1e-5, atol=1e-5, err_msg=name)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgesnn.engine import _numpy_kernels
+from edgesnn.engine import _numpy_kernels, _transformer
 from edgesnn.engine import ops as O
 from edgesnn.errors import MissingDependencyError
 
@@ -351,7 +351,7 @@ def make_step(ops: tuple[O.Op, ...]) -> Callable[[], None]:
         if pending:
             calls.append(_program(pending))
             pending = []
-        kernel = _numpy_kernels.KERNELS[type(op)]
+        kernel = _transformer.NATIVE_KERNELS.get(type(op)) or _numpy_kernels.KERNELS[type(op)]
         calls.append(lambda kernel=kernel, op=op: kernel(op))
     if pending:
         calls.append(_program(pending))
