@@ -32,7 +32,7 @@ import numpy as np
 from edgesnn.errors import UnsupportedError
 from edgesnn.graph.plastic_attention import PlasticAttention
 
-GATE_BITS = 7
+GATE_BITS = 7  # gate and clamped scores in [0, 2**7]: 2**7 is 1 (a full overwrite), so 8 unsigned bits
 GATE_UNITY = 1 << GATE_BITS
 INPUT_MAX = 127  # 8-bit signed graded inputs and plastic weights, symmetric
 SUM_BITS = 24  # Loihi 2's dendritic accumulators

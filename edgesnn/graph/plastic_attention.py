@@ -34,10 +34,13 @@ rounds each (per stream and head) to signed n-bit mantissas with one shared expo
 every write (:func:`edgesnn.engine._plastic.quantise`). The session option
 ``numerics="loihi"`` runs the layer in integers (:mod:`edgesnn.engine._plastic`) with Loihi
 2's widths: 8-bit signed plastic weights, 8-bit graded inputs with ``frac_bits`` fraction
-bits, a 7-bit gate, 24-bit dendritic sums and a 12-bit multiplier for the clamp's scale
-(``weight_bits`` does not apply there); the nodes around it (embeddings, layer norms) stay
-float32, and a graph that also holds neuron layers is refused. Other numerics ("gaincell")
-run the layer as under "float".
+bits, a gate and clamped scores in [0, 2^7] (2^7 is 1, a full overwrite: 8 unsigned bits),
+24-bit dendritic sums and a 12-bit multiplier for the clamp's scale (``weight_bits`` does
+not apply there); the nodes around it (embeddings, layer norms) stay float32, and a graph
+that also holds neuron layers is refused. Other numerics ("gaincell") run the layer as
+under "float". Lava's learning engine runs the float rule
+(:mod:`firmware_bridges.loihi2.plastic`); its fixed-point engine rounds stochastically, so no
+integer rule is bit-exact with it (measured there).
 """
 
 from __future__ import annotations
