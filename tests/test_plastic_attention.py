@@ -285,3 +285,16 @@ def test_under_loihi_numerics_the_transformer_nodes_around_it_stay_float() -> No
     feed = normed.session(batch=BATCH).run(xs)["y"]
     want = _model().session(batch=BATCH, numerics="loihi").run(feed)["y"]
     np.testing.assert_array_equal(stack.session(batch=BATCH, numerics="loihi").run(xs)["y"], want)
+
+
+def test_the_shared_exponent_is_the_rules_at_the_edges() -> None:
+    from edgesnn.engine._plastic import quantise
+
+    m = 127.0
+    blocks = [np.zeros((2, 3)), np.full((2, 3), m), np.full((2, 3), -m * 2.0**-9), np.full((2, 3), (m + 1) / 2),
+              np.full((2, 3), m * 2.0**20 + 1.0), np.random.default_rng(3).standard_normal((2, 3)) * 1e-6]  # fmt: skip
+    for block in blocks:
+        block = block.astype(np.float32)
+        block[0, 0] *= 0.37  # a mantissa that rounds
+        mantissa, exponent = rule_quantise(block, 8)
+        np.testing.assert_array_equal(quantise(block[None], 8)[0], np.ldexp(mantissa, exponent).astype(np.float32))

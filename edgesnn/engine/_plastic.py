@@ -47,7 +47,7 @@ def quantise(w: np.ndarray, bits: int) -> np.ndarray:
     block stays zero. Returns ``mantissa * 2**e`` in float32 (exact).
     """
     w = np.asarray(w, np.float64)
-    m_max = (1 << (bits - 1)) - 1
+    m_max = float((1 << (bits - 1)) - 1)  # a float: np.ldexp of a Python int computes in float16
     amax = np.max(np.abs(w), axis=(-2, -1), keepdims=True)
     safe = np.where(amax > 0, amax, 1.0)
     e = np.ceil(np.log2(safe / m_max))
