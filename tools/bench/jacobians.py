@@ -11,6 +11,16 @@ order's batch of Jacobians against ``jax.jacfwd``'s (largest difference relative
 
     python tools/bench/jacobians.py [--tasks RoeFlux_1d ...] [--batch 512] [--repeats 50]
         [--iterations 3000] [--cell-size 16] [--out results/jacobians.json]
+
+``--online`` instead compares forward-mode training (tools.train.online) with BPTT on the keyword
+set: XLA's buffer assignment of one compiled training step (gradient and Adam update) as T grows,
+for both, up to ten times the T at which BPTT's step would fill ``--budget-mib`` (default: the
+memory available on this machine), and short training runs of both (accuracy on the test split,
+time per sample, the exported bundle) for a feed-forward layer (online is exact there) and a
+recurrent one (online is e-prop).
+
+    python tools/bench/jacobians.py --online [--data data/keywords] [--limit 800] [--epochs 4]
+        [--hidden 64] [--batch 32] [--out results/jacobians_online.json]
 """
 
 from __future__ import annotations
@@ -138,6 +148,88 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _online_config(kind: str, online: bool, data: str, limit: int, epochs: int, hidden: int, batch: int) -> dict:
+    """The keyword model of the comparison: one adaptive-LIF layer, mean read-out, rate penalty."""
+    return {"name": f"{kind}_{'online' if online else 'bptt'}", "seed": 0, "dt_s": 0.004, "method": "cascade",
+            "epochs": epochs, "batch_size": batch, "eval_batch_size": 256,
+            "data": {"kind": "keywords", "path": data, "limit": limit},
+            "model": {"kind": kind, "neuron": "adlif", "hidden": [hidden], "tau_out_s": 0.2, "tau_max_s": 1.0,
+                      "tau_mem_range_s": [0.005, 0.025], "tau_adapt_range_s": [0.03, 0.35], "weight_scale": 3.0,
+                      "recurrent_scale": 1.0, "readout_scale": 3.0, "weight_dt_s": 0.004},
+            "loss": {"readout": "mean", "max_rate_hz": 50.0},
+            "optimizer": {"lr": 0.005, "schedule": "warmup_cosine", "warmup_epochs": 1},
+            "train": {"online": online}}  # fmt: skip
+
+
+def _step_memory_mib(raw: dict, steps: int, n_in: int, n_classes: int) -> float:
+    """XLA's temporary buffers of one compiled training step at sequence length ``steps`` (compiled, not run)."""
+    from tools.train import config_from_dict
+    from tools.train.models import build_network, init_params
+    from tools.train.trainer import make_optimizer, make_steps
+
+    cfg = config_from_dict({k: v for k, v in raw.items() if k != "data"})
+    net = build_network(cfg, (n_in,), n_classes)
+    params = init_params(net, cfg, jax.random.key(0))
+    opt = make_optimizer(cfg.optimizer, 10, 1)
+    fns = make_steps(net, cfg.surrogate, cfg.loss, opt)
+    x = jax.ShapeDtypeStruct((cfg.batch_size, steps, n_in), jnp.float32)
+    y = jax.ShapeDtypeStruct((cfg.batch_size,), jnp.int32)
+    compiled = fns.train.lower(params, opt.init(params), x, y, jax.random.key(1)).compile()
+    return compiled.memory_analysis().temp_size_in_bytes / 2**20
+
+
+def _available_mib() -> float:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return float(line.split()[1]) / 1024
+    return float("nan")
+
+
+def online_comparison(a: argparse.Namespace) -> dict[str, Any]:
+    """Memory against T, and short keyword training runs, for BPTT and online training."""
+    import tempfile
+
+    from tools.train import config_from_dict, train
+
+    n_in, n_classes = 64, 22  # the keyword set's channels and classes
+    memory: dict[str, Any] = {}
+    for kind in ("feedforward", "recurrent"):
+        rows: dict[str, list] = {"bptt": [], "online": []}
+        for online in (False, True):
+            raw = _online_config(kind, online, a.data, a.limit, a.epochs, a.hidden, a.batch)
+            for steps in a.memory_steps:
+                rows["online" if online else "bptt"].append([steps, _step_memory_mib(raw, steps, n_in, n_classes)])
+        (t0, m0), (t1, m1) = rows["bptt"][0], rows["bptt"][-1]
+        slope = (m1 - m0) / (t1 - t0)  # MiB per step: BPTT keeps every step's state for the backward pass
+        budget = a.budget_mib if a.budget_mib else _available_mib()
+        limit = int(t0 + (budget - m0) / slope) if slope > 0 else None
+        far = [] if limit is None else [10 * limit]
+        raw = _online_config(kind, True, a.data, a.limit, a.epochs, a.hidden, a.batch)
+        rows["online"] += [[steps, _step_memory_mib(raw, steps, n_in, n_classes)] for steps in far]
+        memory[kind] = {"step_memory_mib": rows, "bptt_mib_per_step": slope, "budget_mib": budget,
+                        "bptt_limit_steps": limit}  # fmt: skip
+        print(f"memory {kind}: done", file=sys.stderr, flush=True)
+    runs = []
+    for kind in ("feedforward", "recurrent"):
+        for online in (False, True):
+            raw = _online_config(kind, online, a.data, a.limit, a.epochs, a.hidden, a.batch)
+            with tempfile.TemporaryDirectory() as out:
+                s = train(config_from_dict(raw), out, quiet=True)
+                bundle = s.get("bundle") is not None and Path(s["bundle"]).exists()
+            runs.append({"model": kind, "mode": "online" if online else "bptt",
+                         "online_gradient": None if not online else ("exact" if kind == "feedforward" else "e-prop"),
+                         "test_accuracy": s.get("test_accuracy"), "best_val_accuracy": s["best_val_accuracy"],
+                         "steady_samples_per_s": s["steady_throughput_samples_per_s"],
+                         "ms_per_sample": 1e3 / s["steady_throughput_samples_per_s"]
+                         if s["steady_throughput_samples_per_s"] else None,
+                         "train_seconds": s["train_seconds"], "bundle_exported": bundle})  # fmt: skip
+            print(f"run {kind} {'online' if online else 'bptt'}: done", file=sys.stderr, flush=True)
+    settings = {"data": a.data, "limit_per_split": a.limit, "epochs": a.epochs, "hidden": a.hidden,
+                "batch": a.batch, "dt_s": 0.004, "neuron": "adlif", "memory_steps": a.memory_steps}  # fmt: skip
+    return {"settings": settings, "memory": memory, "runs": runs}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; JSON to ``--out`` (and stdout), the table to stderr."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -147,7 +239,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=3000, help="annealing moves of the order search")
     ap.add_argument("--cell-size", type=int, default=16, help="neurons of the cell tasks (inputs: half as many)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--online", action="store_true", help="compare online training with BPTT instead")
+    ap.add_argument("--data", default="data/keywords")
+    ap.add_argument("--limit", type=int, default=800, help="samples per split of the keyword set")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--memory-steps", type=int, nargs="+", default=[125, 250, 500, 1000])
+    ap.add_argument("--budget-mib", type=float, help="memory BPTT may use (default: available memory)")
     a = ap.parse_args(argv)
+    if a.online:
+        if a.batch == 512:
+            a.batch = 32
+        result = online_comparison(a)
+        text = json.dumps(result, indent=1)
+        if a.out:
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(text + "\n")
+        print(text)
+        return 0
     tasks = benchmark_tasks() + cell_tasks(n=a.cell_size, n_in=max(a.cell_size // 2, 1))
     if a.tasks:
         unknown = set(a.tasks) - {t.name for t in tasks}

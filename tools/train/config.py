@@ -321,12 +321,31 @@ class SparseConfig:
                f"{self.second_threshold!r}", "second_threshold")  # fmt: skip
 
 
+ONLINE_ORDERS = ("forward", "reverse", "markowitz", "search")
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineConfig:
+    """Forward-mode (online) gradients, tools.train.online: eligibility traces instead of BPTT.
+
+    ``order``: the elimination order of the per-step neuron Jacobians (tools.jacobians).
+    """
+
+    enabled: bool = False
+    order: str = "markowitz"
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.enabled, bool), f"expected true or false, got {self.enabled!r}", "enabled")
+        _choice(self.order, ONLINE_ORDERS, "order")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """How the gradient is computed (not what is learned): checkpointing of the time loop, sparse BPTT."""
+    """How the gradient is computed (not what is learned): checkpointing of the time loop, sparse BPTT, online."""
 
     checkpointing: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     sparse: SparseConfig = dataclasses.field(default_factory=SparseConfig)
+    online: OnlineConfig = dataclasses.field(default_factory=OnlineConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,6 +402,7 @@ _SECTIONS: dict[tuple[str, str], type] = {
     ("ExperimentConfig", "train"): TrainConfig,
     ("TrainConfig", "checkpointing"): CheckpointConfig,
     ("TrainConfig", "sparse"): SparseConfig,
+    ("TrainConfig", "online"): OnlineConfig,
 }
 
 
@@ -399,7 +419,10 @@ def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
         raw["train"] = train = {**train, "checkpointing": {"scheme": train["checkpointing"]}}
     if isinstance(train, Mapping) and isinstance(train.get("sparse"), bool):
         # Convenience: {"sparse": true} means sparse BPTT with the default capacities.
-        raw["train"] = {**train, "sparse": {"enabled": train["sparse"]}}
+        raw["train"] = train = {**train, "sparse": {"enabled": train["sparse"]}}
+    if isinstance(train, Mapping) and isinstance(train.get("online"), bool):
+        # Convenience: {"online": true} means forward-mode training with the default order.
+        raw["train"] = {**train, "online": {"enabled": train["online"]}}
     return _build(ExperimentConfig, raw, "")
 
 

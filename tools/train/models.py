@@ -29,7 +29,7 @@ from edgesnn.errors import OptionError
 from edgesnn.graph.conv import conv_output_size
 from tools.train import memplan, native, timeloop
 from tools.train import neurons as N
-from tools.train.config import CheckpointConfig, ExperimentConfig, SparseConfig
+from tools.train.config import CheckpointConfig, ExperimentConfig, OnlineConfig, SparseConfig
 from tools.train.gru import gru_forward, init_gru
 from tools.train.native import capacity_of, sparse_project, spike_matmul, spike_project
 from tools.train.surrogate import SpikeFn
@@ -82,6 +82,8 @@ class Network:
     checkpointing: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     # Sparse BPTT (spike id buffers into dense layers); None: dense products.
     sparse: SparseConfig | None = None
+    # Forward-mode training (tools.train.online); None: BPTT.
+    online: OnlineConfig | None = None
 
     @property
     def gate(self) -> float | None:
@@ -151,7 +153,26 @@ def build_network(cfg: ExperimentConfig, input_shape: tuple[int, ...], n_classes
         reference=m.kind == "gru",
         checkpointing=_checked_checkpointing(cfg),
         sparse=_checked_sparse(cfg),
+        online=_checked_online(cfg),
     )
+
+
+def _checked_online(cfg: ExperimentConfig) -> OnlineConfig | None:
+    """The online section when enabled, refusing what tools.train.online cannot train."""
+    on, m = cfg.train.online, cfg.model
+    if not on.enabled:
+        return None
+    path = "train/online/enabled"
+    if m.kind not in ("feedforward", "recurrent") or len(m.hidden) != 1:
+        raise OptionError("online training needs one dense hidden layer (model/kind feedforward or recurrent, "
+                          "model/hidden with one size)", path=path)  # fmt: skip
+    if cfg.loss.readout != "mean":
+        raise OptionError('online training needs loss/readout "mean" (logits linear in the read-out trace)', path=path)
+    if m.dropout > 0:
+        raise OptionError("online training runs without dropout (model/dropout 0)", path=path)
+    if cfg.train.checkpointing.scheme != "none" or cfg.train.sparse.enabled:
+        raise OptionError("online training replaces BPTT: no checkpointing or sparse BPTT", path=path)
+    return on
 
 
 def _checked_sparse(cfg: ExperimentConfig) -> SparseConfig | None:

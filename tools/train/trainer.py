@@ -123,6 +123,10 @@ def make_steps(
         (value, (lg, tallies)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, key)
         return grads, value, L.correct(lg, y), tallies
 
+    if net.online is not None:
+        from tools.train.online import make_online_gradients  # forward mode: eligibility traces, no BPTT tape
+
+        local_gradients = make_online_gradients(net, spike, loss, net.online.order)
     gradients = local_gradients
     if mesh is not None:
         from jax.sharding import PartitionSpec as P
