@@ -298,3 +298,15 @@ def test_the_shared_exponent_is_the_rules_at_the_edges() -> None:
         block[0, 0] *= 0.37  # a mantissa that rounds
         mantissa, exponent = rule_quantise(block, 8)
         np.testing.assert_array_equal(quantise(block[None], 8)[0], np.ldexp(mantissa, exponent).astype(np.float32))
+
+
+def test_the_shared_exponent_is_the_rules_over_many_magnitudes() -> None:
+    from edgesnn.engine._plastic import quantise
+
+    rng = np.random.default_rng(5)
+    blocks = (rng.standard_normal((200, 3, 4)) * 2.0 ** rng.integers(-30, 30, (200, 1, 1))).astype(np.float32)
+    blocks[::7, 0, 0] = np.float32(127.0 * 2.0**-3)  # maxima on the boundary of an exponent
+    got = quantise(blocks, 8)
+    for block, mine in zip(blocks, got, strict=True):
+        mantissa, exponent = rule_quantise(block, 8)
+        np.testing.assert_array_equal(mine, np.ldexp(mantissa, exponent).astype(np.float32))

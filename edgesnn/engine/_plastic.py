@@ -47,14 +47,18 @@ def quantise(w: np.ndarray, bits: int) -> np.ndarray:
     block stays zero. Returns ``mantissa * 2**e`` in float32 (exact).
     """
     w = np.asarray(w, np.float64)
-    m_max = float((1 << (bits - 1)) - 1)  # a float: np.ldexp of a Python int computes in float16
+    m_max = float((1 << (bits - 1)) - 1)
     amax = np.max(np.abs(w), axis=(-2, -1), keepdims=True)
     safe = np.where(amax > 0, amax, 1.0)
-    e = np.ceil(np.log2(safe / m_max))
-    e = np.where(safe > np.ldexp(m_max, e.astype(np.int64)), e + 1, e)  # log2 may be an ulp off at powers of 2
-    e = np.where(safe <= np.ldexp(m_max, e.astype(np.int64) - 1), e - 1, e).astype(np.int64)
-    mantissa = np.clip(np.rint(np.ldexp(w, -e)), -m_max, m_max)
-    return np.ldexp(mantissa, e).astype(np.float32)
+    frac, e = np.frexp(safe / m_max)  # safe / M = frac 2**e, frac in [0.5, 1)
+    e = np.where(frac == 0.5, e - 1, e)
+    # The division rounds: settle on the smallest exponent that fits (powers of two are exact in float64).
+    step = np.ldexp(1.0, e)
+    grow = safe > m_max * step
+    shrink = safe <= m_max * step * 0.5
+    step = np.where(grow, step * 2.0, np.where(shrink, step * 0.5, step))
+    mantissa = np.clip(np.rint(w / step), -m_max, m_max)  # dividing by a power of two is exact
+    return (mantissa * step).astype(np.float32)
 
 
 def clamp_gain(score_saturation: float, frac_bits: int) -> tuple[int, int]:
