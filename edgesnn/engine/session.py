@@ -50,7 +50,9 @@ class SessionOptions:
         ``"float"`` runs the model's float32 dynamics; ``"loihi"`` quantises it to
         Loihi 2's fixed-point CUBA LIF (:mod:`edgesnn.loihi`) and steps the same
         integers as Lava's bit-accurate simulation, including its one-step
-        synaptic delay, so the CPU predicts the chip; ``"gaincell"`` runs every
+        synaptic delay, so the CPU predicts the chip (a graph of plasticity
+        attention runs that layer in Loihi's integer widths instead,
+        :mod:`edgesnn.graph.plastic_attention`); ``"gaincell"`` runs every
         attention layer on the analog gain-cell device model
         (:mod:`edgesnn.graph.attention`), the rest as ``"float"``.
     initial_state : {"rest", "zero"}, mapping or None
