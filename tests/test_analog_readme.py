@@ -57,6 +57,8 @@ def test_the_decoder_is_built_from_the_named_nodes_and_its_window_is_state() -> 
     s.reset()
     np.testing.assert_array_equal(s.run(xs)["logits"], first)  # reset forgets the window
     assert s.state().count(b"attn/keys") == 2  # two layers' windows in the saved state
+    both = tiny_model(window=4).session(batch=2).run(np.concatenate([xs, xs[:, :, :] * 0 + 3], axis=1))["logits"]
+    np.testing.assert_allclose(both[:, :1], first, rtol=1e-5, atol=1e-5)  # batched: streams apart
 
 
 def test_gaincell_numerics_change_attention_only() -> None:
@@ -90,14 +92,14 @@ def _device(url: str) -> AnalogDevice:
     return AnalogDevice(BoardLink(open_port(url), timeout_s=0.2, tries=3))
 
 
-def test_a_lost_reply_is_asked_for_again_and_not_run_twice() -> None:
+def test_a_lost_or_damaged_reply_is_asked_for_again_and_not_run_twice() -> None:
     lm = tiny_model(window=6)
     tokens = token_feed(np.arange(8).reshape(1, 8) % 11)
-    with board_on_pty(emulator_faults(drop_at="7")) as (board, url):  # the reply to the first write
+    with board_on_pty(emulator_faults(drop_at="7", flip_at="12")) as (board, url):  # two replies of token 1, 2
         dev = _device(url)
         with dev.open_session(dev.load_model(bundle(lm))) as s:
             got = s.run(tokens)["logits"]
-            assert dev.client.link.faults == {"timeout": 1}
+            assert dev.client.link.faults == {"timeout": 1, "crc": 1}
             assert board.layers[0].count == 8  # eight tokens written once each
         dev.close()
     np.testing.assert_allclose(got, lm.session(numerics="gaincell").run(tokens)["logits"], rtol=1e-5, atol=1e-5)
@@ -151,3 +153,14 @@ def test_frames_are_length_prefixed_msgpack_with_a_crc32_and_a_sequence_number()
     body = frame[6 : 6 + length]
     assert msgpack.unpackb(body) == {"seq": 7, "cmd": "caps"}
     assert struct.unpack_from("<I", frame, 6 + length)[0] == zlib.crc32(frame[2 : 6 + length])
+
+
+def test_the_serial_port_is_any_pyserial_url_and_pyserial_comes_with_the_events_extra() -> None:
+    import tomllib
+
+    port = open_port("loop://")  # pyserial's loopback URL: what is written comes back
+    port.write(b"abc")
+    assert port.read(3) == b"abc"
+    port.close()
+    extras = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "pyserial" in extras["events"]
