@@ -176,3 +176,17 @@ def test_a_request_too_large_for_the_link_is_a_capacity_error(board_on_pty, monk
     monkeypatch.setattr(frames, "MAX_FRAME_BYTES", 64)
     with pytest.raises(CapacityError, match="write does not fit the board link: a payload of"):
         BoardLink(port).request("write", layer=0, k=bytes(100), v=bytes(100))
+
+
+def test_a_session_the_board_has_no_room_for_is_refused_and_frees_what_it_took() -> None:
+    from firmware_bridges.analog.device import AnalogDevice
+    from tests.analog_helpers import bundle
+    from tests.transformer_helpers import tiny_model
+
+    # each layer of the tiny model needs 1 x 2 heads x 6 cells x 8 = 96 cells: the second does not fit
+    with on_pty(max_cells=150) as (board, url):
+        dev = AnalogDevice(BoardLink(open_port(url), timeout_s=0.2))
+        with pytest.raises(CapacityError, match="out of cells: load: 96 cells asked, 54 free"):
+            dev.open_session(dev.load_model(bundle(tiny_model(window=6))))
+        assert board.layers == {}
+        dev.close()

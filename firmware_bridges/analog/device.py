@@ -49,7 +49,11 @@ class AnalogSession(DeviceSession):
 
     def _attach(self) -> None:
         if has_attention(self._session.model):
-            attach_cells(self._session, self._add)
+            try:
+                attach_cells(self._session, self._add)
+            except BaseException:
+                self._detach()  # the layers loaded before the failure are freed again
+                raise
 
     def _add(self, op: Any, model: Any) -> BoardCells:
         cells = self._device.client.add(op, model)
