@@ -1,13 +1,16 @@
 """How likely a machine is to fail on a network of N neurons, from this project's own capacity measurements.
 
-Dense bipolar states: the critical machines of ``python -m tools.eval.fsm --parts b`` (random
-machines, a ring plus random edges with one stimulus each, walks of six inputs, pass = overlap
-> 0.5 at the middle of every phase; N = 1,000 to 10,000) lie on ``N_Z + beta N_E = c N``; the
-failure probability of a walk is a logistic in the load ``(N_Z + beta N_E) / N`` around ``c``
-with width ``w``. Sparse states: the critical rings of ``--parts c`` follow ``C = a N^gamma``
-at the best coding level measured; the failure probability is a logistic in
-``log(max(N_Z, N_E) / C)``. Both assume ideal weights and one stimulus per edge (the worst
-case): shared symbols and a coding level far from the best measured shift the real boundary.
+Dense bipolar states: ``python -m tools.eval.fsm --parts b`` finds, at each N from 1,000 to
+10,000, the machines (a ring plus random edges, one stimulus per edge, N_E = 1, 2 and 4 N_Z) a
+network walks correctly half of the time (six random inputs, pass = overlap > 0.5 at the middle
+of every phase); they lie on ``N_Z + beta N_E = c N``, and the failure probability of a walk is a
+logistic in the load ``(N_Z + beta N_E) / N`` around ``c`` with width ``w``. ``(c, beta, w)`` are
+interpolated in log N between the measured N (the nearest measured outside them: optimistic below 1,000). Sparse states:
+``--parts c`` finds the critical rings (N_Z = N_E) at the best of four coding levels, which follow
+``C = a N^gamma`` for N = 1,000 to 16,000; the failure probability is a logistic in
+``log(max(N_Z, N_E) / C)``. Both assume ideal weights and one stimulus per edge (the worst case):
+shared symbols, non-ideal weights and a coding level far from the best measured move the real
+boundary.
 """
 
 from __future__ import annotations
@@ -15,18 +18,25 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
+
 from edgesnn.errors import ModelError
 from edgesnn.fsm.compile import CompileOptions
 from edgesnn.fsm.spec import FSMSpec
 
-# Fitted by `nice -n 10 .venv/bin/python -m tools.eval.fsm --out results/fsm --parts b,c` (results/fsm/fsm.json):
-# part b, "machines with edges" fit, and part c's power law; see the report of issue 24.
-DENSE_C = 0.0498
-DENSE_BETA = 1.354
-DENSE_WIDTH = 0.004
-SPARSE_A = 1.0e-4
-SPARSE_GAMMA = 2.0
-SPARSE_LOG_WIDTH = 0.1
+# Measured by `nice -n 10 .venv/bin/python -m tools.eval.fsm --out results/fsm --parts b,c` (results/fsm/fsm.md):
+# part b's fits per N for machines with edges, and part c's power law.
+#: (N, c, beta, w) of the dense boundary N_Z + beta N_E = c N, failure width w in load.
+DENSE_TABLE = (
+    (1000, 0.0605, 2.01, 0.0031),
+    (2000, 0.0738, 2.20, 0.0043),
+    (4000, 0.0844, 2.47, 0.0029),
+    (7000, 0.0840, 2.35, 0.0028),
+    (10000, 0.0799, 2.18, 0.0023),
+)
+SPARSE_A = 9.86e-05
+SPARSE_GAMMA = 1.96
+SPARSE_LOG_WIDTH = 0.315
 
 #: Failure probabilities above which compiling warns, and refuses without ``force``.
 WARN_ABOVE = 0.01
@@ -37,15 +47,22 @@ class CapacityWarning(UserWarning):
     """A machine is near or beyond what its network reliably holds."""
 
 
-def failure_probability(n_states: int, n_edges: int, options: CompileOptions) -> float:
+def dense_boundary(n: int) -> tuple[float, float, float]:
+    """``(c, beta, w)`` of the dense boundary at ``n`` neurons, interpolated in log N over the measured ones."""
+    ns = np.log([row[0] for row in DENSE_TABLE])
+    x = math.log(min(max(n, DENSE_TABLE[0][0]), DENSE_TABLE[-1][0]))
+    return tuple(float(np.interp(x, ns, [row[i] for row in DENSE_TABLE])) for i in (1, 2, 3))  # type: ignore[return-value]
+
+
+def failure_probability(n_states: float, n_edges: float, options: CompileOptions) -> float:
     """Predicted probability that a six-input walk of a machine this size fails on ``options``' network."""
     n = options.neurons
     if options.sparse:
         capacity = SPARSE_A * n**SPARSE_GAMMA
         x = math.log(max(n_states, n_edges, 1) / capacity) / SPARSE_LOG_WIDTH
     else:
-        load = (n_states + DENSE_BETA * n_edges) / n
-        x = (load - DENSE_C) / DENSE_WIDTH
+        c, beta, width = dense_boundary(n)
+        x = ((n_states + beta * n_edges) / n - c) / width
     return 1.0 / (1.0 + math.exp(-min(max(x, -700.0), 700.0)))
 
 
@@ -88,4 +105,4 @@ def _with_neurons(options: CompileOptions, n: int) -> CompileOptions:
     return dataclasses.replace(options, neurons=n, coding=coding)
 
 
-__all__ = ["CapacityWarning", "check_capacity", "failure_probability", "neurons_for"]
+__all__ = ["CapacityWarning", "check_capacity", "dense_boundary", "failure_probability", "neurons_for"]

@@ -79,6 +79,15 @@ def fits_b(b: dict[str, Any]) -> dict[str, Any]:
         pts = [p for p in b["points"] if p["edges"] >= min_rho * p["states"]]
         fit["width"] = capacity.fit_width(pts, fit["c"], fit["beta"])
         out[label] = fit
+    # Per N, machines with edges only: how the boundary settles as N grows (finite-size effects at small N).
+    for n in sorted({r["n"] for r in b["rows"]}):
+        rows = [r for r in b["rows"] if r["n"] == n and r["rho"] >= 1]
+        if len({r["rho"] for r in rows}) < 2:
+            continue
+        fit = capacity.fit_boundary(rows)
+        pts = [p for p in b["points"] if p["n"] == n and p["edges"] >= p["states"]]
+        fit["width"] = capacity.fit_width(pts, fit["c"], fit["beta"])
+        out[f"N = {n}, machines with edges"] = fit
     return out
 
 
