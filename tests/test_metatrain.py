@@ -83,7 +83,12 @@ RULES = [
 @pytest.mark.parametrize(
     "hyper",
     RULES,
-    ids=lambda h: ",".join(f"{k}={v}" for k, v in h.items() if k not in ("initial_weights", *V1)) or "defaults",
+    ids=lambda h: (
+        ",".join(
+            ["v1"] * (h.get("bias") == "none") + [f"{k}={v}" for k, v in h.items() if k not in ("initial_weights", *V1)]
+        )
+        or "defaults"
+    ),
 )
 def test_jax_rule_equals_the_runtime_rule_in_float64(hyper):
     # Exactly the same arithmetic: weights and threshold agree to rounding of float64 sums (1e-12 relative),
