@@ -9,6 +9,12 @@ with a fixed ``(n_way, F)`` matrix whose rows not yet allocated are zero and
 excluded from the update by a mask; zero rows do not change the shared
 exponent, so the quantised values match the runtime's smaller matrix.
 
+Version 2's options are mirrored: the prototype bias ``-|w|^2 / (2 init_scale)`` in
+every score and the update toward ``x - w / init_scale`` (:func:`bias`), the running
+class mean of the imprints before a known class's next example (in :func:`adapt`),
+and the normalised step's per-epoch unit (the score of the example's own imprint)
+and step factor (:func:`rate_scale`); the gate's surrogate sharpness is per unit.
+
 Two places have no useful derivative and get straight-through estimators
 (forward exact, backward surrogate):
 
