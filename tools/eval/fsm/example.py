@@ -123,7 +123,9 @@ def run_loihi_condition(spec: FSMSpec, symbols: list[str], n: int, seed: int, ex
     ref = simulate(net, schedule(spec, symbols, opts.hold_steps), keep_states=False, dtype=np.float32)
     ref_walk = hops(spec, symbols, decode(ref.overlaps, net.attractors), opts.hold_steps)
     t0 = time.perf_counter()
-    outs, walk = run_symbols(to_loihi_model(net), symbols)
+    with limits.override(node_elements=max(limits.current().node_elements, 2 * n * n),
+                         session_bytes=max(limits.current().session_bytes, 64 * n * n + (1 << 30))):  # fmt: skip
+        outs, walk = run_symbols(to_loihi_model(net), symbols)
     return {
         "neurons": n,
         "options": extra,
