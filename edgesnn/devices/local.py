@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
 import os
 import platform
 import threading
@@ -15,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgesnn import __version__
+from edgesnn.devices._loaded import LoadedModels
 from edgesnn.devices._names import clean, stem
 from edgesnn.devices.base import Capabilities, Device, DeviceSession, ModelInfo, ModelSource
 from edgesnn.devices.handle import DeviceModel
@@ -55,12 +54,6 @@ def _bundle_bytes(source: ModelSource) -> tuple[bytes, str]:
     if not isinstance(data, bytes):
         raise OptionError("expected a file opened in binary mode", path="source")
     return data, getattr(source, "name", "<file>")
-
-
-@dataclasses.dataclass
-class _Loaded:
-    model: Model
-    info: ModelInfo
 
 
 class LocalSession(DeviceSession):
@@ -224,7 +217,7 @@ class LocalDevice(Device):
         # learned classes of model <id> live in <store>/<id>, written by one session at a time
         self._store = None if store is None else Path(store)
         self._store_holders: dict[str, LocalSession] = {}
-        self._models: dict[str, _Loaded] = {}
+        self._models: LoadedModels[None] = LoadedModels()
         self._sessions: set[LocalSession] = set()
         self._lock = threading.Lock()
 
@@ -250,41 +243,19 @@ class LocalDevice(Device):
 
     def load_model(self, source: ModelSource) -> str:
         """Load a .esnn bundle; its id is the sha256 of its bytes."""
-        data, name = _bundle_bytes(source)
-        model_id = hashlib.sha256(data).hexdigest()
-        with self._lock:
-            if model_id in self._models:
-                return model_id
-        from edgesnn.bundle import read_bundle
-
-        f = io.BytesIO(data)
-        f.name = name  # read_bundle names the file in its errors
-        model = read_bundle(f)
-        with self._lock:
-            self._models.setdefault(model_id, _Loaded(model, model_info(model_id, model, name)))
-        return model_id
-
-    def _loaded(self, model_id: str) -> _Loaded:
-        loaded = self._models.get(model_id)
-        if loaded is None:
-            raise NotFoundError(f"no model with id {model_id!r} is loaded", path="model_id")
-        return loaded
+        return self._models.load(source, lambda *_: None)
 
     def unload_model(self, model_id: str) -> None:
         """Forget a loaded model; its open sessions keep running (they hold the immutable model)."""
-        with self._lock:
-            self._loaded(model_id)
-            del self._models[model_id]
+        self._models.unload(model_id)
 
     def model_info(self, model_id: str) -> ModelInfo:
         """Specs of a loaded model."""
-        with self._lock:
-            return self._loaded(model_id).info
+        return self._models.get(model_id).info
 
     def models(self) -> list[ModelInfo]:
         """Every loaded model, in loading order."""
-        with self._lock:
-            return [loaded.info for loaded in self._models.values()]
+        return self._models.infos()
 
     def open_session(
         self,
@@ -296,9 +267,9 @@ class LocalDevice(Device):
         initial_state: str | Mapping[str, np.ndarray] | tuple | None = None,
     ) -> LocalSession:
         """Open a session; ``adapt_method`` overrides the model's for this session and its retimes."""
+        loaded = self._models.get(model_id)
+        model = loaded.model
         with self._lock:
-            loaded = self._loaded(model_id)
-            model = loaded.model
             use_store = self._store is not None and model.learning is not None
             if use_store and model_id in self._store_holders:
                 raise CapacityError(
@@ -332,8 +303,7 @@ class LocalDevice(Device):
             sessions = list(self._sessions)
         for s in sessions:
             s.close()
-        with self._lock:
-            self._models.clear()
+        self._models.clear()
 
     def __enter__(self) -> LocalDevice:
         return self

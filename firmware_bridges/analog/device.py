@@ -10,8 +10,6 @@ the step; the board is brought back in line with the host before the next one.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import platform
 import threading
 from collections.abc import Mapping, Sequence
@@ -20,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from edgesnn import __version__
+from edgesnn.devices._loaded import LoadedModels
 from edgesnn.devices.base import Capabilities, Device, DeviceSession, ModelInfo, ModelSource
 from edgesnn.devices.handle import DeviceModel
-from edgesnn.devices.local import _bundle_bytes, model_info
 from edgesnn.engine._gaincell import attach_cells, step_snapshot
 from edgesnn.errors import NotFoundError
 from edgesnn.graph import SlidingWindowAttention
@@ -239,7 +237,7 @@ class AnalogDevice(Device):
         self.client = BoardClient(link)
         self._board = self.client.call("caps")
         self._name = name or f"{self._board.get('name', 'gaincell-board')}@{platform.node() or 'localhost'}"
-        self._models: dict[str, tuple[Model, ModelInfo]] = {}
+        self._models: LoadedModels[None] = LoadedModels()
         self._sessions: set[AnalogSession] = set()
         self._lock = threading.Lock()
 
@@ -262,40 +260,19 @@ class AnalogDevice(Device):
 
     def load_model(self, source: ModelSource) -> str:
         """Load a .esnn bundle; its id is the sha256 of its bytes."""
-        data, name = _bundle_bytes(source)
-        model_id = hashlib.sha256(data).hexdigest()
-        with self._lock:
-            if model_id in self._models:
-                return model_id
-        from edgesnn.bundle import read_bundle
-
-        f = io.BytesIO(data)
-        f.name = name
-        model = read_bundle(f)
-        with self._lock:
-            self._models.setdefault(model_id, (model, model_info(model_id, model, name)))
-        return model_id
-
-    def _loaded(self, model_id: str) -> tuple[Model, ModelInfo]:
-        if model_id not in self._models:
-            raise NotFoundError(f"no model with id {model_id!r} is loaded", path="model_id")
-        return self._models[model_id]
+        return self._models.load(source, lambda *_: None)
 
     def unload_model(self, model_id: str) -> None:
         """Forget a loaded model; open sessions keep running."""
-        with self._lock:
-            self._loaded(model_id)
-            del self._models[model_id]
+        self._models.unload(model_id)
 
     def model_info(self, model_id: str) -> ModelInfo:
         """Specs of a loaded model."""
-        with self._lock:
-            return self._loaded(model_id)[1]
+        return self._models.get(model_id).info
 
     def models(self) -> list[ModelInfo]:
         """Every loaded model, in loading order."""
-        with self._lock:
-            return [info for _, info in self._models.values()]
+        return self._models.infos()
 
     def open_session(
         self,
@@ -309,8 +286,8 @@ class AnalogDevice(Device):
         """Open a session: gain-cell numerics with attention on the board, or a host session without attention."""
         import dataclasses
 
-        with self._lock:
-            model, info = self._loaded(model_id)
+        loaded = self._models.get(model_id)
+        model, info = loaded.model, loaded.info
         if adapt_method is not None and adapt_method != model.adapt_method:
             model = dataclasses.replace(model, adapt_method=adapt_method)
         numerics = "gaincell" if has_attention(model) else None
@@ -330,8 +307,7 @@ class AnalogDevice(Device):
             sessions = list(self._sessions)
         for s in sessions:
             s.close()
-        with self._lock:
-            self._models.clear()
+        self._models.clear()
         self.client.link.close()
 
     def __enter__(self) -> AnalogDevice:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
 import logging
 import platform
 import threading
@@ -13,9 +11,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from edgesnn import __version__
+from edgesnn.devices._loaded import LoadedModels
 from edgesnn.devices.base import Capabilities, Device, ModelInfo, ModelSource
-from edgesnn.devices.local import _bundle_bytes, model_info
-from edgesnn.errors import NotFoundError
 from edgesnn.model import Model
 from firmware_bridges.ipu.compiler import CompileOptions, Program
 from firmware_bridges.ipu.config import IPUConfig
@@ -82,7 +79,7 @@ class IPUDevice(Device):
         self._config = config or IPUConfig()
         self._activity = activity
         self._name = name or f"gc200-sim x{self._options.ipus}@{platform.node() or 'localhost'}"
-        self._models: dict[str, tuple[Model, ModelInfo, ProgramSummary]] = {}
+        self._models: LoadedModels[ProgramSummary] = LoadedModels()
         self._sessions: set[IPUSession] = set()
         self._lock = threading.Lock()
 
@@ -92,8 +89,7 @@ class IPUDevice(Device):
         from edgesnn.graph.neurons import NEURON_TYPES
 
         cfg = self._config
-        with self._lock:
-            programs = tuple(summary for _, _, summary in self._models.values())
+        programs = tuple(self._models.extras())
         per_chip = sum(cfg.usable_tiles(k) for k in range(self._options.ipus))
         return IPUCapabilities(
             device_kind="ipu", device_name=self._name, simulated=True,
@@ -106,50 +102,31 @@ class IPUDevice(Device):
 
     def load_model(self, source: ModelSource) -> str:
         """Load a bundle and compile it for the chips (CapacityError or UnsupportedError when it cannot run)."""
-        data, name = _bundle_bytes(source)
-        model_id = hashlib.sha256(data).hexdigest()
-        with self._lock:
-            if model_id in self._models:
-                return model_id
-        from edgesnn.bundle import read_bundle
+        return self._models.load(source, self._compile)
 
-        f = io.BytesIO(data)
-        f.name = name
-        model = read_bundle(f)
+    def _compile(self, model_id: str, model: Model, data: bytes, name: str) -> ProgramSummary:
         summary = summarize(model_id, inference_program(model, self._options, self._config), self._activity)
         log.info("model %s (%s) on %d IPU(s): %d tiles, tile memory max %d B, mean %.0f B, %.3g s per step at %g %%"
                  " activity", model_id[:12], name, summary.ipus, summary.tiles_used, summary.tile_bytes_max,
                  summary.tile_bytes_mean, summary.predicted_step_s, 100 * summary.assumed_activity)  # fmt: skip
-        with self._lock:
-            self._models.setdefault(model_id, (model, model_info(model_id, model, name), summary))
-        return model_id
+        return summary
 
     def program(self, model_id: str, batch: int = 1) -> Program:
         """The program of a loaded model at ``batch``."""
-        with self._lock:
-            model = self._loaded(model_id)[0]
+        model = self._models.get(model_id).model
         return inference_program(model, dataclasses.replace(self._options, batch=batch), self._config)
-
-    def _loaded(self, model_id: str) -> tuple[Model, ModelInfo, ProgramSummary]:
-        if model_id not in self._models:
-            raise NotFoundError(f"no model with id {model_id!r} is loaded", path="model_id")
-        return self._models[model_id]
 
     def unload_model(self, model_id: str) -> None:
         """Forget a loaded model; open sessions keep running."""
-        with self._lock:
-            self._loaded(model_id)
-            del self._models[model_id]
+        self._models.unload(model_id)
 
     def model_info(self, model_id: str) -> ModelInfo:
         """Specs of a loaded model."""
-        with self._lock:
-            return self._loaded(model_id)[1]
+        return self._models.get(model_id).info
 
     def models(self) -> list[ModelInfo]:
         """Every loaded model, in loading order."""
-        with self._lock:
-            return [info for _, info, _ in self._models.values()]
+        return self._models.infos()
 
     def open_session(
         self,
@@ -163,8 +140,8 @@ class IPUDevice(Device):
         """Compile the model at ``dt`` for ``batch`` streams and open a session on the simulated tiles."""
         from edgesnn.devices.handle import DeviceModel
 
-        with self._lock:
-            model, info, _ = self._loaded(model_id)
+        loaded = self._models.get(model_id)
+        model, info = loaded.model, loaded.info
         if adapt_method is not None and adapt_method != model.adapt_method:
             model = dataclasses.replace(model, adapt_method=adapt_method)
         if dt is not None:
@@ -188,8 +165,7 @@ class IPUDevice(Device):
             sessions = list(self._sessions)
         for s in sessions:
             s.close()
-        with self._lock:
-            self._models.clear()
+        self._models.clear()
 
     def __enter__(self) -> IPUDevice:
         return self

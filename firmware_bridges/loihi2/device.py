@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import platform
 import threading
 from pathlib import Path
 
 from edgesnn import __version__
+from edgesnn.devices._loaded import LoadedModels
 from edgesnn.devices.base import Capabilities, Device, ModelInfo, ModelSource
-from edgesnn.devices.local import _bundle_bytes, model_info
-from edgesnn.errors import CapacityError, NotFoundError, OptionError, UnsupportedError
+from edgesnn.errors import CapacityError, OptionError, UnsupportedError
 from edgesnn.loihi import network_for
 from edgesnn.model import Model
 from firmware_bridges.loihi2.compile import TAGS
@@ -41,7 +39,7 @@ class LavaDevice(Device):
         self._store = None if store is None else Path(store)
         self._store_holders: dict[str, WorkerSession] = {}  # one session writes a model's store at a time
         self._name = name or f"lava-loihi2-sim@{platform.node() or 'localhost'}"
-        self._models: dict[str, tuple[Model, ModelInfo, bytes]] = {}
+        self._models: LoadedModels[bytes] = LoadedModels()  # the bundle's bytes go to each session's worker
         self._sessions: set[WorkerSession] = set()
         self._lock = threading.Lock()
 
@@ -58,43 +56,19 @@ class LavaDevice(Device):
 
     def load_model(self, source: ModelSource) -> str:
         """Load a bundle and check it runs on Loihi (its own integer network, or its graph quantised)."""
-        data, name = _bundle_bytes(source)
-        model_id = hashlib.sha256(data).hexdigest()
-        with self._lock:
-            if model_id in self._models:
-                return model_id
-        from edgesnn.bundle import read_bundle
-
-        f = io.BytesIO(data)
-        f.name = name
-        model = read_bundle(f)
-        if model.learning is not None:
-            check_learning(model)  # what Lava's learning engine cannot run is refused at load
-        network_for(model)
-        with self._lock:
-            self._models.setdefault(model_id, (model, model_info(model_id, model), data))
-        return model_id
-
-    def _loaded(self, model_id: str) -> tuple[Model, ModelInfo, bytes]:
-        if model_id not in self._models:
-            raise NotFoundError(f"no model with id {model_id!r} is loaded", path="model_id")
-        return self._models[model_id]
+        return self._models.load(source, _admit)
 
     def unload_model(self, model_id: str) -> None:
         """Forget a loaded model; open sessions keep running."""
-        with self._lock:
-            self._loaded(model_id)
-            del self._models[model_id]
+        self._models.unload(model_id)
 
     def model_info(self, model_id: str) -> ModelInfo:
         """Specs of a loaded model."""
-        with self._lock:
-            return self._loaded(model_id)[1]
+        return self._models.get(model_id).info
 
     def models(self) -> list[ModelInfo]:
         """Every loaded model."""
-        with self._lock:
-            return [info for _, info, _ in self._models.values()]
+        return self._models.infos()
 
     def open_session(
         self,
@@ -109,8 +83,8 @@ class LavaDevice(Device):
         if initial_state not in (None, "rest"):
             raise UnsupportedError("a Lava session starts at the network's rest (its u_init and v_init)",
                                    path="initial_state")  # fmt: skip
-        with self._lock:
-            model, _, data = self._loaded(model_id)
+        loaded = self._models.get(model_id)
+        model, data = loaded.model, loaded.extra
         if not isinstance(batch, int) or batch < 1:
             raise OptionError(f"expected an int >= 1, got {batch!r}", path="batch")
         if batch != 1:
@@ -147,8 +121,15 @@ class LavaDevice(Device):
             sessions = list(self._sessions)
         for s in sessions:
             s.close()
-        with self._lock:
-            self._models.clear()
+        self._models.clear()
+
+
+def _admit(model_id: str, model: Model, data: bytes, name: str) -> bytes:
+    """Refuse what Loihi cannot run (its learning on Lava's engine, its network in integers); keep the bytes."""
+    if model.learning is not None:
+        check_learning(model)
+    network_for(model)
+    return data
 
 
 class _TrackedSession(WorkerSession):
