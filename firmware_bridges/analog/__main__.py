@@ -9,14 +9,12 @@ until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
-import signal
 import subprocess
 import sys
-import threading
 
-from edgesnn.errors import EdgeSNNError
+from edgesnn.devices.base import Device
+from firmware_bridges.serving import add_server_flags, serve_until_signal
 
 
 def start_emulator(extra: str = "") -> tuple[subprocess.Popen, str]:
@@ -33,48 +31,32 @@ def start_emulator(extra: str = "") -> tuple[subprocess.Popen, str]:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, open the link, serve, drain on a signal."""
     p = argparse.ArgumentParser(prog="python -m firmware_bridges.analog", description=__doc__.split("\n")[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=50071)
+    add_server_flags(p, port=50071, max_sessions=8)
     p.add_argument("--serial", default=None, help="the board's serial port or pyserial URL (default: the emulator)")
     p.add_argument("--baudrate", type=int, default=2_000_000)
     p.add_argument("--timeout-s", type=float, default=0.5, help="seconds to wait for each reply (default 0.5)")
     p.add_argument("--tries", type=int, default=4, help="times a request is sent before giving up (default 4)")
     p.add_argument("--emulator-args", default="", help="options for the emulator (fault injection), one string")
-    p.add_argument("--token", default=None, help="bearer token clients must send (required off loopback)")
-    p.add_argument("--max-sessions", type=int, default=8)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    from edgesnn.serve import create_server
-    from firmware_bridges.analog.device import AnalogDevice
-    from firmware_bridges.analog.link import BoardLink, open_port
+    emulator: list[subprocess.Popen] = []
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: stop.set())
-    emulator = None
-    try:
+    def device() -> Device:
+        from firmware_bridges.analog.device import AnalogDevice
+        from firmware_bridges.analog.link import BoardLink, open_port
+
         url = args.serial
         if url is None:
-            emulator, url = start_emulator(args.emulator_args)
+            proc, url = start_emulator(args.emulator_args)
+            emulator.append(proc)
         link = BoardLink(open_port(url, baudrate=args.baudrate), timeout_s=args.timeout_s, tries=args.tries)
-        device = AnalogDevice(link)
-        server, port = create_server(device, f"{args.host}:{args.port}", token=args.token,
-                                     max_sessions=args.max_sessions)  # fmt: skip
-    except (EdgeSNNError, OSError) as exc:
-        print(f"analog bridge: {exc}", file=sys.stderr)
-        if emulator is not None:
-            emulator.terminate()
-        return 2
-    print(f"listening {port}", flush=True)
-    try:
-        stop.wait()
-    finally:
-        server.drain(2.0)
-        device.close()
-        if emulator is not None:
-            emulator.terminate()
-            emulator.wait(10)
-    return 0
+        return AnalogDevice(link)
+
+    def stop_emulator() -> None:
+        for proc in emulator:
+            proc.terminate()
+            proc.wait(10)
+
+    return serve_until_signal("analog", device, args, stop_emulator)
 
 
 if __name__ == "__main__":
