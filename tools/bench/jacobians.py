@@ -194,7 +194,7 @@ def online_comparison(a: argparse.Namespace) -> dict[str, Any]:
 
     n_in, n_classes = 64, 22  # the keyword set's channels and classes
     memory: dict[str, Any] = {}
-    for kind in ("feedforward", "recurrent"):
+    for kind in a.kinds:
         rows: dict[str, list] = {"bptt": [], "online": []}
         for online in (False, True):
             raw = _online_config(kind, online, a.data, a.limit, a.epochs, a.hidden, a.batch)
@@ -211,7 +211,7 @@ def online_comparison(a: argparse.Namespace) -> dict[str, Any]:
                         "bptt_limit_steps": limit}  # fmt: skip
         print(f"memory {kind}: done", file=sys.stderr, flush=True)
     runs = []
-    for kind in ("feedforward", "recurrent"):
+    for kind in a.kinds:
         for online in (False, True):
             raw = _online_config(kind, online, a.data, a.limit, a.epochs, a.hidden, a.batch)
             with tempfile.TemporaryDirectory() as out:
@@ -226,7 +226,8 @@ def online_comparison(a: argparse.Namespace) -> dict[str, Any]:
                          "train_seconds": s["train_seconds"], "bundle_exported": bundle})  # fmt: skip
             print(f"run {kind} {'online' if online else 'bptt'}: done", file=sys.stderr, flush=True)
     settings = {"data": a.data, "limit_per_split": a.limit, "epochs": a.epochs, "hidden": a.hidden,
-                "batch": a.batch, "dt_s": 0.004, "neuron": "adlif", "memory_steps": a.memory_steps}  # fmt: skip
+                "batch": a.batch, "dt_s": 0.004, "neuron": "adlif", "memory_steps": a.memory_steps,
+                "lr": 0.005}  # fmt: skip
     return {"settings": settings, "memory": memory, "runs": runs}
 
 
@@ -245,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--memory-steps", type=int, nargs="+", default=[125, 250, 500, 1000])
+    ap.add_argument("--kinds", nargs="+", default=["feedforward", "recurrent"], choices=["feedforward", "recurrent"])
     ap.add_argument("--budget-mib", type=float, help="memory BPTT may use (default: available memory)")
     a = ap.parse_args(argv)
     if a.online:
