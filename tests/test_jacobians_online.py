@@ -60,12 +60,18 @@ def test_recurrent_weights_are_e_prop_exact_only_without_recurrence():
     assert gap > 1e-3 * float(jnp.max(jnp.abs(reference["layers"][0]["w"])))  # the dropped recurrent paths
 
 
-def test_the_training_step_memory_does_not_grow_with_t():
-    from tools.bench.jacobians import _online_config, _step_memory_mib
+def test_the_online_gradient_needs_the_same_memory_at_any_t():
+    # XLA's buffers of the compiled gradient (tools/bench/jacobians.py --online sets BPTT's, linear in T, beside them).
+    cfg, net = small("recurrent", "lif")
+    params = init_params(net, cfg, jax.random.key(0))
+    grads = jax.jit(make_online_gradients(net, make_spike_fn(), cfg.loss, "markowitz"))
 
-    # XLA's buffers of the compiled step (tools/bench/jacobians.py --online sets BPTT's, linear in T, beside them).
-    raw = _online_config("recurrent", True, "unused", 1, 1, 8, 4)
-    assert _step_memory_mib(raw, 50, 64, 22) == _step_memory_mib(raw, 50_000, 64, 22)
+    def temp_bytes(steps):
+        x = jax.ShapeDtypeStruct((2, steps, 3), jnp.float32)
+        y = jax.ShapeDtypeStruct((2,), jnp.int32)
+        return grads.lower(params, x, y, None).compile().memory_analysis().temp_size_in_bytes
+
+    assert temp_bytes(50) == temp_bytes(500_000)
 
 
 def test_online_runs_train_and_export_like_every_run(tmp_path):
