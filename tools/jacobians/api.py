@@ -34,7 +34,7 @@ def _argnums(argnums: int | Sequence[int], n_args: int) -> tuple[int, ...]:
     return tuple(k % n_args for k in nums)
 
 
-def _trace(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...]) -> tuple[Graph, Any, list, list, Any]:
+def _trace(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...]) -> tuple[Graph, Any, list, list]:
     flat, in_tree = jax.tree_util.tree_flatten(tuple(args))
     flat = [x if isinstance(x, jax.Array) else jnp.asarray(x) for x in flat]
     leaves_per_arg = [len(jax.tree_util.tree_leaves(a)) for a in args]
@@ -57,7 +57,7 @@ def _trace(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...]) ->
     closed = jax.make_jaxpr(flat_f)(*[jax.ShapeDtypeStruct(x.shape, x.dtype) for x in flat])
     graph = build_graph(closed, diff)
     arg_trees = [jax.tree_util.tree_structure(a) for a in args]
-    return graph, out_tree[0], flat, [(k, offsets[k], leaves_per_arg[k], arg_trees[k]) for k in nums], diff
+    return graph, out_tree[0], flat, [(k, offsets[k], leaves_per_arg[k], arg_trees[k]) for k in nums]
 
 
 def resolve_order(graph: Graph, order: Order, *, iterations: int = 2000) -> tuple[int, ...]:
@@ -96,12 +96,12 @@ def jacobian(
 
     def jac_fn(*args: Any) -> Any:
         nums = _argnums(argnums, len(args))
-        graph, out_tree, flat, arg_info, _ = _trace(f, args, nums)
+        graph, out_tree, flat, arg_info = _trace(f, args, nums)
         vertices = resolve_order(graph, order, iterations=iterations)
         values, outs = edge_values(graph, flat)
         edges, vals, counts = eliminate(graph, vertices, values)
         per_out = []
-        for o, (ov, aval) in enumerate(zip(graph.out_vars, graph.out_avals, strict=True)):
+        for ov, aval in zip(graph.out_vars, graph.out_avals, strict=True):
             blocks = []
             for _k, off, n, tree in arg_info:
                 leaves = []
@@ -115,7 +115,6 @@ def jacobian(
                     leaves.append(block)
                 blocks.append(jax.tree_util.tree_unflatten(tree, leaves))
             per_out.append(blocks[0] if isinstance(argnums, int) else tuple(blocks))
-            del o
         jac = jax.tree_util.tree_unflatten(out_tree, per_out)
         result: tuple[Any, ...] = (jac,)
         if has_value:
