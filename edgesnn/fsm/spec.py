@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -217,9 +218,9 @@ def load_spec(path: str | os.PathLike[str]) -> FSMSpec:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-    except FileNotFoundError:
-        raise ModelError("no such file", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except FileNotFoundError:  # a file error like every command's (exit status 3), not a model error
+        raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+    except UnicodeDecodeError as exc:
         raise ModelError(f"cannot read the spec: {exc}", path=path) from None
     if path.lower().endswith((".yaml", ".yml")):
         try:
