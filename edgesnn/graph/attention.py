@@ -65,6 +65,30 @@ def polynomial_order(count: int, name: str = "mac_coefficients") -> int:
     return n
 
 
+def set_projections(node: Node, vectors: tuple[tuple[str, object], ...] = ()) -> tuple[int, int]:
+    """Check and set an attention node's w_qkv (3d, d), b_qkv, w_out, b_out and num_heads; returns (d, heads).
+
+    ``vectors`` are further (field, value) parameters of shape (d,), checked the same way.
+    """
+    w = as_param(node.w_qkv, "w_qkv")
+    if w.ndim != 2 or w.shape[0] != 3 * w.shape[1] or w.shape[1] == 0:
+        raise NodeValidationError(f"expected shape (3d, d), got {w.shape}", path="w_qkv")
+    d = w.shape[1]
+    node._set("w_qkv", w)
+    shapes = {"b_qkv": (3 * d,), "w_out": (d, d), "b_out": (d,)}
+    for name, value in [*((n, getattr(node, n)) for n in shapes), *vectors]:
+        arr = as_param(value, name)
+        shape = shapes.get(name, (d,))
+        if arr.shape != shape:
+            raise NodeValidationError(f"expected shape {shape}, got {arr.shape}", path=name)
+        node._set(name, arr)
+    heads = as_int(node.num_heads, "num_heads", minimum=1)
+    if d % heads:
+        raise NodeValidationError(f"d = {d} is not divisible by {heads} heads", path="num_heads")
+    node._set("num_heads", heads)
+    return d, heads
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class SlidingWindowAttention(Node):
     """Multi-head causal self-attention over the last ``window`` tokens; its K/V window is session state.
@@ -107,20 +131,7 @@ class SlidingWindowAttention(Node):
     array_width: int = 64
 
     def __post_init__(self) -> None:
-        w = as_param(self.w_qkv, "w_qkv")
-        if w.ndim != 2 or w.shape[0] != 3 * w.shape[1] or w.shape[1] == 0:
-            raise NodeValidationError(f"expected shape (3d, d), got {w.shape}", path="w_qkv")
-        d = w.shape[1]
-        self._set("w_qkv", w)
-        for name, shape in (("b_qkv", (3 * d,)), ("w_out", (d, d)), ("b_out", (d,))):
-            arr = as_param(getattr(self, name), name)
-            if arr.shape != shape:
-                raise NodeValidationError(f"expected shape {shape}, got {arr.shape}", path=name)
-            self._set(name, arr)
-        heads = as_int(self.num_heads, "num_heads", minimum=1)
-        if d % heads:
-            raise NodeValidationError(f"d = {d} is not divisible by {heads} heads", path="num_heads")
-        self._set("num_heads", heads)
+        _, heads = set_projections(self)
         self._set("window", as_int(self.window, "window", minimum=1))
         limits.current().check("delay_steps", self.window, "a window of tokens", path="window")
         for kind, (a, b) in _SCALER_DEFAULTS.items():

@@ -51,7 +51,8 @@ import numpy as np
 
 from edgesnn import limits
 from edgesnn.errors import NodeValidationError
-from edgesnn.graph._node import Node, Shape, array_field, as_int, as_param
+from edgesnn.graph._node import Node, Shape, array_field, as_int
+from edgesnn.graph.attention import set_projections
 from edgesnn.graph.transformer import as_number, expect_vector
 
 #: Widest mantissa ``weight_bits`` may ask for (float32 holds 24-bit mantissas exactly).
@@ -80,23 +81,10 @@ class PlasticAttention(Node):
     frac_bits: int = 4
 
     def __post_init__(self) -> None:
-        w = as_param(self.w_qkv, "w_qkv")
-        if w.ndim != 2 or w.shape[0] != 3 * w.shape[1] or w.shape[1] == 0:
-            raise NodeValidationError(f"expected shape (3d, d), got {w.shape}", path="w_qkv")
-        d = w.shape[1]
-        self._set("w_qkv", w)
+        d = np.shape(self.w_qkv)[-1] if np.ndim(self.w_qkv) == 2 else 0  # a bad w_qkv is named by set_projections
         gate = np.zeros(d, np.float32) if self.w_gate is None else self.w_gate
-        for name, value, shape in (("b_qkv", self.b_qkv, (3 * d,)), ("w_out", self.w_out, (d, d)),
-                                   ("b_out", self.b_out, (d,)), ("w_gate", gate, (d,))):  # fmt: skip
-            arr = as_param(value, name)
-            if arr.shape != shape:
-                raise NodeValidationError(f"expected shape {shape}, got {arr.shape}", path=name)
-            self._set(name, arr)
+        set_projections(self, (("w_gate", gate),))
         self._set("b_gate", as_number(self.b_gate, "b_gate"))
-        heads = as_int(self.num_heads, "num_heads", minimum=1)
-        if d % heads:
-            raise NodeValidationError(f"d = {d} is not divisible by {heads} heads", path="num_heads")
-        self._set("num_heads", heads)
         self._set("slots", as_int(self.slots, "slots", minimum=1))
         limits.current().check("delay_steps", self.slots, "a number of slots", path="slots")
         self._set("score_saturation", as_number(self.score_saturation, "score_saturation", low=0.0, open_low=True))
