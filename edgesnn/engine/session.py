@@ -13,6 +13,7 @@ import numpy as np
 from edgesnn import limits
 from edgesnn.engine import backends
 from edgesnn.engine._copies import byte_view, copy_into, fresh_copy
+from edgesnn.engine._feeds import check_feed_names, check_output_names, coerce_input, split_sequence
 from edgesnn.engine._initial import InitialState, apply_initial_state, check_initial_state
 from edgesnn.engine._state import pack_state, unpack_state
 from edgesnn.engine.plan import NUMERICS, Plan, compile_plan
@@ -361,32 +362,13 @@ class Session:
 
     # -- input handling -------------------------------------------------------
     def _check_names(self, names: Iterable[str]) -> list[str]:
-        names = list(names)
-        for n in names:
-            if n not in self._named:
-                if "/" in n:
-                    node = n.split("/", 1)[0]
-                    have = [r for r in self._plan.records if r.startswith(f"{node}/")]
-                    what = f"{node!r} records {', '.join(have)}" if have else f"{node!r} has no recordable state"
-                    raise InputError(f"no state named {n!r}; {what}", path="outputs")
-                raise InputError(f"no node named {n!r}; nodes are {', '.join(self._plan.buffers)}", path="outputs")
-        return names
-
-    def _coerce(self, name: str, value: object, want: tuple[int, ...]) -> np.ndarray:
-        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-        if arr.dtype.kind not in "biuf":
-            raise InputError(f"expected a numeric array, got dtype {arr.dtype}", path=f"inputs/{name}")
-        if arr.shape != want:
-            if arr.shape == want[1:] and want[0] == 1:
-                return arr.reshape(want)
-            raise InputError(f"expected shape {want}, got {arr.shape}", path=f"inputs/{name}")
-        return arr
+        return check_output_names(names, self._named, self._plan.records, self._plan.buffers)
 
     def _write_inputs(self, x: ArrayFeed) -> None:
         if isinstance(x, Mapping):
-            self._check_feed_names(x)
+            check_feed_names(x, self._in_names)
             for name, buf in zip(self._in_names, self._in_bufs, strict=True):
-                np.copyto(buf, self._coerce(name, x[name], buf.shape), casting="unsafe")
+                np.copyto(buf, coerce_input(name, x[name], buf.shape), casting="unsafe")
             return
         if len(self._in_bufs) != 1:
             raise InputError(f"model has inputs {', '.join(self._in_names)}; pass a dict by name", path="inputs")
@@ -394,40 +376,10 @@ class Session:
         if type(x) is np.ndarray and x.shape == buf.shape and x.dtype.kind in "biuf":
             np.copyto(buf, x, casting="unsafe")  # the hot path: no further checks needed
         else:
-            np.copyto(buf, self._coerce(self._in_names[0], x, buf.shape), casting="unsafe")
-
-    def _check_feed_names(self, feed: Mapping[str, object]) -> None:
-        missing = [n for n in self._in_names if n not in feed]
-        extra = [n for n in feed if n not in self._in_names]
-        if missing or extra:
-            raise InputError(
-                f"expected inputs {', '.join(self._in_names)}; missing {missing or 'none'}, unknown {extra or 'none'}",
-                path="inputs",
-            )
+            np.copyto(buf, coerce_input(self._in_names[0], x, buf.shape), casting="unsafe")
 
     def _split_sequence(self, xs: ArrayFeed) -> list[np.ndarray]:
-        feed = xs if isinstance(xs, Mapping) else None
-        if feed is None:
-            if len(self._in_bufs) != 1:
-                raise InputError(f"model has inputs {', '.join(self._in_names)}; pass a dict by name", path="inputs")
-            feed = {self._in_names[0]: xs}
-        self._check_feed_names(feed)
-        seqs = []
-        for name, buf in zip(self._in_names, self._in_bufs, strict=True):
-            arr = np.asarray(feed[name])
-            if arr.dtype.kind not in "biuf":
-                raise InputError(f"expected a numeric array, got dtype {arr.dtype}", path=f"inputs/{name}")
-            if arr.shape[1:] != buf.shape:
-                if buf.shape[0] == 1 and arr.shape[1:] == buf.shape[1:]:
-                    arr = arr.reshape((arr.shape[0], *buf.shape))
-                else:
-                    raise InputError(f"expected shape (T, {', '.join(map(str, buf.shape))}), got {arr.shape}",
-                                     path=f"inputs/{name}")  # fmt: skip
-            seqs.append(arr)
-        lengths = {len(s) for s in seqs}
-        if len(lengths) > 1:
-            raise InputError(f"inputs have different lengths {sorted(lengths)}", path="inputs")
-        return seqs
+        return split_sequence(xs, self._in_names, [b.shape for b in self._in_bufs])
 
 
 StepFn = Callable[[], None]

@@ -20,11 +20,12 @@ import numpy as np
 
 from edgesnn import limits
 from edgesnn.devices.base import DeviceSession
+from edgesnn.engine._feeds import as_feed, check_output_names, coerce_input, split_sequence
 from edgesnn.engine._initial import apply_initial_state, check_initial_state
 from edgesnn.engine._state import pack_state, unpack_state
 from edgesnn.engine.plan import compile_plan
 from edgesnn.engine.session import SessionOptions
-from edgesnn.errors import InputError, NotFoundError, OptionError, UnsupportedError
+from edgesnn.errors import NotFoundError, OptionError, UnsupportedError
 from edgesnn.model import Model, TensorSpec
 from edgesnn.units import check_step_s
 from firmware_bridges.ipu.compiler import CompileOptions, Program, compile_program
@@ -183,68 +184,15 @@ class IPUSession(DeviceSession):
 
     # -- stepping -----------------------------------------------------------------------------------
     def _check_names(self, names: Sequence[str]) -> list[str]:
-        names = list(names)
-        for n in names:
-            if n not in self._named:
-                if "/" in n:
-                    node = n.split("/", 1)[0]
-                    have = [r for r in self._plan.records if r.startswith(f"{node}/")]
-                    what = f"{node!r} records {', '.join(have)}" if have else f"{node!r} has no recordable state"
-                    raise InputError(f"no state named {n!r}; {what}", path="outputs")
-                raise InputError(f"no node named {n!r}; nodes are {', '.join(self._plan.buffers)}", path="outputs")
-        return names
-
-    def _check_feed_names(self, feed: Mapping[str, object]) -> None:
-        missing = [n for n in self._in_names if n not in feed]
-        extra = [n for n in feed if n not in self._in_names]
-        if missing or extra:
-            raise InputError(
-                f"expected inputs {', '.join(self._in_names)}; missing {missing or 'none'}, unknown {extra or 'none'}",
-                path="inputs",
-            )
-
-    def _coerce(self, name: str, value: object, want: tuple[int, ...]) -> np.ndarray:
-        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-        if arr.dtype.kind not in "biuf":
-            raise InputError(f"expected a numeric array, got dtype {arr.dtype}", path=f"inputs/{name}")
-        if arr.shape != want:
-            if arr.shape == want[1:] and want[0] == 1:
-                return arr.reshape(want)
-            raise InputError(f"expected shape {want}, got {arr.shape}", path=f"inputs/{name}")
-        return arr
+        return check_output_names(names, self._named, self._plan.records, self._plan.buffers)
 
     def _write_inputs(self, x: np.ndarray | Mapping[str, np.ndarray]) -> None:
-        if not isinstance(x, Mapping):
-            if len(self._in_bufs) != 1:
-                raise InputError(f"model has inputs {', '.join(self._in_names)}; pass a dict by name", path="inputs")
-            x = {self._in_names[0]: x}
-        else:
-            self._check_feed_names(x)
+        feed = as_feed(x, self._in_names)
         for name, buf in zip(self._in_names, self._in_bufs, strict=True):
-            np.copyto(buf, self._coerce(name, x[name], buf.shape), casting="unsafe")
+            np.copyto(buf, coerce_input(name, feed[name], buf.shape), casting="unsafe")
 
     def _split_sequence(self, xs: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        feed = xs if isinstance(xs, Mapping) else None
-        if feed is None:
-            if len(self._in_bufs) != 1:
-                raise InputError(f"model has inputs {', '.join(self._in_names)}; pass a dict by name", path="inputs")
-            feed = {self._in_names[0]: xs}
-        self._check_feed_names(feed)
-        seqs = []
-        for name, buf in zip(self._in_names, self._in_bufs, strict=True):
-            arr = np.asarray(feed[name])
-            if arr.dtype.kind not in "biuf":
-                raise InputError(f"expected a numeric array, got dtype {arr.dtype}", path=f"inputs/{name}")
-            if arr.shape[1:] != buf.shape:
-                if buf.shape[0] == 1 and arr.shape[1:] == buf.shape[1:]:
-                    arr = arr.reshape((arr.shape[0], *buf.shape))
-                else:
-                    raise InputError(f"expected shape (T, {', '.join(map(str, buf.shape))}), got {arr.shape}",
-                                     path=f"inputs/{name}")  # fmt: skip
-            seqs.append(arr)
-        if len({len(s) for s in seqs}) > 1:
-            raise InputError(f"inputs have different lengths {sorted({len(s) for s in seqs})}", path="inputs")
-        return seqs
+        return split_sequence(xs, self._in_names, [b.shape for b in self._in_bufs])
 
     def _advance(self) -> None:
         self._sim.step()
