@@ -39,6 +39,7 @@ from edgesnn.events._kinds import (
     N_CODES,
     N_STATE,
     P_DAT_V1,
+    P_EXTENT,
     P_LENIENT,
     WORD_SIZE,
 )
@@ -99,6 +100,7 @@ def options(kind, seed: int):
     """
     rng = np.random.default_rng(seed)
     flags = int(rng.integers(0, 16)) & (~0 if kind == DAT else ~P_DAT_V1)
+    flags |= P_EXTENT if rng.random() < 0.5 else 0
     geometry = (0, 0) if rng.random() < 0.4 else (int(rng.integers(1, 2049)), int(rng.integers(1, 2049)))
     target = NO_TARGET if rng.random() < 0.6 else int(rng.integers(0, 1 << 26))
     state = None

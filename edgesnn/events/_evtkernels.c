@@ -48,13 +48,17 @@ enum {
     S_SHIFT = 7,  /* subtracted from every timestamp (OpenEB time shift) */
     S_PREV = 8,   /* DAT: previous 32-bit timestamp */
     S_LAST = 9,   /* EVT 2.0/2.1: time of the last CD word, which the next one must not precede */
+    S_XEND = 10,  /* with P_EXTENT: 1 + the largest x written so far (0: none), for geometry inference */
+    S_YEND = 11,  /* 1 + the largest y written so far */
     S_NSLOTS = 16
 };
 
 enum { F_HAVE_TH = 1, F_HAVE_Y = 2, F_HAVE_VBASE = 4, F_CONT_OK = 8, F_HAVE_PREV = 16, F_HAVE_LAST = 32 };
 
 /* Call flags. */
-enum { P_LENIENT = 1, P_LEGACY = 2, P_TIME_SHIFT = 4, P_DAT_V1 = 8, P_DRY = 16 };
+/* P_EXTENT: keep S_XEND/S_YEND (the reader infers the geometry from them); off, the fast runs skip
+ * the two maxima, which cost a fifth of the DAT loop. */
+enum { P_LENIENT = 1, P_LEGACY = 2, P_TIME_SHIFT = 4, P_DAT_V1 = 8, P_EXTENT = 32 };
 
 /* Error codes, index into counts. */
 enum {
@@ -124,6 +128,17 @@ static ALWAYS_INLINE int bad(Ctx *c, int code) {
         goto next;                      \
     } while (0)
 
+/* Write one record and widen the extent (xend, yend: 1 + the largest coordinates written). */
+#define PUT(x_, y_, p_, t_)                                            \
+    do {                                                               \
+        uint32_t px_ = (x_), py_ = (y_);                               \
+        put_event(out + (size_t)n * REC, px_, py_, (p_), (t_));        \
+        if (TRACK) {                                                   \
+            xend = px_ >= xend ? px_ + 1 : xend;                       \
+            yend = py_ >= yend ? py_ + 1 : yend;                       \
+        }                                                              \
+    } while (0)
+
 /* Emit one event after the bounds check; DRY only counts. */
 #define EMIT(x_, y_, p_, t_)                                                              \
     do {                                                                                   \
@@ -131,20 +146,28 @@ static ALWAYS_INLINE int bad(Ctx *c, int code) {
         if (UNLIKELY((w_ && ex_ >= w_) || (h_ && ey_ >= h_))) {                           \
             if (bad(c, E_OUT_OF_GEOMETRY)) goto stop;                                      \
         } else {                                                                           \
-            if (!DRY) put_event(out + (size_t)n * REC, ex_, ey_, (p_), (t_));              \
+            if (!DRY) PUT(ex_, ey_, (p_), (t_));                                           \
             n++;                                                                           \
         }                                                                                  \
     } while (0)
 
+/* The coordinate limit of a fast run: the geometry (0: none), and with the extent tracked also the
+ * extent so far, so that any event that would widen it goes through the general path (PUT). */
+static ALWAYS_INLINE uint32_t run_bound(uint32_t geometry, uint32_t extent, const int TRACK) {
+    const uint32_t g = geometry ? geometry : UINT32_MAX;
+    return TRACK && extent < g ? extent : g;
+}
+
 /* ---------------------------------------------------------------- EVT 3.0 */
 
-static ALWAYS_INLINE void evt3_run(Ctx *c, const int DRY) {
+static ALWAYS_INLINE void evt3_run(Ctx *c, const int DRY, const int TRACK) {
     const uint8_t *data = c->data;
     uint8_t *out = c->out;
     int64_t *st = c->st;
     const uint32_t w_ = c->width, h_ = c->height;
     const Py_ssize_t nw = c->n_words, lim = c->cap - 12;
     Py_ssize_t i = c->pos, n = c->n_out;
+    uint32_t xend = (uint32_t)st[S_XEND], yend = (uint32_t)st[S_YEND];
     int64_t th = st[S_TH], tl = st[S_TL], loop = st[S_LOOP], shift = st[S_SHIFT];
     uint32_t y = (uint32_t)st[S_Y], xb = (uint32_t)st[S_X], pol = (uint32_t)st[S_POL];
     int64_t fl = st[S_FLAGS];
@@ -191,7 +214,7 @@ static ALWAYS_INLINE void evt3_run(Ctx *c, const int DRY) {
             if ((w_ == 0 || xb + span <= w_) && (h_ == 0 || y < h_)) {
                 while (m) {
                     uint32_t b = CTZ32(m);
-                    if (!DRY) put_event(out + (size_t)n * REC, xb + b, y, pol, t);
+                    if (!DRY) PUT(xb + b, y, pol, t);
                     n++;
                     m &= m - 1;
                 }
@@ -278,6 +301,8 @@ stop:
 done:
     c->pos = i;
     c->n_out = n;
+    st[S_XEND] = xend;
+    st[S_YEND] = yend;
     st[S_TH] = th;
     st[S_TL] = tl;
     st[S_LOOP] = loop;
@@ -318,13 +343,14 @@ static ALWAYS_INLINE int evt2_time_high(Ctx *c, int64_t nth, int64_t *th, int64_
     return 0;
 }
 
-static ALWAYS_INLINE void evt2_run(Ctx *c, const int DRY) {
+static ALWAYS_INLINE void evt2_run(Ctx *c, const int DRY, const int TRACK) {
     const uint8_t *data = c->data;
     uint8_t *out = c->out;
     int64_t *st = c->st;
     const uint32_t w_ = c->width, h_ = c->height;
     const Py_ssize_t nw = c->n_words, lim = c->cap - 1;
     Py_ssize_t i = c->pos, n = c->n_out;
+    uint32_t xend = (uint32_t)st[S_XEND], yend = (uint32_t)st[S_YEND];
     int64_t th = st[S_TH], loop = st[S_LOOP], shift = st[S_SHIFT], fl = st[S_FLAGS], last = st[S_LAST];
     int64_t base = (loop << 34) + (th << 6) - shift;
 
@@ -339,6 +365,33 @@ static ALWAYS_INLINE void evt2_run(Ctx *c, const int DRY) {
         case 0x0:
         case 0x1: {
             if (UNLIKELY(!(fl & F_HAVE_TH))) BAD_WORD(E_NO_TIME_HIGH);
+            if (!DRY) {
+                /* Fast run over the CD words that follow while each is in order and inside the
+                 * geometry and the output has room: one test per word instead of the switch. The
+                 * first word that fails any test is left to the general path below. */
+                /* With the extent tracked, a coordinate beyond it also leaves the run: the general
+                 * path widens the extent, so the run itself needs no maxima (they cost a fifth). */
+                const uint32_t wmax = run_bound(w_, xend, TRACK), hmax = run_bound(h_, yend, TRACK);
+                Py_ssize_t end = i + (c->cap - n), j = i;
+                if (end > nw) end = nw;
+                int64_t lo = (fl & F_HAVE_LAST) ? last : INT64_MIN;
+                for (; j < end; j++) {
+                    uint32_t w2;
+                    memcpy(&w2, data + 4 * j, 4);
+                    const int64_t t = base + ((w2 >> 22) & 63u);
+                    const uint32_t x = (w2 >> 11) & 0x7FFu, y = w2 & 0x7FFu;
+                    if ((w2 >> 29) | (uint32_t)(t < lo) | (uint32_t)(x >= wmax) | (uint32_t)(y >= hmax)) break;
+                    put_event(out + (size_t)n * REC, x, y, w2 >> 28, t);
+                    n++;
+                    lo = t;
+                }
+                if (j > i) {
+                    last = lo;
+                    fl = (fl | F_HAVE_LAST) & ~(int64_t)F_CONT_OK;
+                    i = j - 1; /* the loop's i++ moves to the first word not taken */
+                    break;
+                }
+            }
             const int64_t t = base + ((wd >> 22) & 63u);
             /* Time highs only order periods of 64 µs; the 6 low bits must not go back inside one. */
             if (UNLIKELY((fl & F_HAVE_LAST) && t < last)) BAD_WORD(E_TIME_BACKWARDS);
@@ -370,6 +423,8 @@ stop:
 done:
     c->pos = i;
     c->n_out = n;
+    st[S_XEND] = xend;
+    st[S_YEND] = yend;
     st[S_TH] = th;
     st[S_LOOP] = loop;
     st[S_SHIFT] = shift;
@@ -377,7 +432,7 @@ done:
     st[S_LAST] = last;
 }
 
-static ALWAYS_INLINE void evt21_run(Ctx *c, const int DRY) {
+static ALWAYS_INLINE void evt21_run(Ctx *c, const int DRY, const int TRACK) {
     const uint8_t *data = c->data;
     uint8_t *out = c->out;
     int64_t *st = c->st;
@@ -385,6 +440,7 @@ static ALWAYS_INLINE void evt21_run(Ctx *c, const int DRY) {
     const Py_ssize_t nw = c->n_words, lim = c->cap - 32;
     const int legacy = (c->flags & P_LEGACY) != 0;
     Py_ssize_t i = c->pos, n = c->n_out;
+    uint32_t xend = (uint32_t)st[S_XEND], yend = (uint32_t)st[S_YEND];
     int64_t th = st[S_TH], loop = st[S_LOOP], shift = st[S_SHIFT], fl = st[S_FLAGS], last = st[S_LAST];
     int64_t base = (loop << 34) + (th << 6) - shift;
 
@@ -415,7 +471,7 @@ static ALWAYS_INLINE void evt21_run(Ctx *c, const int DRY) {
             if ((w_ == 0 || xb + 32 <= w_) && (h_ == 0 || y < h_)) {
                 while (m) {
                     uint32_t b = CTZ32(m);
-                    if (!DRY) put_event(out + (size_t)n * REC, xb + b, y, p, t);
+                    if (!DRY) PUT(xb + b, y, p, t);
                     n++;
                     m &= m - 1;
                 }
@@ -450,6 +506,8 @@ stop:
 done:
     c->pos = i;
     c->n_out = n;
+    st[S_XEND] = xend;
+    st[S_YEND] = yend;
     st[S_TH] = th;
     st[S_LOOP] = loop;
     st[S_SHIFT] = shift;
@@ -459,7 +517,31 @@ done:
 
 /* ---------------------------------------------------------------- DAT */
 
-static ALWAYS_INLINE void dat_run(Ctx *c, const int DRY) {
+/* The DAT fast run from word j to end: returns the first word not taken (timestamp back or at the
+ * target, or a coordinate at or beyond wmax / hmax), records written from o on. */
+static ALWAYS_INLINE Py_ssize_t dat_fast(const uint8_t *restrict data, Py_ssize_t j, Py_ssize_t end,
+                                         uint8_t *restrict o, int64_t hi, int64_t *pv_, int64_t target,
+                                         uint32_t wmax, uint32_t hmax, int v1) {
+    /* v1: x 9 bits, y 8, p bit 17; v2: x 14 bits, y 14, p = any of bits 28..31. */
+    const uint32_t xm = v1 ? 0x1FFu : 0x3FFFu, ys = v1 ? 9 : 14, ym = v1 ? 0xFFu : 0x3FFFu;
+    const uint32_t ps = v1 ? 17 : 28, pm = v1 ? 1u : 0xFu;
+    int64_t pv = *pv_;
+    for (; j < end; j++, o += REC) {
+        uint32_t ts, v;
+        memcpy(&ts, data + 8 * j, 4);
+        memcpy(&v, data + 8 * j + 4, 4);
+        const uint32_t x = v & xm, y = (v >> ys) & ym, p = ((v >> ps) & pm) != 0;
+        const int64_t t = hi + (int64_t)ts;
+        if ((uint32_t)((int64_t)ts < pv) | (uint32_t)(t >= target) | (uint32_t)(x >= wmax) | (uint32_t)(y >= hmax))
+            break;
+        put_event(o, x, y, p, t);
+        pv = ts;
+    }
+    *pv_ = pv;
+    return j;
+}
+
+static ALWAYS_INLINE void dat_run(Ctx *c, const int DRY, const int TRACK) {
     const uint8_t *data = c->data;
     uint8_t *out = c->out;
     int64_t *st = c->st;
@@ -467,12 +549,35 @@ static ALWAYS_INLINE void dat_run(Ctx *c, const int DRY) {
     const Py_ssize_t nw = c->n_words, lim = c->cap - 1;
     const int v1 = (c->flags & P_DAT_V1) != 0;
     Py_ssize_t i = c->pos, n = c->n_out;
+    uint32_t xend = (uint32_t)st[S_XEND], yend = (uint32_t)st[S_YEND];
     int64_t loop = st[S_LOOP], prev = st[S_PREV], fl = st[S_FLAGS];
 
     for (; i < nw; i++) {
         uint32_t ts, v, x, y, p;
-        memcpy(&ts, data + 8 * i, 4);
-        memcpy(&v, data + 8 * i + 4, 4);
+        if (!DRY) {
+            /* Fast run while timestamps do not go back (no wrap), stay before the target, events
+             * are inside the geometry and the output has room; the first word that fails goes
+             * through the general path below. prev is 0 before the first event, which every
+             * timestamp passes. */
+            Py_ssize_t end = i + (c->cap - n);
+            if (end > nw) end = nw;
+            int64_t pv = (fl & F_HAVE_PREV) ? prev : 0;
+            const Py_ssize_t j = dat_fast(data, i, end, out + (size_t)n * REC, loop << 32, &pv, c->target,
+                                          run_bound(w_, xend, TRACK), run_bound(h_, yend, TRACK), v1);
+            n += j - i;
+            if (j > i) {
+                prev = pv;
+                fl |= F_HAVE_PREV;
+                i = j;
+                if (i >= nw) break;
+            }
+            memcpy(&ts, data + 8 * i, 4);
+            memcpy(&v, data + 8 * i + 4, 4);
+        }
+        if (DRY) {
+            memcpy(&ts, data + 8 * i, 4);
+            memcpy(&v, data + 8 * i + 4, 4);
+        }
         if (UNLIKELY(!DRY && n > lim)) {
             c->stopped = 1;
             break;
@@ -511,6 +616,8 @@ stop:
 done:
     c->pos = i;
     c->n_out = n;
+    st[S_XEND] = xend;
+    st[S_YEND] = yend;
     st[S_LOOP] = loop;
     st[S_PREV] = prev;
     st[S_FLAGS] = fl;
@@ -520,20 +627,31 @@ done:
 
 static const int WORD_SIZE[] = {4, 8, 2, 8};
 
+/* Each decoder is instantiated three times: dry (no output), writing, writing with the extent. */
+#define DISPATCH(fn)              \
+    do {                          \
+        if (dry)                  \
+            fn(c, 1, 0);          \
+        else if (track)           \
+            fn(c, 0, 1);          \
+        else                      \
+            fn(c, 0, 0);          \
+    } while (0)
+
 static void run(Ctx *c, int kind) {
-    const int dry = c->out == NULL;
+    const int dry = c->out == NULL, track = (c->flags & P_EXTENT) != 0;
     switch (kind) {
     case K_EVT2:
-        if (dry) evt2_run(c, 1); else evt2_run(c, 0);
+        DISPATCH(evt2_run);
         break;
     case K_EVT21:
-        if (dry) evt21_run(c, 1); else evt21_run(c, 0);
+        DISPATCH(evt21_run);
         break;
     case K_EVT3:
-        if (dry) evt3_run(c, 1); else evt3_run(c, 0);
+        DISPATCH(evt3_run);
         break;
     default:
-        if (dry) dat_run(c, 1); else dat_run(c, 0);
+        DISPATCH(dat_run);
         break;
     }
 }

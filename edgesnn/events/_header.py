@@ -119,8 +119,13 @@ def parse_header(head: bytes, path) -> Header:
     return Header(tuple(fields), pos, tuple(lines))
 
 
+#: Bytes a header line may hold: printable ASCII, DEL (not last), tab and carriage return.
+_TEXT_BYTES = bytes(range(0x20, 0x80)) + b"\t\r"
+
+
 def _is_text(raw: bytes) -> bool:
-    return raw.isascii() and all(b >= 0x20 or b in (0x09, 0x0D) for b in raw) and raw[-1:] != b"\x7f"
+    # translate() deletes the allowed bytes in C; a per-byte Python check cost 0.1 ms per header.
+    return not raw.translate(None, _TEXT_BYTES) and raw[-1:] != b"\x7f"
 
 
 def read_header(path) -> Header:

@@ -9,7 +9,7 @@ WORD_SIZE = {EVT2: 4, EVT21: 8, EVT3: 2, DAT: 8}
 MAX_EVENTS_PER_WORD = {EVT2: 1, EVT21: 32, EVT3: 12, DAT: 1}
 
 # Slots of the int64 decoder state array.
-S_TH, S_TL, S_LOOP, S_Y, S_X, S_POL, S_FLAGS, S_SHIFT, S_PREV, S_LAST = range(10)
+S_TH, S_TL, S_LOOP, S_Y, S_X, S_POL, S_FLAGS, S_SHIFT, S_PREV, S_LAST, S_XEND, S_YEND = range(12)
 N_STATE = 16
 
 # State flags.
@@ -17,6 +17,8 @@ F_HAVE_TH, F_HAVE_Y, F_HAVE_VBASE, F_CONT_OK, F_HAVE_PREV, F_HAVE_LAST = 1, 2, 4
 
 # Call flags.
 P_LENIENT, P_LEGACY, P_TIME_SHIFT, P_DAT_V1 = 1, 2, 4, 8
+#: Keep S_XEND / S_YEND (1 + the largest x / y written) for readers that infer the geometry.
+P_EXTENT = 32
 
 # Error codes (index into the counts array).
 E_UNKNOWN_TYPE = 1

@@ -32,6 +32,7 @@ from edgesnn.events._kinds import (
     F_HAVE_VBASE,
     F_HAVE_Y,
     P_DAT_V1,
+    P_EXTENT,
     P_LEGACY,
     P_LENIENT,
     P_TIME_SHIFT,
@@ -44,7 +45,9 @@ from edgesnn.events._kinds import (
     S_TH,
     S_TL,
     S_X,
+    S_XEND,
     S_Y,
+    S_YEND,
     WORD_SIZE,
 )
 
@@ -63,10 +66,14 @@ def decode(kind, data, state, counts, width, height, flags, target):
     """Decode a whole block; returns (events, words consumed, error code, stopped)."""
     n_words = len(data) // WORD_SIZE[kind]
     buf = np.frombuffer(data, dtype=np.uint8, count=n_words * WORD_SIZE[kind])
-    fast = _FAST[kind](buf, state, width, height, flags, target)
-    if fast is not None:
-        return fast
-    return _LOOP[kind](buf, state, counts, width, height, flags, target)
+    result = _FAST[kind](buf, state, width, height, flags, target)
+    if result is None:
+        result = _LOOP[kind](buf, state, counts, width, height, flags, target)
+    events = result[0]
+    if flags & P_EXTENT and len(events):  # as the C kernel tracks it: 1 + the largest x and y written
+        state[S_XEND] = max(int(state[S_XEND]), int(events["x"].max()) + 1)
+        state[S_YEND] = max(int(state[S_YEND]), int(events["y"].max()) + 1)
+    return result
 
 
 def _events(x, y, p, t) -> np.ndarray:
