@@ -53,6 +53,12 @@ enum { NF_SPIKING = 1, NF_SYNAPSE = 2, NF_ADAPT = 4, NF_SUBTRACT = 8, NF_NEXT_ST
 /* With NF_MULTI the largest spike count per step sits above the flag bits. */
 #define NF_MAX_SHIFT 16
 
+#if defined(__GNUC__)
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define ALWAYS_INLINE inline
+#endif
+
 #define F32(p) ((float *)(intptr_t)(p))
 #define CF32(p) ((const float *)(intptr_t)(p))
 #define I32(p) ((int32_t *)(intptr_t)(p))
@@ -116,6 +122,17 @@ static int64_t collect_nonzero(const float *x, int64_t n, int32_t *idx, int64_t 
     return k;
 }
 
+/* The ops with long loops are compiled twice, for AVX2 and for the baseline (SSE2 on x86-64), and
+ * the loader picks the AVX2 bodies on CPUs that have it (GCC's target_clones, an ifunc): the build still
+ * runs on any CPU of its architecture. Only wider vectors change; every element sees the same
+ * float32 operations in the same order (no FMA contraction: "fma" is not among the targets), so
+ * results are identical on both bodies. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define MULTI_TARGET __attribute__((target_clones("avx2", "default")))
+#else
+#define MULTI_TARGET
+#endif
+
 /* ---- element-wise ops -------------------------------------------------- */
 
 static void op_sum(const int64_t *r) {
@@ -168,7 +185,7 @@ static void op_delay(const int64_t *r) {
 /* ---- dense (x @ wt + bias) --------------------------------------------- */
 
 /* out[0:m] = sum over the k rows of w listed in idx, added in list order (numpy's row sum). */
-static void gather_rows_binary(float *out, const float *w, int64_t m, const int32_t *idx, int64_t k) {
+MULTI_TARGET static void gather_rows_binary(float *out, const float *w, int64_t m, const int32_t *idx, int64_t k) {
     if (k == 0) {
         memset(out, 0, (size_t)m * sizeof(float));
         return;
@@ -194,7 +211,7 @@ static void gather_rows_binary(float *out, const float *w, int64_t m, const int3
 }
 
 /* out[0:m] = sum over listed rows of x[row] * w[row], in list order. */
-static void gather_rows_scaled(float *out, const float *w, int64_t m, const float *x, const int32_t *idx, int64_t k) {
+MULTI_TARGET static void gather_rows_scaled(float *out, const float *w, int64_t m, const float *x, const int32_t *idx, int64_t k) {
     memset(out, 0, (size_t)m * sizeof(float));
     int64_t i = 0;
     for (; i + 4 <= k; i += 4) {
@@ -370,7 +387,7 @@ static void conv_pairs(const Conv *c, const float *x, const int32_t *act, int64_
 
 /* out (C_out, HO, WO) = acc (HO, WO, C_out) transposed, plus bias; in 4 x 4 blocks where the
  * sizes allow, so every load and store is a whole vector (a plain copy: values are unchanged). */
-static void conv_hwc_to_chw(const Conv *c, float *out) {
+MULTI_TARGET static void conv_hwc_to_chw(const Conv *c, float *out) {
     int64_t plane = c->ho * c->wo, n = c->c_out;
     int64_t co = 0;
 #ifdef __SSE2__
@@ -403,7 +420,7 @@ static void conv_hwc_to_chw(const Conv *c, float *out) {
 
 /* Scatter the pairs into out (C_out, HO, WO) one output channel at a time, so each
  * channel's plane stays in L1 (channel planes a power of two apart share cache sets). */
-static void conv_scatter_chw(const Conv *c, float *out) {
+MULTI_TARGET static void conv_scatter_chw(const Conv *c, float *out) {
     int64_t plane = c->ho * c->wo, g_out = c->c_out / c->groups, taps_g = (c->c_in / c->groups) * c->kh * c->kw;
     memset(out, 0, (size_t)(c->c_out * plane) * sizeof(float));
     int64_t start = 0;
@@ -427,28 +444,54 @@ static void conv_scatter_chw(const Conv *c, float *out) {
 }
 
 /* Scatter the n active pixels at act through the kernel into acc (HO, WO, C_out), each tap's
- * weights contiguous over the group's output channels; the pairs in the order conv_pairs lists. */
-static void conv_scatter_hwc(const Conv *c, const float *x, const int32_t *act, int64_t n) {
-    int64_t g_out = c->c_out / c->groups;
-    memset(c->acc, 0, (size_t)(c->c_out * c->ho * c->wo) * sizeof(float));
+ * weights contiguous over the group's output channels; the pairs in the order conv_pairs lists.
+ * G is the group's channel count when the caller knows it (a constant: whole vectors, no loop
+ * overhead per tap), else 0 and g_out is read at run time. */
+static ALWAYS_INLINE void scatter_hwc_body(const Conv *c, const float *x, const int32_t *act, int64_t n, const int G,
+                                           const int BINARY) {
+    const int64_t g_out = G ? G : c->c_out / c->groups, c_out = c->c_out, h = c->h, w = c->w, kh = c->kh,
+                  kw = c->kw, wo = c->wo;
+    float *acc = c->acc;
+    const float *wk = c->wk;
     for (int64_t e = 0; e < n; e++) {
         const int32_t *a = act + 4 * e;
         int64_t ci = a[0], iy = a[1], ix = a[2], co0 = a[3];
-        float v = x[(ci * c->h + iy) * c->w + ix];
+        float v = x[(ci * h + iy) * w + ix];
         int64_t ny = c->ycount[iy], nx = c->xcount[ix];
-        const int32_t *yk = c->yk + iy * c->kh, *yo = c->yo + iy * c->kh;
-        const int32_t *xk = c->xk + ix * c->kw, *xo = c->xo + ix * c->kw;
+        const int32_t *yk = c->yk + iy * kh, *yo = c->yo + iy * kh;
+        const int32_t *xk = c->xk + ix * kw, *xo = c->xo + ix * kw;
         for (int64_t ty = 0; ty < ny; ty++) {
-            int64_t tap_row = (ci * c->kh + yk[ty]) * c->kw, pix_row = (int64_t)yo[ty] * c->wo;
+            int64_t tap_row = (ci * kh + yk[ty]) * kw, pix_row = (int64_t)yo[ty] * wo;
             for (int64_t tx = 0; tx < nx; tx++) {
-                float *restrict o = c->acc + (pix_row + xo[tx]) * c->c_out + co0;
-                const float *restrict wt = c->wk + (tap_row + xk[tx]) * g_out;
-                if (c->binary)
+                float *restrict o = acc + (pix_row + xo[tx]) * c_out + co0;
+                const float *restrict wt = wk + (tap_row + xk[tx]) * g_out;
+                if (BINARY)
                     for (int64_t k = 0; k < g_out; k++) o[k] += wt[k];
                 else
                     for (int64_t k = 0; k < g_out; k++) o[k] += v * wt[k];
             }
         }
+    }
+}
+
+MULTI_TARGET static void conv_scatter_hwc(const Conv *c, const float *x, const int32_t *act, int64_t n) {
+    memset(c->acc, 0, (size_t)(c->c_out * c->ho * c->wo) * sizeof(float));
+    const int64_t g_out = c->c_out / c->groups;
+    if (c->binary) {
+        switch (g_out) {
+        case 8: scatter_hwc_body(c, x, act, n, 8, 1); return;
+        case 16: scatter_hwc_body(c, x, act, n, 16, 1); return;
+        case 32: scatter_hwc_body(c, x, act, n, 32, 1); return;
+        case 64: scatter_hwc_body(c, x, act, n, 64, 1); return;
+        default: scatter_hwc_body(c, x, act, n, 0, 1); return;
+        }
+    }
+    switch (g_out) {
+    case 8: scatter_hwc_body(c, x, act, n, 8, 0); return;
+    case 16: scatter_hwc_body(c, x, act, n, 16, 0); return;
+    case 32: scatter_hwc_body(c, x, act, n, 32, 0); return;
+    case 64: scatter_hwc_body(c, x, act, n, 64, 0); return;
+    default: scatter_hwc_body(c, x, act, n, 0, 0); return;
     }
 }
 
@@ -620,7 +663,7 @@ static inline float neuron_update(int flags, float max_spikes, const Coef *k, fl
 /* The specialisation the benchmarks and most models hit: LIF/IF/LI without synapse or
  * adaptation, immediate reset, coefficients shared by all neurons. A branch-free loop
  * the compiler vectorises. */
-static void neuron_plain_scalar(int flags, const Coef *k, int64_t n, const float *x, float *out, float *v, float *z) {
+MULTI_TARGET static void neuron_plain_scalar(int flags, const Coef *k, int64_t n, const float *x, float *out, float *v, float *z) {
     float a_v = k->a_v, k_v = k->k_v, g_v = k->g_v, th = k->v_th, vr = k->v_reset;
     if (!(flags & NF_SPIKING)) {
         for (int64_t j = 0; j < n; j++) {
