@@ -159,6 +159,42 @@ def test_spiking_conv_network_like_w3():
     assert 0 < want["l1"].mean() < 0.5 and 0 < want["l2"].mean() < 0.5  # the layers really spike
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_spike_maps_between_layers_change_nothing(monkeypatch, threads):
+    """A conv or dense op reading a neuron's spikes takes them from the neuron's bit map: exactly the
+    results of scanning the spikes, on rows that straddle 64-bit words, for plain LIF (blocked map)
+    and a synaptic LIF (general path), with batch and threads."""
+    rng = np.random.default_rng(21)
+    model = chain({
+        "x": Input((2, 20, 70)),
+        "c1": Conv2d(rng.normal(6.0, 3.0, (4, 2, 3, 3)), np.zeros(4), stride=1, padding=1),
+        "l1": LIF.uniform((4, 20, 70), tau_mem_s=0.02, v_threshold=1.0),
+        "c2": Conv2d(rng.normal(0.8, 0.6, (6, 4, 3, 3)), np.zeros(6), stride=2, padding=1),
+        "l2": CubaLIF.uniform((6, 10, 35), tau_mem_s=0.02, tau_syn_s=0.005, v_threshold=0.5, reset_mode="subtract"),
+        "f": Flatten(), "fc": Affine(rng.normal(0, 0.3, (5, 2100)), np.zeros(5)),
+        "li": LI.uniform(5, tau_mem_s=0.01), "y": Output((5,)),
+    })  # fmt: skip
+    xs = spikes((25, 3, 2, 20, 70), 0.05, seed=22)
+    options = SessionOptions(backends=("native",), num_threads=threads)
+    linked = []
+    link = _native._link_spike_maps
+
+    def counting(ops, parts):
+        link(ops, parts)
+        mapped = (_native._C.OP_CONV, _native._C.OP_DENSE, _native._C.OP_NEURON)  # their last field: the map
+        linked.append(sum(1 for p in parts if p.code[0] in mapped and p.code[-1]))
+
+    monkeypatch.setattr(_native, "_link_spike_maps", counting)
+    names = list(model.graph.nodes)
+    got = model.session(batch=3, options=options).run(xs, outputs=names)
+    assert max(linked) == 4  # l1 -> c2 and l2 -> fc, both ends of each; c1 reads the input, li feeds no one
+    monkeypatch.setattr(_native, "_link_spike_maps", lambda ops, parts: None)
+    want = model.session(batch=3, options=options).run(xs, outputs=names)
+    for name in names:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert 0 < want["l1"].mean() < 0.5 and 0 < want["l2"].mean() < 0.5
+
+
 # -- pooling, scale, threshold, delay, sums -------------------------------------------------------
 @pytest.mark.parametrize(
     "pool",

@@ -199,6 +199,27 @@ def test_time_bins_match_a_per_event_reference_sorted_or_not(size, n_bins, windo
     np.testing.assert_array_equal(to_time_bins(shuffled, **kw), expected)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "cutoff", "channels", "shuffle"),
+    list(itertools.product([np.float32, np.int32], [None, 2], [1, 2], [False, True])),
+)
+def test_time_bins_native_kernel_equals_the_bincount_path(monkeypatch, dtype, cutoff, channels, shuffle):
+    from edgesnn.events.functional import to_histogram as module
+
+    if module._H is None:
+        pytest.skip("the C kernel is not built")
+    ev = random_stream(4000, 40, 30, seed=7)
+    ev["p"][::3] = -1  # -1/0 are OFF, > 0 is ON
+    if shuffle:
+        ev = ev[np.random.default_rng(2).permutation(len(ev))]
+    kw = {"sensor_size": (40, 30, channels), "n_bins": 6, "t_start_us": 2000, "t_end_us": 9000}
+    native = to_time_bins(ev, count_cutoff=cutoff, dtype=dtype, **kw)
+    monkeypatch.setattr(module, "_H", None)
+    numpy_path = to_time_bins(ev, count_cutoff=cutoff, dtype=dtype, **kw)
+    assert native.dtype == numpy_path.dtype == dtype
+    np.testing.assert_array_equal(native, numpy_path)
+
+
 def test_histogram_is_the_time_bins_sum_and_event_frame_its_difference():
     ev = random_stream(5000, 30, 20)
     hist = to_histogram(ev, sensor_size=(30, 20, 2))

@@ -223,6 +223,7 @@ class DetectorSession:
         self._origin = self._start_us
         self._t_seen: int | None = None
         self._pending = empty_events()
+        self._hist_buffer: np.ndarray | None = None
         #: Wall time of each stage of the last window, in µs (keys: :data:`STAGES`).
         self.last_timings_us: dict[str, float] = {}
         #: End time (µs) of each window the last ``push`` or ``finish`` returned, in order.
@@ -295,7 +296,12 @@ class DetectorSession:
     def predict_window(self, events: np.ndarray, t_start_us: int) -> np.ndarray:
         """The head's raw predictions (cells, 5 + classes) for one window, advancing the SNN state."""
         t0 = time.perf_counter()
-        hist = self.histograms(events, t_start_us)
+        # One buffer for every window: the front copies each bin in as it runs, so it can be reused.
+        if self._hist_buffer is None:
+            self._hist_buffer = self.histograms(events, t_start_us)
+            hist = self._hist_buffer
+        else:
+            hist = self.histograms(events, t_start_us, out=self._hist_buffer)
         t1 = time.perf_counter()
         spikes = self._front(hist)
         t2 = time.perf_counter()
@@ -304,12 +310,12 @@ class DetectorSession:
         self.last_timings_us = dict(zip(STAGES[:3], np.diff([t0, t1, t2, t3]) * 1e6, strict=True))
         return raw[0][0]
 
-    def histograms(self, events: np.ndarray, t_start_us: int) -> np.ndarray:
-        """The window's input: event counts (T, 2, height, width) float32 per bin and polarity."""
+    def histograms(self, events: np.ndarray, t_start_us: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The window's input: event counts (T, 2, height, width) float32 per bin and polarity (into ``out``)."""
         cfg = self.config
         return to_time_bins(
             events, sensor_size=(cfg.width, cfg.height, 2), n_bins=cfg.n_bins, t_start_us=t_start_us,
-            t_end_us=t_start_us + cfg.window_us, count_cutoff=cfg.count_cutoff, dtype=np.float32,
+            t_end_us=t_start_us + cfg.window_us, count_cutoff=cfg.count_cutoff, dtype=np.float32, out=out,
         )  # fmt: skip
 
     def front_window(self, events: np.ndarray, t_start_us: int) -> np.ndarray:

@@ -46,7 +46,7 @@ enum {
 };
 
 /* Fixed record lengths (header included); 0 means variable (SUM). */
-static const int64_t RECORD_LEN[] = {0, 0, 5, 13, 34, 18, 7, 7, 8, 27};
+static const int64_t RECORD_LEN[] = {0, 0, 5, 14, 35, 18, 7, 7, 8, 28};
 
 enum { NF_SPIKING = 1, NF_SYNAPSE = 2, NF_ADAPT = 4, NF_SUBTRACT = 8, NF_NEXT_STEP = 16, NF_SCALAR = 32,
        NF_INCLUSIVE = 64, NF_MULTI = 128, NF_HOLD = 256, NF_COUPLED = 512, NF_ADAPT_INPUT = 1024 };
@@ -132,6 +132,40 @@ static int64_t collect_nonzero(const float *x, int64_t n, int32_t *idx, int64_t 
 #else
 #define MULTI_TARGET
 #endif
+
+/* ---- spike maps ------------------------------------------------------------
+ * A neuron op whose output a later convolution or dense op reads directly also writes a bit map
+ * of its non-zero outputs: sample b's bit j is bit j % 64 of word b * words + j / 64, words =
+ * ceil(n / 64), one spare word at the end. The reader takes its active inputs from the map
+ * instead of scanning n floats again; the map holds exactly what nonzero() would find in the
+ * output, computed while that block of output is still in L1. _native.py links the two ops. */
+
+static inline int64_t map_words(int64_t n) { return (n + 63) / 64; }
+
+/* The map of out[0:n] (one sample) into words. */
+static void spike_map(const float *out, int64_t n, uint64_t *words) {
+    for (int64_t j = 0; j < n; j += 64) words[j / 64] = nonzero_mask(out + j, n - j < 64 ? n - j : 64);
+}
+
+/* nbits (<= 64) bits of a sample's map starting at bit q. */
+static inline uint64_t map_bits(const uint64_t *words, int64_t q, int64_t nbits) {
+    const int64_t w = q >> 6, off = q & 63;
+    uint64_t m = words[w] >> off;
+    if (off && off + nbits > 64) m |= words[w + 1] << (64 - off);
+    return nbits == 64 ? m : m & ((UINT64_C(1) << nbits) - 1);
+}
+
+/* collect_nonzero() from a map: the same indices in the same order. */
+static int64_t collect_from_map(const uint64_t *words, int64_t n, int32_t *idx, int64_t limit) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i += 64) {
+        for (uint64_t m = words[i / 64]; m; m &= m - 1) {
+            if (k >= limit) return -1;
+            idx[k++] = (int32_t)(i + lowest_bit64(m));
+        }
+    }
+    return k;
+}
 
 /* ---- element-wise ops -------------------------------------------------- */
 
@@ -240,19 +274,22 @@ static void add_bias_rows(float *out, const float *bias, int64_t batch, int64_t 
 }
 
 static void op_dense(const int64_t *r) {
-    /* [batch, n_in, n_out, x, wt, bias|0, out, binary, idx (int32 batch*n_in), counts (int64 batch), nnz_limit] */
+    /* [batch, n_in, n_out, x, wt, bias|0, out, binary, idx (int32 batch*n_in), counts (int64 batch), nnz_limit,
+     *  spike map of x|0] */
     int64_t batch = r[2], n_in = r[3], m = r[4], limit = r[12];
     const float *x = CF32(r[5]), *w = CF32(r[6]), *bias = CF32(r[7]);
     float *out = F32(r[8]);
     int binary = (int)r[9];
     int32_t *idx = I32(r[10]);
     int64_t *counts = I64(r[11]);
+    const uint64_t *map = (const uint64_t *)(intptr_t)r[13];
 
     /* Sparse when the whole batch has at most `limit` non-zeros (the numpy kernel's rule). */
     int64_t total = 0;
     int sparse = 1;
     for (int64_t b = 0; b < batch; b++) {
-        int64_t k = collect_nonzero(x + b * n_in, n_in, idx + b * n_in, limit - total);
+        int64_t k = map ? collect_from_map(map + b * map_words(n_in), n_in, idx + b * n_in, limit - total)
+                        : collect_nonzero(x + b * n_in, n_in, idx + b * n_in, limit - total);
         if (k < 0) {
             sparse = 0;
             break;
@@ -318,6 +355,8 @@ typedef struct {
      * ci's group); sample b's run from act_start[b] to act_start[b + 1]. */
     int32_t *act;
     int64_t *act_start;
+    /* The spike map of x (see spike_map), or NULL to scan x. */
+    const uint64_t *map;
 } Conv;
 
 /* List the active pixels of every sample (the input is read once, row by row, so channel and
@@ -328,13 +367,15 @@ static int64_t conv_active(const Conv *c) {
     for (int64_t b = 0; b < c->batch; b++) {
         c->act_start[b] = k;
         const float *xb = c->x + b * n_in;
+        const uint64_t *map = c->map ? c->map + b * map_words(n_in) : NULL;
         for (int64_t ci = 0; ci < c->c_in; ci++) {
             int32_t co0 = (int32_t)((ci / c_in_g) * g_out);
             for (int64_t iy = 0; iy < c->h; iy++) {
                 const float *row = xb + (ci * c->h + iy) * c->w;
                 int listed = c->ycount[iy] != 0;
                 for (int64_t i0 = 0; i0 < c->w; i0 += 64) {
-                    uint64_t m = nonzero_mask(row + i0, c->w - i0 < 64 ? c->w - i0 : 64);
+                    const int64_t nbits = c->w - i0 < 64 ? c->w - i0 : 64;
+                    uint64_t m = map ? map_bits(map, (ci * c->h + iy) * c->w + i0, nbits) : nonzero_mask(row + i0, nbits);
                     if (!listed) {
                         k += __builtin_popcountll(m);
                         if (k > c->limit) return -1;
@@ -367,7 +408,8 @@ static void conv_pairs(const Conv *c, const float *x, const int32_t *act, int64_
     for (int64_t e = 0; e < n; e++) {
         const int32_t *a = act + 4 * e;
         int64_t ci = a[0], iy = a[1], ix = a[2];
-        while (g < ci / c_in_g) c->group_end[g++] = np; /* groups before this pixel's are complete */
+        /* Groups before this pixel's are complete (g < ci / c_in_g, without a division per pixel). */
+        while ((g + 1) * c_in_g <= ci) c->group_end[g++] = np;
         float v = x[(ci * c->h + iy) * c->w + ix];
         int64_t ny = c->ycount[iy], nx = c->xcount[ix];
         const int32_t *yk = c->yk + iy * c->kh, *yo = c->yo + iy * c->kh;
@@ -525,12 +567,13 @@ static void op_conv(const int64_t *r) {
      *  acc (float ho*wo*c_out), ycount, yk, yo, xcount, xk, xo (int32 tap tables),
      *  pix, tap (int32), val (float) pair lists, group_end (int64 groups), nnz_limit,
      *  hwc_work (pair work above which the (HO, WO, C_out) route pays),
-     *  act (int32 4 * (nnz_limit + 1)), act_start (int64 batch + 1)] */
+     *  act (int32 4 * (nnz_limit + 1)), act_start (int64 batch + 1), spike map of x|0] */
     Conv c = {r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
               CF32(r[12]), CF32(r[13]), CF32(r[14]), CF32(r[15]), F32(r[16]), F32(r[19]),
               (int)r[17], (int)r[18],
               I32(r[20]), I32(r[21]), I32(r[22]), I32(r[23]), I32(r[24]), I32(r[25]),
-              I32(r[26]), I32(r[27]), F32(r[28]), I64(r[29]), r[30], r[31], I32(r[32]), I64(r[33])};
+              I32(r[26]), I32(r[27]), F32(r[28]), I64(r[29]), r[30], r[31], I32(r[32]), I64(r[33]),
+              (const uint64_t *)(intptr_t)r[34]};
     int64_t n_in = c.c_in * c.h * c.w, n_out = c.c_out * c.ho * c.wo;
     /* Same rule as dense: sparse when the whole batch has at most `limit` non-zeros. */
     int sparse = conv_active(&c) >= 0;
@@ -696,7 +739,7 @@ MULTI_TARGET static void neuron_plain_scalar(int flags, const Coef *k, int64_t n
 static void op_neuron(const int64_t *r) {
     /* [batch, n, flags, x, out, v, i|0, w|0, z,
      *  a_syn, g_syn, a_w, c_w, b_w, a_v, k_v, g_v, g_w, g_x, h_w, v_leak, v_th, v_reset (per-neuron arrays, or
-     *  1-element arrays with NF_SCALAR), hold|0, hold_steps] */
+     *  1-element arrays with NF_SCALAR), hold|0, hold_steps, spike map of out|0] */
     int64_t batch = r[2], n = r[3];
     int flags = (int)r[4];
     const float *x = CF32(r[5]);
@@ -707,6 +750,8 @@ static void op_neuron(const int64_t *r) {
     int plain = scalar && !(flags & (NF_SYNAPSE | NF_ADAPT | NF_NEXT_STEP | NF_INCLUSIVE | NF_MULTI | NF_HOLD));
     float *hold = F32(r[25]);
     float hold_steps = (float)r[26];
+    uint64_t *map = (uint64_t *)(intptr_t)r[27];
+    const int64_t words = map_words(n);
     float max_spikes = (float)(r[4] >> NF_MAX_SHIFT);
     Coef k = {0};
     if (scalar) k = (Coef){c[0][0], c[1][0], c[2][0], c[3][0], c[4][0], c[5][0], c[6][0],
@@ -714,7 +759,16 @@ static void op_neuron(const int64_t *r) {
     for (int64_t b = 0; b < batch; b++) {
         int64_t o = b * n;
         if (plain) {
-            neuron_plain_scalar(flags, &k, n, x + o, out + o, v + o, z + o);
+            if (!map) {
+                neuron_plain_scalar(flags, &k, n, x + o, out + o, v + o, z + o);
+                continue;
+            }
+            /* Blocks of 1024 neurons: each block's map is taken while its output is in L1. */
+            for (int64_t j = 0; j < n; j += 1024) {
+                const int64_t len = n - j < 1024 ? n - j : 1024;
+                neuron_plain_scalar(flags, &k, len, x + o + j, out + o + j, v + o + j, z + o + j);
+                spike_map(out + o + j, len, map + b * words + j / 64);
+            }
             continue;
         }
         float dummy_i = 0.0f, dummy_w = 0.0f, dummy_hold = 0.0f;
@@ -727,6 +781,7 @@ static void op_neuron(const int64_t *r) {
             float *hp = (flags & NF_HOLD) ? hold + o + j : &dummy_hold;
             out[o + j] = neuron_update(flags, max_spikes, &k, x[o + j], v + o + j, ip, wp, z + o + j, hp, hold_steps);
         }
+        if (map) spike_map(out + o, n, map + b * words);
     }
 }
 

@@ -37,9 +37,11 @@ GIL_RELEASE_WORK = 200_000
 #: A sparse convolution scatters straight into its (C_out, H, W) output, one channel plane at a
 #: time, while the scatter work (pairs x output channels) stays below this multiple of the output
 #: size; above it, a contiguous (H, W, C_out) accumulator plus one transpose is faster. Measured
-#: on W3: conv1 at work/size 0.18 takes 5.6 µs direct vs 13.4 µs via the accumulator; conv2 at
-#: 1.4 takes 12.7 µs direct vs 9.5 µs, and at 5.8 takes 40 µs vs 19 µs.
-CONV_HWC_WORK_RATIO = 1
+#: on W3 before the AVX2 scatter: conv1 at work/size 0.18 takes 5.6 µs direct vs 13.4 µs via the
+#: accumulator; conv2 at 1.4 takes 12.7 µs direct vs 9.5 µs. With the AVX2 scatter the accumulator
+#: wins from about 0.25: the detector's first conv (0.43, 8 channels) took 0.17 ms less per
+#: window through it, while W3's conv1 (0.18) stays direct.
+CONV_HWC_WORK_RATIO = 0.25
 
 _COEFFS = (
     "a_syn", "g_syn", "a_w", "c_w", "b_w", "a_v", "k_v", "g_v", "g_w", "g_x", "h_w", "v_leak", "v_threshold", "v_reset"
@@ -101,7 +103,7 @@ def _encode_dense(e: _Encoder, op: O.DenseOp) -> None:
     fields = [
         batch, n_in, n_out, e.ptr(op.x, batch * n_in), e.ptr(op.wt, n_in * n_out), e.ptr(op.bias, n_out),
         e.ptr(op.out, batch * n_out), int(op.binary), e.scratch(batch * n_in, np.int32), e.scratch(batch, np.int64),
-        limit,
+        limit, 0,  # spike map of x: set by _link_spike_maps
     ]  # fmt: skip
     e.emit(_C.OP_DENSE, fields, batch * n_out * max(1, n_in // 8))
 
@@ -143,7 +145,8 @@ def _encode_conv(e: _Encoder, op: O.ConvOp) -> None:
         e.ptr(op.out, batch * n_out), int(op.binary), int(bool(np.any(bias != 0))), e.scratch(n_out, np.float32),
         *(e.ptr(t, t.size, np.int32) for t in tables),
         e.scratch(pairs, np.int32), e.scratch(pairs, np.int32), e.scratch(pairs, np.float32), e.scratch(g, np.int64),
-        limit, CONV_HWC_WORK_RATIO * n_out, e.scratch(4 * (limit + 1), np.int32), e.scratch(batch + 1, np.int64),
+        limit, int(CONV_HWC_WORK_RATIO * n_out), e.scratch(4 * (limit + 1), np.int32), e.scratch(batch + 1, np.int64),
+        0,  # spike map of x: set by _link_spike_maps
     ]  # fmt: skip
     e.emit(_C.OP_CONV, fields, batch * n_out * c_in_g * kh * kw // 8)
 
@@ -203,7 +206,7 @@ def _encode_neuron(e: _Encoder, op: O.NeuronOp) -> None:
     fields = [
         batch, n, flags, e.ptr(op.x, size), e.ptr(op.out, size), e.ptr(op.v, size), e.ptr(op.i, size),
         e.ptr(op.w, size), e.ptr(op.z, size), *(e.ptr(a, 1 if scalar else n) for a in coeffs),
-        e.ptr(op.hold, size), c.hold_steps,
+        e.ptr(op.hold, size), c.hold_steps, 0,  # spike map of out: set by _link_spike_maps
     ]  # fmt: skip
     e.emit(_C.OP_NEURON, fields, 4 * size)
 
@@ -240,8 +243,43 @@ def numpy_fallbacks(ops: tuple[O.Op, ...]) -> list[str]:
     return [op.node for op in ops if _try_encode(op) is None]
 
 
-def _program(parts: list[_Encoder]) -> Callable[[], None]:
+def _span(arr: np.ndarray) -> tuple[int, int]:
+    return int(arr.__array_interface__["data"][0]), int(arr.nbytes)
+
+
+def _link_spike_maps(ops: list[O.Op], parts: list[_Encoder]) -> None:
+    """Give each conv or dense op that reads a neuron op's output, later in the same program, that
+    neuron's spike map (see _ckernels.c), so it takes its active inputs from the map instead of
+    scanning the output again. Each encoder holds one record whose last field is the map address.
+
+    A neuron's map stands for its output only until another op writes that memory; a reader
+    placed before the neuron (a recurrent edge) reads last step's output and is not linked.
+    """
+    maps: dict[tuple[int, int], tuple[_Encoder, np.ndarray | None, int]] = {}
+    for op, enc in zip(ops, parts, strict=True):
+        if isinstance(op, O.ConvOp | O.DenseOp) and _span(op.x) in maps:
+            producer, bitmap, n = maps[_span(op.x)]
+            if bitmap is None:
+                batch = op.x.shape[0]
+                bitmap = np.zeros(batch * (-(-n // 64)) + 1, np.uint64)
+                producer.code[-1] = producer.ptr(bitmap, bitmap.size, np.uint64)
+                maps[_span(op.x)] = (producer, bitmap, n)
+            enc.code[-1] = enc.ptr(bitmap, bitmap.size, np.uint64)
+        written = getattr(op, "out", None)
+        if isinstance(written, np.ndarray):
+            for key in [k for k in maps if _overlaps(k, _span(written))]:
+                del maps[key]
+        if isinstance(op, O.NeuronOp):
+            maps[_span(op.out)] = (enc, None, op.out.shape[1])
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[0] + b[1] and b[0] < a[0] + a[1]
+
+
+def _program(ops: list[O.Op], parts: list[_Encoder]) -> Callable[[], None]:
     """One C Program for a run of encoded ops; returns its zero-argument run method."""
+    _link_spike_maps(ops, parts)
     code = np.array([v for p in parts for v in p.code], np.int64)
     keep = tuple(a for p in parts for a in p.keep)
     work = sum(p.work for p in parts)
@@ -279,9 +317,11 @@ def _batch_slices(ops: tuple[O.Op, ...], batch: int, threads: int) -> list[tuple
     bounds = np.linspace(0, batch, min(threads, batch) + 1).round().astype(int)
     slices = []
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        parts = [_try_encode(_slice_op(op, int(start), int(stop))) for op in ops]
+        sliced = [_slice_op(op, int(start), int(stop)) for op in ops]
+        parts = [_try_encode(op) for op in sliced]
         if any(p is None for p in parts):
             return None
+        _link_spike_maps(sliced, parts)  # type: ignore[arg-type]
         code = np.array([v for p in parts for v in p.code], np.int64)  # type: ignore[union-attr]
         keep = tuple(a for p in parts for a in p.keep)  # type: ignore[union-attr]
         slices.append((int(start), int(stop), _C.Program(code.tobytes(), keep, False)))
@@ -343,18 +383,20 @@ def make_step(ops: tuple[O.Op, ...]) -> Callable[[], None]:
         raise MissingDependencyError("the native kernels are not built (edgesnn.engine._ckernels is missing)")
     calls: list[Callable[[], None]] = []
     pending: list[_Encoder] = []
+    pending_ops: list[O.Op] = []
     for op in ops:
         enc = _try_encode(op)
         if enc is not None:
             pending.append(enc)
+            pending_ops.append(op)
             continue
         if pending:
-            calls.append(_program(pending))
-            pending = []
+            calls.append(_program(pending_ops, pending))
+            pending, pending_ops = [], []
         kernel = _transformer.NATIVE_KERNELS.get(type(op)) or _numpy_kernels.KERNELS[type(op)]
         calls.append(lambda kernel=kernel, op=op: kernel(op))
     if pending:
-        calls.append(_program(pending))
+        calls.append(_program(pending_ops, pending))
     if not calls:
         return lambda: None
     if len(calls) == 1:

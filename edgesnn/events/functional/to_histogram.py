@@ -7,9 +7,12 @@ counts OFF events (p == 0, or False, or -1) and channel 1 counts ON events (p > 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from edgesnn.errors import OptionError
+from edgesnn.events._dtype import EVENT_DTYPE
 from edgesnn.events.functional._repr_checks import (
     channel_index,
     check_events,
@@ -22,6 +25,26 @@ from edgesnn.events.functional._repr_checks import (
 )  # fmt: skip
 
 __all__ = ["to_histogram", "to_time_bins", "to_stacked_histogram"]
+
+try:
+    from edgesnn.events import _histkernels as _H
+except ImportError:  # built optionally (setup.py); the bincount path below takes over
+    _H = None
+
+#: Counts the C kernel keeps exact: float32 holds whole numbers below 2^24.
+_EXACT_COUNTS = 1 << 24
+
+
+def _native_bins(events: np.ndarray, dtype) -> bool:
+    """True when the C kernel counts these events: EVENT_DTYPE, contiguous, float32 or int32 out."""
+    return (
+        _H is not None
+        and sys.byteorder == "little"
+        and events.dtype == EVENT_DTYPE
+        and events.flags.c_contiguous
+        and np.dtype(dtype) in (np.float32, np.int32)
+        and len(events) < _EXACT_COUNTS
+    )
 
 
 def _index(events: np.ndarray, width: int, height: int, n_channels: int) -> np.ndarray:
@@ -73,6 +96,7 @@ def to_time_bins(
     t_end_us: int | None = None,
     count_cutoff: int | None = None,
     dtype=np.int32,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Histograms of ``n_bins`` equal time bins over ``[t_start_us, t_end_us)``: shape (T, P, H, W).
 
@@ -97,14 +121,23 @@ def to_time_bins(
         Clip each count to at most this value (RVT uses 10 over 50 ms windows).
     dtype : numpy dtype, default int32
         Output dtype; integer counts saturate rather than wrap.
+    out : ndarray, optional
+        Array to write the result into and return (shape (T, P, H, W), dtype ``dtype``,
+        C-contiguous); a stream binned window after window reuses one instead of allocating
+        (and page-faulting) a new one per window.
     """
     w, h, p = sensor_dims(sensor_size)
     n_bins = positive_int(n_bins, "n_bins")
     check_events(events, w, h)
     out_shape = (n_bins, p, h, w)
+    if out is not None:
+        _check_out(out, out_shape, dtype)
     t = events["t"]
     if len(t) == 0 and (t_start_us is None or t_end_us is None):
-        return np.zeros(out_shape, dtype=dtype)
+        if out is None:
+            return np.zeros(out_shape, dtype=dtype)
+        out.fill(0)
+        return out
     ordered = is_sorted(t)
     if t_start_us is None:
         start = int(t[0] if ordered else t.min())
@@ -118,7 +151,13 @@ def to_time_bins(
         raise OptionError(f"t_end_us ({end}) must be after t_start_us ({start})", path="t_end_us")
     cutoff = None if count_cutoff is None else positive_int(count_cutoff, "count_cutoff")
     cells = p * h * w
-    out = np.empty(out_shape, dtype=dtype)
+    if _native_bins(events, dtype):
+        if out is None:
+            out = np.empty(out_shape, dtype=dtype)  # the kernel clears it, bin by bin when sorted
+        _H.time_bins(events, out, out.dtype == np.float32, start, end - start, n_bins, w, h, p, cutoff or 0, ordered)
+        return out
+    if out is None:
+        out = np.empty(out_shape, dtype=dtype)
     if ordered:
         # sorted input (the usual case): each bin is one contiguous run of events
         bounds = np.searchsorted(t, _edges(start, end - start, n_bins))
@@ -135,6 +174,15 @@ def to_time_bins(
         np.minimum(counts, cutoff, out=counts)
     out[...] = saturate(counts, dtype).reshape(out_shape)
     return out
+
+
+def _check_out(out, shape: tuple[int, ...], dtype) -> None:
+    """OptionError unless ``out`` is a writable C-contiguous array of ``shape`` and ``dtype``."""
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.dtype(dtype):
+        got = f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+        raise OptionError(f"expected an array of shape {shape} and dtype {np.dtype(dtype)}, got {got}", path="out")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise OptionError("expected a writable C-contiguous array", path="out")
 
 
 def to_stacked_histogram(
