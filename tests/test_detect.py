@@ -26,6 +26,29 @@ def test_nms_suppresses_within_a_class_only():
     assert nms(boxes, scores, classes, iou_threshold=0.5, max_detections=2).tolist() == [0, 2]
 
 
+def greedy_nms(boxes, scores, classes, iou_threshold):
+    """Textbook greedy NMS, one box at a time: best first, drop what a kept box overlaps."""
+    keep = []
+    for i in np.argsort(-scores, kind="stable"):
+        if all(classes[j] != classes[i] or iou(boxes[j], boxes[i])[0, 0] <= iou_threshold for j in keep):
+            keep.append(int(i))
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_equals_one_box_at_a_time_greedy_on_crowded_scenes(seed):
+    rng = np.random.default_rng(seed)
+    n = 120
+    centres = rng.uniform(0, 60, (n, 2))  # crowded: long chains of boxes suppressing boxes
+    boxes = np.concatenate([centres, rng.uniform(4, 20, (n, 2))], axis=1).astype(np.float32)
+    scores = rng.choice(np.linspace(0.1, 1.0, 40), n)  # ties keep input order
+    classes = rng.integers(0, 3, n)
+    for thr in (0.2, 0.5, 0.8):
+        want = greedy_nms(boxes, scores, classes, thr)
+        got = nms(boxes, scores, classes, iou_threshold=thr, max_detections=n).tolist()
+        assert got == want
+
+
 def test_nms_of_nothing():
     assert nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int), iou_threshold=0.5, max_detections=5).size == 0
 
