@@ -382,6 +382,35 @@ def test_run_loops_in_c_and_equals_stepping(batch):
         np.testing.assert_array_equal(looped.step(xs[0])["out"], stepped.step(xs[0])["out"])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_run_reads_inputs_in_place_and_changes_nothing(threads):
+    """Without the input among the recorded outputs, Session.run points the ops that read the input
+    at each step of the sequence instead of copying it in: same results as stepping, and the input
+    buffer ends holding the last step, as the copying loop leaves it."""
+    from tools.bench.workloads import w1, w3
+
+    for build in (w1, w3):
+        wl = build(np.random.default_rng(0))
+        xs = wl.inputs(np.random.default_rng(2), batch=3, steps=30)
+        options = SessionOptions(backends=("native",), num_threads=threads)
+        looped, stepped = wl.model.session(batch=3, options=options), wl.model.session(batch=3, options=NATIVE)
+        ops, (spec,) = looped._plan.ops, looped.inputs
+        buf = looped._plan.buffers[spec.name]
+        program = looped._step.__self__
+        pairs = np.frombuffer(_native._aliases(program, ops, [(buf, xs)], []), np.int64)
+        assert len(pairs) == 2 and pairs[0] == 0  # the first op reads the input in place
+        names = list(wl.lif_layers) + ["out"]
+        got = looped.run(xs, outputs=names)
+        for t in range(len(xs)):
+            want = stepped.step(xs[t], outputs=names)
+            for name in names:
+                np.testing.assert_array_equal(got[name][t], want[name], err_msg=f"{wl.name} {name} step {t}")
+        np.testing.assert_array_equal(buf, xs[-1])
+        assert _native._aliases(program, ops, [(buf, xs)], [(buf, xs)]) == b""  # recorded: copied as before
+    with pytest.raises(ValueError, match="aliases"):  # a field that does not hold the input's address
+        program.run_steps(1, _native._table([(buf, xs[:1])], 1, "inputs"), b"", np.array([0, 3], np.int64).tobytes())
+
+
 def test_run_casts_inputs_and_accepts_an_empty_sequence():
     from tools.bench.workloads import w1
 

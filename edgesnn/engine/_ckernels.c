@@ -362,7 +362,7 @@ typedef struct {
 /* List the active pixels of every sample (the input is read once, row by row, so channel and
  * row come without divisions); returns their count, or -1 once it passes the limit (the batch
  * then takes the dense path, numpy's rule). Pixels that reach no output are counted, not listed. */
-static int64_t conv_active(const Conv *c) {
+MULTI_TARGET static int64_t conv_active(const Conv *c) {
     int64_t k = 0, n_in = c->c_in * c->h * c->w, c_in_g = c->c_in / c->groups, g_out = c->c_out / c->groups;
     for (int64_t b = 0; b < c->batch; b++) {
         c->act_start[b] = k;
@@ -864,6 +864,14 @@ static int parse_copies(PyObject *obj, const char *what, Py_buffer *view, Copy *
     return 0;
 }
 
+/* An input read in place: record field code[field] holds input q's buffer address and only
+ * reads it, so each step points it at step t of the sequence instead of copying the step in. */
+typedef struct {
+    int64_t q, field;
+} Alias;
+
+#define MAX_ALIASES 64
+
 typedef struct {
     Program *program;
     Py_ssize_t steps;
@@ -871,27 +879,74 @@ typedef struct {
     Py_ssize_t n_in;
     Copy *outs;
     Py_ssize_t n_out;
+    const Alias *alias;
+    Py_ssize_t n_alias;
 } Job;
 
 static void run_job(const Job *j) {
+    unsigned char aliased[MAX_ALIASES] = {0}; /* by input index, for the first MAX_ALIASES inputs */
+    for (Py_ssize_t a = 0; a < j->n_alias; a++) aliased[j->alias[a].q] = 1;
+    int64_t *code = j->program->code;
     for (Py_ssize_t t = 0; t < j->steps; t++) {
         for (Py_ssize_t q = 0; q < j->n_in; q++)
-            memcpy(j->ins[q].buf, j->ins[q].seq + t * j->ins[q].stride, (size_t)j->ins[q].nbytes);
-        run_code(j->program->code, j->program->ncode);
+            if (q >= MAX_ALIASES || !aliased[q])
+                memcpy(j->ins[q].buf, j->ins[q].seq + t * j->ins[q].stride, (size_t)j->ins[q].nbytes);
+        for (Py_ssize_t a = 0; a < j->n_alias; a++) {
+            const Copy *c = &j->ins[j->alias[a].q];
+            code[j->alias[a].field] = (int64_t)(intptr_t)(c->seq + t * c->stride);
+        }
+        run_code(code, j->program->ncode);
         for (Py_ssize_t q = 0; q < j->n_out; q++)
             memcpy(j->outs[q].seq + t * j->outs[q].stride, j->outs[q].buf, (size_t)j->outs[q].nbytes);
     }
+    /* Back to the buffers, which end as the copying loop leaves them: holding the last step. */
+    for (Py_ssize_t a = 0; a < j->n_alias; a++) code[j->alias[a].field] = (int64_t)(intptr_t)j->ins[j->alias[a].q].buf;
+    if (j->steps > 0)
+        for (Py_ssize_t q = 0; q < j->n_in && q < MAX_ALIASES; q++)
+            if (aliased[q])
+                memcpy(j->ins[q].buf, j->ins[q].seq + (j->steps - 1) * j->ins[q].stride, (size_t)j->ins[q].nbytes);
+}
+
+/* Parse and check an alias table (int64 pairs) against a job's inputs and its program. */
+static int parse_aliases(PyObject *obj, Py_buffer *view, Job *job) {
+    job->alias = NULL;
+    job->n_alias = 0;
+    if (obj == NULL || obj == Py_None) return 0;
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) return -1;
+    if (view->len % (Py_ssize_t)sizeof(Alias)) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "aliases: expected int64 pairs");
+        return -1;
+    }
+    const Alias *al = (const Alias *)view->buf;
+    Py_ssize_t n = view->len / (Py_ssize_t)sizeof(Alias);
+    for (Py_ssize_t a = 0; a < n; a++) {
+        const Alias *x = &al[a];
+        /* The field must hold exactly that input's buffer address now: nothing else gets redirected. */
+        if (x->q < 0 || x->q >= job->n_in || x->q >= MAX_ALIASES || x->field < 2 ||
+            x->field >= job->program->ncode ||
+            job->program->code[x->field] != (int64_t)(intptr_t)job->ins[x->q].buf) {
+            PyBuffer_Release(view);
+            PyErr_SetString(PyExc_ValueError, "aliases: a field that does not hold its input's buffer");
+            return -1;
+        }
+    }
+    job->alias = al;
+    job->n_alias = n;
+    return 1;
 }
 
 static PyTypeObject ProgramType;
 
-/* run_steps(steps, ins, outs): for t < steps, copy step t of every input sequence into its
- * buffer, run one step, copy every output buffer into step t of its sequence. The caller
- * (Session.run) checks that every sequence holds steps * nbytes and keeps it alive. */
+/* run_steps(steps, ins, outs[, aliases]): for t < steps, copy step t of every input sequence
+ * into its buffer, run one step, copy every output buffer into step t of its sequence. An input
+ * with aliases is not copied: the record fields that read it point at step t instead, and at the
+ * end its buffer gets the last step. The caller (Session.run) checks that every sequence holds
+ * steps * nbytes and keeps it alive; _native.py lists only fields its ops read. */
 static PyObject *Program_run_steps(Program *self, PyObject *args) {
     Py_ssize_t steps;
-    PyObject *ins_obj, *outs_obj;
-    if (!PyArg_ParseTuple(args, "nOO", &steps, &ins_obj, &outs_obj)) return NULL;
+    PyObject *ins_obj, *outs_obj, *alias_obj = NULL;
+    if (!PyArg_ParseTuple(args, "nOO|O", &steps, &ins_obj, &outs_obj, &alias_obj)) return NULL;
     if (steps < 0) {
         PyErr_SetString(PyExc_ValueError, "steps: expected >= 0");
         return NULL;
@@ -904,10 +959,18 @@ static PyObject *Program_run_steps(Program *self, PyObject *args) {
         PyBuffer_Release(&in_view);
         return NULL;
     }
-    Job job = {self, steps, ins, n_in, outs, n_out};
+    Job job = {self, steps, ins, n_in, outs, n_out, NULL, 0};
+    Py_buffer alias_view;
+    int have_alias = parse_aliases(alias_obj, &alias_view, &job);
+    if (have_alias < 0) {
+        PyBuffer_Release(&in_view);
+        PyBuffer_Release(&out_view);
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
     run_job(&job);
     Py_END_ALLOW_THREADS
+    if (have_alias) PyBuffer_Release(&alias_view);
     PyBuffer_Release(&in_view);
     PyBuffer_Release(&out_view);
     Py_RETURN_NONE;
@@ -920,7 +983,7 @@ static void *run_job_thread(void *arg) {
 
 #define MAX_JOBS 64
 
-/* run_parallel(steps, jobs): jobs is a sequence of (Program, ins, outs) over disjoint memory
+/* run_parallel(steps, jobs): jobs is a sequence of (Program, ins, outs[, aliases]) over disjoint memory
  * (slices of one batch); each runs run_steps on its own thread, the first on the caller's. */
 static PyObject *run_parallel(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_ssize_t steps;
@@ -935,13 +998,13 @@ static PyObject *run_parallel(PyObject *Py_UNUSED(module), PyObject *args) {
         return NULL;
     }
     Job jobs[MAX_JOBS];
-    Py_buffer views[2 * MAX_JOBS];
+    Py_buffer views[3 * MAX_JOBS];
     Py_ssize_t held = 0;
     int failed = 0;
     for (Py_ssize_t q = 0; q < n && !failed; q++) {
         PyObject *item = PySequence_Fast_GET_ITEM(fast, q);
-        PyObject *prog, *ins, *outs;
-        if (!PyArg_ParseTuple(item, "O!OO", &ProgramType, &prog, &ins, &outs)) {
+        PyObject *prog, *ins, *outs, *aliases = NULL;
+        if (!PyArg_ParseTuple(item, "O!OO|O", &ProgramType, &prog, &ins, &outs, &aliases)) {
             failed = 1;
             break;
         }
@@ -957,6 +1020,12 @@ static PyObject *run_parallel(PyObject *Py_UNUSED(module), PyObject *args) {
             break;
         }
         held++;
+        int got = parse_aliases(aliases, &views[held], &jobs[q]);
+        if (got < 0) {
+            failed = 1;
+            break;
+        }
+        held += got;
     }
     if (!failed) {
         pthread_t threads[MAX_JOBS];
@@ -1035,15 +1104,20 @@ static PyObject *Program_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static PyObject *Program_get_nops(Program *self, void *Py_UNUSED(closure)) { return PyLong_FromSsize_t(self->nops); }
 
+static PyObject *Program_get_code(Program *self, void *Py_UNUSED(closure)) {
+    return PyBytes_FromStringAndSize((const char *)self->code, self->ncode * (Py_ssize_t)sizeof(int64_t));
+}
+
 static PyMethodDef Program_methods[] = {
     {"run", (PyCFunction)Program_run, METH_NOARGS, "Run one step of every op in the program."},
     {"run_steps", (PyCFunction)Program_run_steps, METH_VARARGS,
-     "run_steps(steps, ins, outs): run steps steps, copying inputs in and outputs out at each."},
+     "run_steps(steps, ins, outs[, aliases]): run steps steps, copying inputs in and outputs out at each."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Program_getset[] = {
     {"nops", (getter)Program_get_nops, NULL, "Number of ops in the program.", NULL},
+    {"code", (getter)Program_get_code, NULL, "A copy of the program's records (int64 bytes).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

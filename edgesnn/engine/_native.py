@@ -310,8 +310,46 @@ def _slice_op(op: O.Op, start: int, stop: int) -> O.Op:
     return dataclasses.replace(op, **fields)
 
 
-def _batch_slices(ops: tuple[O.Op, ...], batch: int, threads: int) -> list[tuple[int, int, object]] | None:
-    """One (start, stop, Program) per thread over contiguous batch slices, or None if an op cannot split."""
+#: Where each op's record holds its input ``x`` (index in the record, header included), for ops
+#: that only read it. Sums are left out: one may add into its first source in place.
+_X_FIELD = {O.CopyOp: 3, O.DenseOp: 5, O.ConvOp: 12, O.PoolOp: 14, O.ScaleOp: 4, O.ThresholdOp: 4, O.DelayOp: 3,
+            O.NeuronOp: 5}  # fmt: skip
+
+
+def _aliases(program: object, ops: list[O.Op] | tuple[O.Op, ...], ins: Pairs, outs: Pairs, start: int = 0,
+             stop: int | None = None) -> bytes:  # fmt: skip
+    """(input index, record field) pairs of the fields that read an input buffer in place of a copy.
+
+    An input qualifies when no op writes into its buffer and no recorded output is that buffer:
+    then each step can read the sequence directly (run_steps points the fields at step t). Only
+    the ``x`` fields of ops that merely read them are listed, and only where the field holds the
+    buffer's address (checked again in C).
+    """
+    code = np.frombuffer(program.code, np.int64)  # type: ignore[attr-defined]
+    starts, pc = [], 0
+    while pc < len(code):
+        starts.append(pc)
+        pc += int(code[pc + 1])
+    if len(starts) != len(ops):
+        return b""
+    pairs: list[int] = []
+    written = [_span(op.out) for op in ops if isinstance(getattr(op, "out", None), np.ndarray)]
+    recorded = [_span(buf) for buf, _ in outs]
+    for q, (buf, _) in enumerate(ins):
+        row = buf.nbytes // buf.shape[0] if buf.ndim and buf.shape[0] else 0
+        end = buf.shape[0] if stop is None else stop
+        span = (int(buf.__array_interface__["data"][0]) + start * row, (end - start) * row)
+        if any(_overlaps(span, w) for w in written + recorded):
+            continue
+        for op, at in zip(ops, starts, strict=True):
+            field = _X_FIELD.get(type(op))
+            if field is not None and _span(op.x) == span:
+                pairs += [q, at + field]
+    return np.array(pairs, np.int64).tobytes()
+
+
+def _batch_slices(ops: tuple[O.Op, ...], batch: int, threads: int) -> list[tuple[int, int, object, list]] | None:
+    """One (start, stop, Program, sliced ops) per thread over contiguous batch slices, or None if an op cannot split."""
     if threads < 2 or batch < 2 or any(type(op) not in _PER_SAMPLE for op in ops):
         return None
     bounds = np.linspace(0, batch, min(threads, batch) + 1).round().astype(int)
@@ -324,7 +362,7 @@ def _batch_slices(ops: tuple[O.Op, ...], batch: int, threads: int) -> list[tuple
         _link_spike_maps(sliced, parts)  # type: ignore[arg-type]
         code = np.array([v for p in parts for v in p.code], np.int64)  # type: ignore[union-attr]
         keep = tuple(a for p in parts for a in p.keep)  # type: ignore[union-attr]
-        slices.append((int(start), int(stop), _C.Program(code.tobytes(), keep, False)))
+        slices.append((int(start), int(stop), _C.Program(code.tobytes(), keep, False), sliced))
     return slices
 
 
@@ -365,13 +403,14 @@ def sequence_runner(
         if steps <= 0:
             return
         if slices is None:
-            program.run_steps(steps, _table(ins, steps, "inputs"), _table(outs, steps, "outputs"))
+            tables = _table(ins, steps, "inputs"), _table(outs, steps, "outputs")
+            program.run_steps(steps, *tables, _aliases(program, ops, ins, outs))
             return
         for buf, _ in (*ins, *outs):
             if buf.ndim == 0 or buf.shape[0] != batch:
                 raise ValueError(f"expected buffers with {batch} samples first, got shape {buf.shape}")
-        jobs = [(prog, _table(ins, steps, "inputs", a, b), _table(outs, steps, "outputs", a, b))
-                for a, b, prog in slices]  # fmt: skip
+        jobs = [(prog, _table(ins, steps, "inputs", a, b), _table(outs, steps, "outputs", a, b),
+                 _aliases(prog, sliced, ins, outs, a, b)) for a, b, prog, sliced in slices]  # fmt: skip
         _C.run_parallel(steps, jobs)
 
     return run_steps
