@@ -181,8 +181,8 @@ def test_spike_maps_between_layers_change_nothing(monkeypatch, threads):
 
     def counting(ops, parts):
         link(ops, parts)
-        mapped = (_native._C.OP_CONV, _native._C.OP_DENSE, _native._C.OP_NEURON)  # their last field: the map
-        linked.append(sum(1 for p in parts if p.code[0] in mapped and p.code[-1]))
+        linked.append(sum(1 for op, p in zip(ops, parts, strict=True)
+                          if type(op) in _native._MAP_FIELD and p.code[_native._MAP_FIELD[type(op)]]))  # fmt: skip
 
     monkeypatch.setattr(_native, "_link_spike_maps", counting)
     names = list(model.graph.nodes)

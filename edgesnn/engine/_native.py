@@ -147,6 +147,7 @@ def _encode_conv(e: _Encoder, op: O.ConvOp) -> None:
         e.scratch(pairs, np.int32), e.scratch(pairs, np.int32), e.scratch(pairs, np.float32), e.scratch(g, np.int64),
         limit, int(CONV_HWC_WORK_RATIO * n_out), e.scratch(4 * (limit + 1), np.int32), e.scratch(batch + 1, np.int64),
         0,  # spike map of x: set by _link_spike_maps
+        e.scratch(4 * (limit + 1) + h + 1, np.int32),
     ]  # fmt: skip
     e.emit(_C.OP_CONV, fields, batch * n_out * c_in_g * kh * kw // 8)
 
@@ -247,10 +248,14 @@ def _span(arr: np.ndarray) -> tuple[int, int]:
     return int(arr.__array_interface__["data"][0]), int(arr.nbytes)
 
 
+#: Where each record holds its spike-map address (index in the record, header included).
+_MAP_FIELD = {O.DenseOp: 13, O.ConvOp: 34, O.NeuronOp: 27}
+
+
 def _link_spike_maps(ops: list[O.Op], parts: list[_Encoder]) -> None:
     """Give each conv or dense op that reads a neuron op's output, later in the same program, that
     neuron's spike map (see _ckernels.c), so it takes its active inputs from the map instead of
-    scanning the output again. Each encoder holds one record whose last field is the map address.
+    scanning the output again. Each encoder holds one record, with the map address at _MAP_FIELD.
 
     A neuron's map stands for its output only until another op writes that memory; a reader
     placed before the neuron (a recurrent edge) reads last step's output and is not linked.
@@ -262,9 +267,9 @@ def _link_spike_maps(ops: list[O.Op], parts: list[_Encoder]) -> None:
             if bitmap is None:
                 batch = op.x.shape[0]
                 bitmap = np.zeros(batch * (-(-n // 64)) + 1, np.uint64)
-                producer.code[-1] = producer.ptr(bitmap, bitmap.size, np.uint64)
+                producer.code[_MAP_FIELD[O.NeuronOp]] = producer.ptr(bitmap, bitmap.size, np.uint64)
                 maps[_span(op.x)] = (producer, bitmap, n)
-            enc.code[-1] = enc.ptr(bitmap, bitmap.size, np.uint64)
+            enc.code[_MAP_FIELD[type(op)]] = enc.ptr(bitmap, bitmap.size, np.uint64)
         written = getattr(op, "out", None)
         if isinstance(written, np.ndarray):
             for key in [k for k in maps if _overlaps(k, _span(written))]:
