@@ -46,7 +46,7 @@ enum {
 };
 
 /* Fixed record lengths (header included); 0 means variable (SUM). */
-static const int64_t RECORD_LEN[] = {0, 0, 5, 14, 36, 18, 7, 7, 8, 28};
+static const int64_t RECORD_LEN[] = {0, 0, 5, 14, 35, 18, 7, 7, 8, 28};
 
 enum { NF_SPIKING = 1, NF_SYNAPSE = 2, NF_ADAPT = 4, NF_SUBTRACT = 8, NF_NEXT_STEP = 16, NF_SCALAR = 32,
        NF_INCLUSIVE = 64, NF_MULTI = 128, NF_HOLD = 256, NF_COUPLED = 512, NF_ADAPT_INPUT = 1024 };
@@ -357,8 +357,6 @@ typedef struct {
     int64_t *act_start;
     /* The spike map of x (see spike_map), or NULL to scan x. */
     const uint64_t *map;
-    /* Scratch for row_major_active: 4 * (nnz_limit + 1) int32, then h + 1 int32 row counts. */
-    int32_t *rows;
 } Conv;
 
 /* List the active pixels of every sample (the input is read once, row by row, so channel and
@@ -577,20 +575,6 @@ MULTI_TARGET static void conv_scatter_hwc(const Conv *c, const float *x, const i
     }
 }
 
-/* The n active pixels at act (channel-major, as conv_active lists them) reordered by input row,
- * channels within a row in order (a stable counting sort, two passes). Scattered in this order,
- * all channels of a row land on the same one or two output rows of the accumulator while those
- * are in L1; channel-major order swept the whole accumulator once per input channel. */
-static const int32_t *row_major_active(const Conv *c, const int32_t *act, int64_t n) {
-    if (c->c_in == 1 || n < 2) return act;
-    int32_t *sorted = c->rows, *start = c->rows + 4 * (c->limit + 1);
-    memset(start, 0, (size_t)(c->h + 1) * sizeof(int32_t));
-    for (int64_t e = 0; e < n; e++) start[act[4 * e + 1] + 1]++;
-    for (int64_t y = 0; y < c->h; y++) start[y + 1] += start[y];
-    for (int64_t e = 0; e < n; e++) memcpy(sorted + 4 * (int64_t)start[act[4 * e + 1]]++, act + 4 * e, 4 * sizeof(int32_t));
-    return sorted;
-}
-
 /* Direct convolution of one sample: for every output pixel, accumulate the taps over
  * the channels of each group into acc (HO, WO, C_out), contiguous over output channels. */
 static void conv_direct_sample(const Conv *c, const float *x) {
@@ -621,14 +605,13 @@ static void op_conv(const int64_t *r) {
      *  acc (float ho*wo*c_out), ycount, yk, yo, xcount, xk, xo (int32 tap tables),
      *  pix, tap (int32), val (float) pair lists, group_end (int64 groups), nnz_limit,
      *  hwc_work (pair work above which the (HO, WO, C_out) route pays),
-     *  act (int32 4 * (nnz_limit + 1)), act_start (int64 batch + 1), spike map of x|0,
-     *  rows (int32 4 * (nnz_limit + 1) + h + 1)] */
+     *  act (int32 4 * (nnz_limit + 1)), act_start (int64 batch + 1), spike map of x|0] */
     Conv c = {r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
               CF32(r[12]), CF32(r[13]), CF32(r[14]), CF32(r[15]), F32(r[16]), F32(r[19]),
               (int)r[17], (int)r[18],
               I32(r[20]), I32(r[21]), I32(r[22]), I32(r[23]), I32(r[24]), I32(r[25]),
               I32(r[26]), I32(r[27]), F32(r[28]), I64(r[29]), r[30], r[31], I32(r[32]), I64(r[33]),
-              (const uint64_t *)(intptr_t)r[34], I32(r[35])};
+              (const uint64_t *)(intptr_t)r[34]};
     int64_t n_in = c.c_in * c.h * c.w, n_out = c.c_out * c.ho * c.wo;
     /* Same rule as dense: sparse when the whole batch has at most `limit` non-zeros. */
     int sparse = conv_active(&c) >= 0;
@@ -645,7 +628,7 @@ static void op_conv(const int64_t *r) {
         /* Few pairs: scatter straight into (C_out, HO, WO), one channel plane at a time.
          * Many: scatter vectorised over channels into (HO, WO, C_out) and transpose once. */
         if (conv_pair_count(&c, act, n) * c.c_out > c.hwc_work) {
-            conv_scatter_hwc(&c, x, row_major_active(&c, act, n), n);
+            conv_scatter_hwc(&c, x, act, n);
             conv_hwc_to_chw(&c, out);
         } else {
             conv_pairs(&c, x, act, n);

@@ -147,7 +147,6 @@ def _encode_conv(e: _Encoder, op: O.ConvOp) -> None:
         e.scratch(pairs, np.int32), e.scratch(pairs, np.int32), e.scratch(pairs, np.float32), e.scratch(g, np.int64),
         limit, int(CONV_HWC_WORK_RATIO * n_out), e.scratch(4 * (limit + 1), np.int32), e.scratch(batch + 1, np.int64),
         0,  # spike map of x: set by _link_spike_maps
-        e.scratch(4 * (limit + 1) + h + 1, np.int32),
     ]  # fmt: skip
     e.emit(_C.OP_CONV, fields, batch * n_out * c_in_g * kh * kw // 8)
 
