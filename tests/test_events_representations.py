@@ -220,6 +220,21 @@ def test_time_bins_native_kernel_equals_the_bincount_path(monkeypatch, dtype, cu
     np.testing.assert_array_equal(native, numpy_path)
 
 
+def test_time_bins_write_into_a_reused_buffer_and_check_it():
+    ev = random_stream(3000, 40, 30, seed=3)
+    kw = {"sensor_size": (40, 30, 2), "n_bins": 4, "t_start_us": 2000, "t_end_us": 9000, "dtype": np.float32}
+    want = to_time_bins(ev, **kw)
+    buf = np.full((4, 2, 30, 40), 7.0, np.float32)  # stale contents from an earlier window
+    for events in (ev, ev[np.random.default_rng(4).permutation(len(ev))]):  # sorted (C) and shuffled
+        assert to_time_bins(events, out=buf, **kw) is buf
+        np.testing.assert_array_equal(buf, want)
+    assert to_time_bins(ev[:0], out=buf, **kw) is buf and not buf.any()
+    with pytest.raises(OptionError, match="out.*shape"):
+        to_time_bins(ev, out=np.zeros((4, 2, 30, 41), np.float32), **kw)
+    with pytest.raises(OptionError, match="out.*dtype float32"):
+        to_time_bins(ev, out=np.zeros((4, 2, 30, 40), np.int32), **kw)
+
+
 def test_histogram_is_the_time_bins_sum_and_event_frame_its_difference():
     ev = random_stream(5000, 30, 20)
     hist = to_histogram(ev, sensor_size=(30, 20, 2))
