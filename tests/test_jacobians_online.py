@@ -93,3 +93,19 @@ def test_online_refuses_what_it_cannot_train():
         build_network(config_from_dict({"model": {"hidden": [4]}, "train": {"online": True}}), (3,), 3)
     with pytest.raises(OptionError, match="train/online/order"):
         config_from_dict({"train": {"online": {"enabled": True, "order": "sideways"}}})
+
+
+def test_the_comparison_measures_checkpointed_step_memory_and_plots_it(tmp_path):
+    from tools.bench import jacobians as bench
+
+    def mib(mode, steps):
+        return bench._step_memory_mib(bench._online_config("recurrent", mode, "", 8, 1, 4, 2), steps, 3, 2)
+
+    rows = {"bptt": [[60, mib("bptt", 60)], [240, mib("bptt", 240)]], "checkpointed": [[240, mib("checkpointed", 240)]],
+            "online": [[60, 1.0], [240, 1.0]]}  # fmt: skip
+    assert rows["bptt"][1][1] > 3 * rows["bptt"][0][1]  # BPTT keeps every step
+    assert rows["checkpointed"][0][1] < rows["bptt"][1][1]  # checkpointing keeps chunk states only
+    result = {"memory": {"recurrent": {"step_memory_mib": rows, "bptt_mib_per_step": 0.01, "budget_mib": 64.0,
+                                       "bptt_limit_steps": 5000}}}  # fmt: skip
+    bench.plot_memory(result, tmp_path / "memory.png")
+    assert (tmp_path / "memory.png").read_bytes().startswith(b"\x89PNG")

@@ -148,9 +148,22 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _online_config(kind: str, online: bool, data: str, limit: int, epochs: int, hidden: int, batch: int) -> dict:
+#: The ways of computing the gradient compared: plain BPTT, BPTT with the time loop checkpointed
+#: (issue 20's standard scheme, chunks at the planner's memory optimum) and online training.
+MODES = ("bptt", "checkpointed", "online")
+
+
+def _train_section(mode: str) -> dict:
+    if mode == "online":
+        return {"online": True}
+    if mode == "checkpointed":
+        return {"checkpointing": {"scheme": "standard"}}
+    return {}
+
+
+def _online_config(kind: str, mode: str, data: str, limit: int, epochs: int, hidden: int, batch: int) -> dict:
     """The keyword model of the comparison: one adaptive-LIF layer, mean read-out, rate penalty."""
-    return {"name": f"{kind}_{'online' if online else 'bptt'}", "seed": 0, "dt_s": 0.004, "method": "cascade",
+    return {"name": f"{kind}_{mode}", "seed": 0, "dt_s": 0.004, "method": "cascade",
             "epochs": epochs, "batch_size": batch, "eval_batch_size": 256,
             "data": {"kind": "keywords", "path": data, "limit": limit},
             "model": {"kind": kind, "neuron": "adlif", "hidden": [hidden], "tau_out_s": 0.2, "tau_max_s": 1.0,
@@ -158,7 +171,7 @@ def _online_config(kind: str, online: bool, data: str, limit: int, epochs: int, 
                       "recurrent_scale": 1.0, "readout_scale": 3.0, "weight_dt_s": 0.004},
             "loss": {"readout": "mean", "max_rate_hz": 50.0},
             "optimizer": {"lr": 0.005, "schedule": "warmup_cosine", "warmup_epochs": 1},
-            "train": {"online": online}}  # fmt: skip
+            "train": _train_section(mode)}  # fmt: skip
 
 
 def _step_memory_mib(raw: dict, steps: int, n_in: int, n_classes: int) -> float:
@@ -172,7 +185,8 @@ def _step_memory_mib(raw: dict, steps: int, n_in: int, n_classes: int) -> float:
     params = init_params(net, cfg, jax.random.key(0))
     opt = make_optimizer(cfg.optimizer, 10, 1)
     fns = make_steps(net, cfg.surrogate, cfg.loss, opt)
-    x = jax.ShapeDtypeStruct((cfg.batch_size, steps, n_in), jnp.float32)
+    shape = (steps, cfg.batch_size, n_in) if fns.time_major else (cfg.batch_size, steps, n_in)  # checkpointed: (T, B)
+    x = jax.ShapeDtypeStruct(shape, jnp.float32)
     y = jax.ShapeDtypeStruct((cfg.batch_size,), jnp.int32)
     compiled = fns.train.lower(params, opt.init(params), x, y, jax.random.key(1)).compile()
     return compiled.memory_analysis().temp_size_in_bytes / 2**20
@@ -195,40 +209,81 @@ def online_comparison(a: argparse.Namespace) -> dict[str, Any]:
     n_in, n_classes = 64, 22  # the keyword set's channels and classes
     memory: dict[str, Any] = {}
     for kind in a.kinds:
-        rows: dict[str, list] = {"bptt": [], "online": []}
-        for online in (False, True):
-            raw = _online_config(kind, online, a.data, a.limit, a.epochs, a.hidden, a.batch)
+        rows: dict[str, list] = {mode: [] for mode in a.modes}
+        for mode in a.modes:
+            raw = _online_config(kind, mode, a.data, a.limit, a.epochs, a.hidden, a.batch)
             for steps in a.memory_steps:
-                rows["online" if online else "bptt"].append([steps, _step_memory_mib(raw, steps, n_in, n_classes)])
+                rows[mode].append([steps, _step_memory_mib(raw, steps, n_in, n_classes)])
         (t0, m0), (t1, m1) = rows["bptt"][0], rows["bptt"][-1]
         slope = (m1 - m0) / (t1 - t0)  # MiB per step: BPTT keeps every step's state for the backward pass
         budget = a.budget_mib if a.budget_mib else _available_mib()
         limit = int(t0 + (budget - m0) / slope) if slope > 0 else None
-        far = [] if limit is None else [10 * limit]
-        raw = _online_config(kind, True, a.data, a.limit, a.epochs, a.hidden, a.batch)
-        rows["online"] += [[steps, _step_memory_mib(raw, steps, n_in, n_classes)] for steps in far]
+        # Beyond plain BPTT's limit: the T where it would fill the budget, and ten times that.
+        far = [] if limit is None else [limit, 10 * limit]
+        for mode in (m for m in a.modes if m != "bptt"):
+            raw = _online_config(kind, mode, a.data, a.limit, a.epochs, a.hidden, a.batch)
+            rows[mode] += [[steps, _step_memory_mib(raw, steps, n_in, n_classes)] for steps in far]
         memory[kind] = {"step_memory_mib": rows, "bptt_mib_per_step": slope, "budget_mib": budget,
                         "bptt_limit_steps": limit}  # fmt: skip
         print(f"memory {kind}: done", file=sys.stderr, flush=True)
     runs = []
-    for kind in a.kinds:
-        for online in (False, True):
-            raw = _online_config(kind, online, a.data, a.limit, a.epochs, a.hidden, a.batch)
+    for kind in a.kinds if a.train_runs else ():
+        for mode in a.modes:
+            raw = _online_config(kind, mode, a.data, a.limit, a.epochs, a.hidden, a.batch)
             with tempfile.TemporaryDirectory() as out:
                 s = train(config_from_dict(raw), out, quiet=True)
                 bundle = s.get("bundle") is not None and Path(s["bundle"]).exists()
-            runs.append({"model": kind, "mode": "online" if online else "bptt",
+            online = mode == "online"
+            runs.append({"model": kind, "mode": mode,
                          "online_gradient": None if not online else ("exact" if kind == "feedforward" else "e-prop"),
                          "test_accuracy": s.get("test_accuracy"), "best_val_accuracy": s["best_val_accuracy"],
                          "steady_samples_per_s": s["steady_throughput_samples_per_s"],
                          "ms_per_sample": 1e3 / s["steady_throughput_samples_per_s"]
                          if s["steady_throughput_samples_per_s"] else None,
                          "train_seconds": s["train_seconds"], "bundle_exported": bundle})  # fmt: skip
-            print(f"run {kind} {'online' if online else 'bptt'}: done", file=sys.stderr, flush=True)
+            print(f"run {kind} {mode}: done", file=sys.stderr, flush=True)
     settings = {"data": a.data, "limit_per_split": a.limit, "epochs": a.epochs, "hidden": a.hidden,
                 "batch": a.batch, "dt_s": 0.004, "neuron": "adlif", "memory_steps": a.memory_steps,
                 "lr": 0.005}  # fmt: skip
     return {"settings": settings, "memory": memory, "runs": runs}
+
+
+def plot_memory(result: dict[str, Any], path: Path) -> None:
+    """Step memory against T (log-log) per model and gradient mode, with the budget and BPTT's limit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(result["memory"])
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), squeeze=False)
+    styles = {"bptt": ("tab:red", "o"), "checkpointed": ("tab:orange", "s"), "online": ("tab:blue", "^")}
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        m = result["memory"][kind]
+        for mode, rows in m["step_memory_mib"].items():
+            colour, marker = styles.get(mode, ("gray", "x"))
+            ts, mib = zip(*sorted(rows), strict=True)
+            ax.plot(ts, mib, marker=marker, color=colour, label=mode)
+        if m["bptt_limit_steps"]:  # plain BPTT extrapolated to where it fills the budget
+            (t0, m0) = m["step_memory_mib"]["bptt"][0]
+            t1 = m["bptt_limit_steps"]
+            ax.plot([t0, t1], [m0, m0 + m["bptt_mib_per_step"] * (t1 - t0)], ":", color="tab:red",
+                    label="bptt, extrapolated")  # fmt: skip
+            ax.axvline(t1, color="gray", lw=0.8, ls="--")
+            ax.axvline(10 * t1, color="gray", lw=0.8, ls=":")
+        ax.axhline(
+            m["budget_mib"], color="black", lw=0.8, ls="--", label=f"free memory ({m['budget_mib'] / 1024:.1f} GiB)"
+        )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length T (steps)")
+        ax.set_ylabel("XLA temporary buffers of one training step (MiB)")
+        ax.set_title(f"{kind} layer: BPTT limit T = {m['bptt_limit_steps']:,} (dashed), 10x (dotted)", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,11 +303,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-steps", type=int, nargs="+", default=[125, 250, 500, 1000])
     ap.add_argument("--kinds", nargs="+", default=["feedforward", "recurrent"], choices=["feedforward", "recurrent"])
     ap.add_argument("--budget-mib", type=float, help="memory BPTT may use (default: available memory)")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        default=list(MODES),
+        choices=MODES,
+        help="gradient modes compared (bptt is always measured: it sets the limit)",
+    )
+    ap.add_argument("--plot", type=Path, help="with --online: write the memory-against-T plot (PNG) here")
+    ap.add_argument(
+        "--no-train",
+        dest="train_runs",
+        action="store_false",
+        help="with --online: the memory figures only, no training runs",
+    )
     a = ap.parse_args(argv)
     if a.online:
         if a.batch == 512:
             a.batch = 32
+        a.modes = ["bptt", *[m for m in a.modes if m != "bptt"]]
         result = online_comparison(a)
+        if a.plot:
+            plot_memory(result, a.plot)
         text = json.dumps(result, indent=1)
         if a.out:
             a.out.parent.mkdir(parents=True, exist_ok=True)

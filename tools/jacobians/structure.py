@@ -60,6 +60,12 @@ def identity_struct(shape: tuple[int, ...]) -> Struct:
     return Struct(tuple(shape), tuple(shape), tuple(range(len(shape))), (1,) * len(shape), True)
 
 
+#: Products whose index space (per example: the multiplications) is at most this many points run as
+#: a fused multiply-and-sum instead of einsum. Measured on the cell steps (16 neurons, 8 inputs) at
+#: batch 512: einsum took 2-4x longer there; the MLP's larger products stay faster as einsum.
+SMALL_PRODUCT = 4096
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """How to form a product or a sum of blocks: the result's structure, its cost, and the arithmetic."""
@@ -154,6 +160,17 @@ def compose_plan(b: Struct, a: Struct) -> Plan:
     )
     a_expand = tuple(size[lab] if lab in a_keep else 1 for lab in res_labels)
     b_expand = tuple(size[lab] if lab in b_keep else 1 for lab in res_labels)
+    # A small product as a broadcast multiply summed over the contracted labels: XLA fuses the
+    # multiply into the reduction, where a dot_general of tiny matrices (batched by vmap) costs a
+    # call per matrix. The same multiplications, another order of the sum.
+    summed = [lab for lab in size if lab not in res_labels and lab not in pre]
+    every = res_labels + summed
+    short = not elementwise and math.prod(size[lab] for lab in summed) <= SMALL_PRODUCT
+    a_perm = [a_keep.index(lab) for lab in every if lab in a_keep]
+    b_perm = [b_keep.index(lab) for lab in every if lab in b_keep]
+    a_full = tuple(size[lab] if lab in a_keep else 1 for lab in every)
+    b_full = tuple(size[lab] if lab in b_keep else 1 for lab in every)
+    sum_axes = tuple(range(len(res_labels), len(every)))
 
     def apply(bval: Array, aval: Array) -> Array:
         if a_sum:
@@ -164,6 +181,10 @@ def compose_plan(b: Struct, a: Struct) -> Plan:
             a_in = jnp.reshape(jnp.broadcast_to(aval, a_target), a_expand)
             b_in = jnp.reshape(jnp.broadcast_to(bval, b_target), b_expand)
             out = a_in * b_in
+        elif short:
+            a_in = jnp.reshape(jnp.transpose(jnp.broadcast_to(aval, a_target), a_perm), a_full)
+            b_in = jnp.reshape(jnp.transpose(jnp.broadcast_to(bval, b_target), b_perm), b_full)
+            out = jnp.sum(a_in * b_in, axis=sum_axes)
         else:
             out = jnp.einsum(spec, jnp.broadcast_to(aval, a_target), jnp.broadcast_to(bval, b_target))
         out = jnp.broadcast_to(out, val_shape) if out.shape != val_shape else out
