@@ -95,3 +95,11 @@ def test_a_loihi_program_runs_in_loihi_numerics_by_default(door, capsys) -> None
     assert main(["fsm", "compile", "door.json", "-o", "x.esnn", "--neurons", "600", "--loihi"]) != 0
     err = capsys.readouterr().err
     assert "weights: Loihi stores 8-bit integer weights" in err or "neurons: a unit's input can reach" in err
+
+
+def test_sparse_ternary_weights_per_neuron_from_the_command_line(door, capsys) -> None:
+    assert main(["fsm", "compile", "door.json", "-o", "fanin.esnn", "--neurons", "1000", "--weights", "ternary",
+                 "--sparsity", "0.9", "--sparsity-per", "neuron", "--seed", "1"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["fsm", "run", "fanin.esnn", "--inputs", "symbols.txt", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["correct"]

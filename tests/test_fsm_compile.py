@@ -137,6 +137,14 @@ def test_non_ideal_weights_follow_the_options() -> None:
     off = ~np.eye(300, dtype=bool)
     assert abs(np.std((noisy - binary)[off]) - 2.0) < 0.05 and np.all(np.diag(noisy) == 0)
 
+    # Per neuron: every row keeps its own 2 % (6 of 299 inputs), the largest of that row, signs kept.
+    per = compile_fsm(DOOR, CompileOptions(neurons=300, seed=2, weights="ternary", sparsity=0.98,
+                                           sparsity_scope="neuron")).weight  # fmt: skip
+    assert (np.count_nonzero(per, axis=1) == 6).all() and np.all(np.diag(per) == 0)
+    np.testing.assert_array_equal(per[per != 0], np.sign(ideal[per != 0]))
+    for i in range(300):
+        assert np.min(np.abs(ideal[i][per[i] != 0])) >= np.max(np.abs(ideal[i][(per[i] == 0) & off[i]]))
+
 
 @pytest.mark.parametrize(
     ("options", "match"),
@@ -144,7 +152,8 @@ def test_non_ideal_weights_follow_the_options() -> None:
      ({"weights": "ternary"}, "sparsity: ternary weights need a sparsity > 0"),
      ({"weights": "binary", "sparsity": 0.5}, "sparsity: binary weights are all"),
      ({"noise_sigma": 1.0}, "noise_sigma: weight noise is relative to"), ({"weights": "float8"}, "weights: expected"),
-     ({"update_probability": 0.0}, "update_probability: expected a probability")],
+     ({"update_probability": 0.0}, "update_probability: expected a probability"),
+     ({"weights": "ternary", "sparsity": 0.9, "sparsity_scope": "row"}, "sparsity_scope: expected one of matrix")],
 )  # fmt: skip
 def test_bad_options_name_the_option(options: dict, match: str) -> None:
     with pytest.raises(OptionError, match=match):

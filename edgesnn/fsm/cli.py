@@ -43,7 +43,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     options = CompileOptions(neurons=args.neurons, coding=args.sparse, seed=args.seed, weights=args.weights,
-                             sparsity=args.sparsity, noise_sigma=args.noise, hold_steps=args.hold,
+                             sparsity=args.sparsity, sparsity_scope=args.sparsity_per, noise_sigma=args.noise,
+                             hold_steps=args.hold,
                              update_probability=args.update_probability)  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CapacityWarning)
@@ -158,7 +159,7 @@ def plot_overlaps(overlaps: np.ndarray, info: dict[str, Any], path: str, hold: i
 def add_fsm_commands(sub: Any) -> None:
     """Add ``edgesnn fsm compile`` and ``edgesnn fsm run``."""
     from edgesnn.cli import Parser
-    from edgesnn.fsm.compile import WEIGHTS
+    from edgesnn.fsm.compile import SPARSITY_SCOPES, WEIGHTS
 
     fsm = sub.add_parser("fsm", help="finite-state machines compiled into attractor networks")
     fsub = fsm.add_subparsers(dest="fsm_command", required=True, metavar="COMMAND", parser_class=Parser)
@@ -171,6 +172,12 @@ def add_fsm_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every random vector and of the weight noise")
     p.add_argument("--weights", choices=WEIGHTS, default="ideal", help="weight precision (default ideal)")
     p.add_argument("--sparsity", type=float, default=0.0, help="fraction of weights zeroed, smallest first")
+    p.add_argument(
+        "--sparsity-per",
+        choices=SPARSITY_SCOPES,
+        default="matrix",
+        help="keep the largest weights of the whole matrix, or the same number per neuron (fan-in)",
+    )
     p.add_argument("--noise", type=float, default=0.0, metavar="SIGMA", help="Gaussian weight noise (+-1 weights)")
     p.add_argument("--hold", type=int, default=10, help="steps each input phase (none, s_a, s_b) is held")
     p.add_argument("--async", dest="update_probability", type=float, default=1.0, metavar="P",

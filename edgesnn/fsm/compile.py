@@ -25,7 +25,9 @@ states are read out by the sum of the patterns of the states with that output.
 Non-ideal weights (the paper's robustness tests) materialise ``W`` (N x N): ``weights="binary"``
 takes :math:`\mathrm{sgn}(W)`, ``"ternary"`` keeps the sign of the largest :math:`|W|` only
 (``sparsity`` is the fraction zeroed, ties at the cut drawn from the seed; with ``"ideal"`` the
-largest values are kept as they are),
+largest values are kept as they are; ``sparsity_scope="neuron"`` keeps the same number of the
+largest :math:`|W|` in every neuron's inputs, the fixed fan-in a chip gives each neuron, instead of
+the largest over the whole matrix),
 and ``noise_sigma`` adds :math:`\sigma \chi` off the diagonal, :math:`\chi` standard normal.
 """
 
@@ -40,6 +42,8 @@ from edgesnn.errors import OptionError
 from edgesnn.fsm.spec import FSMSpec
 
 WEIGHTS = ("ideal", "binary", "ternary")
+#: Where ``sparsity`` keeps the largest weights: over the whole matrix, or per neuron (row).
+SPARSITY_SCOPES = ("matrix", "neuron")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +61,7 @@ class CompileOptions:
     seed: int = 0
     weights: str = "ideal"
     sparsity: float = 0.0
+    sparsity_scope: str = "matrix"
     noise_sigma: float = 0.0
     output_coding: float = 0.02
     hold_steps: int = 10
@@ -77,6 +82,9 @@ class CompileOptions:
         _in_range(self.sparsity, "sparsity", 0.0, 1.0, "a fraction of weights zeroed in [0, 1)", low_open=False)
         if self.weights == "ternary" and self.sparsity == 0:
             raise OptionError("ternary weights need a sparsity > 0 (the fraction of weights set to 0)", path="sparsity")
+        if self.sparsity_scope not in SPARSITY_SCOPES:
+            raise OptionError(f"expected one of {', '.join(SPARSITY_SCOPES)}, got {self.sparsity_scope!r}",
+                              path="sparsity_scope")  # fmt: skip
         if self.weights == "binary" and self.sparsity > 0:
             raise OptionError("binary weights are all +-1; use weights='ternary' for sparse ones", path="sparsity")
         if not isinstance(self.noise_sigma, (int, float)) or not 0 <= self.noise_sigma < np.inf:
@@ -271,7 +279,9 @@ def nonideal_weight(w: np.ndarray, opts: CompileOptions, rng: np.random.Generato
     w = np.array(w, np.float32)
     n = w.shape[0]
     np.fill_diagonal(w, 0.0)
-    if opts.sparsity > 0:
+    if opts.sparsity > 0 and opts.sparsity_scope == "neuron":
+        _keep_per_neuron(w, int(round((1 - opts.sparsity) * (n - 1))), rng)
+    elif opts.sparsity > 0:
         mag = np.abs(w).ravel()
         keep = int(round((1 - opts.sparsity) * (n * n - n)))
         # The zero diagonal sits at the bottom of |W| and never reaches the kept top.
@@ -293,4 +303,29 @@ def nonideal_weight(w: np.ndarray, opts: CompileOptions, rng: np.random.Generato
     return w
 
 
-__all__ = ["CompileOptions", "FSMNetwork", "WEIGHTS", "build_factors", "compile_fsm", "nonideal_weight"]
+def _keep_per_neuron(w: np.ndarray, keep: int, rng: np.random.Generator) -> None:
+    """Zero all but the ``keep`` largest ``|w|`` of each row, in place; ties at a row's cut drawn from ``rng``."""
+    n = w.shape[1]
+    if keep <= 0:
+        w[:] = 0.0
+        return
+    for start in range(0, w.shape[0], 512):  # blocks of rows: a few N x 512 temporaries at most
+        blk = w[start : start + 512]
+        mag = np.abs(blk)
+        cut = np.partition(mag, n - keep, axis=1)[:, n - keep, None]  # each row's keep-th largest
+        above, ties = mag > cut, mag == cut
+        need = keep - above.sum(axis=1)  # how many of the tied values each row still keeps (>= 1)
+        score = np.where(ties, rng.random(blk.shape), -1.0)  # a random rank among the ties
+        bar = np.sort(score, axis=1)[np.arange(len(blk)), n - need, None]
+        blk[~(above | (ties & (score >= bar)))] = 0.0
+
+
+__all__ = [
+    "CompileOptions",
+    "FSMNetwork",
+    "SPARSITY_SCOPES",
+    "WEIGHTS",
+    "build_factors",
+    "compile_fsm",
+    "nonideal_weight",
+]

@@ -26,6 +26,9 @@ CONDITIONS: tuple[tuple[str, dict[str, Any], int], ...] = (
     ("binary, noise sigma 5", {"weights": "binary", "noise_sigma": 5.0}, 10),
     ("ternary, 98 % sparse", {"weights": "ternary", "sparsity": 0.98}, 10),
     ("ternary, 99 % sparse", {"weights": "ternary", "sparsity": 0.99}, 10),
+    # The same budgets kept per neuron: every unit its own 2 % or 1 % strongest inputs (a fixed fan-in).
+    ("ternary, 98 % sparse per neuron", {"weights": "ternary", "sparsity": 0.98, "sparsity_scope": "neuron"}, 10),
+    ("ternary, 99 % sparse per neuron", {"weights": "ternary", "sparsity": 0.99, "sparsity_scope": "neuron"}, 10),
     ("10 % asynchronous updates", {"update_probability": 0.1}, 40),
 )
 
@@ -111,6 +114,7 @@ def run_condition(spec: FSMSpec, symbols: list[str], n: int, seed: int, extra: d
 #: numerics need every unit's drive under 1024: binary weights up to N = 1024, sparse ternary ones beyond.
 LOIHI_CONDITIONS: tuple[tuple[str, dict[str, Any], int], ...] = (
     ("ternary, 98 % sparse", {"weights": "ternary", "sparsity": 0.98}, 10_000),
+    ("ternary, 99 % sparse per neuron", {"weights": "ternary", "sparsity": 0.99, "sparsity_scope": "neuron"}, 10_000),
 )
 
 
