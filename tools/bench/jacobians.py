@@ -325,12 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         result = online_comparison(a)
         if a.plot:
             plot_memory(result, a.plot)
-        text = json.dumps(result, indent=1)
-        if a.out:
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(text + "\n")
-        print(text)
-        return 0
+        return _emit(result, a.out)
     tasks = benchmark_tasks() + cell_tasks(n=a.cell_size, n_in=max(a.cell_size // 2, 1))
     if a.tasks:
         unknown = set(a.tasks) - {t.name for t in tasks}
@@ -355,10 +350,15 @@ def main(argv: list[str] | None = None) -> int:
         "summary": _summary(rows),
     }
     print(_table(rows), file=sys.stderr)
+    return _emit(result, a.out)
+
+
+def _emit(result: dict[str, Any], out: Path | None) -> int:
+    """Print the JSON document, and write it to ``out`` when given."""
     text = json.dumps(result, indent=1)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text + "\n")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
     print(text)
     return 0
 
